@@ -1,0 +1,62 @@
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../config.js';
+import { openDatabase, type Database } from '../db/connect.js';
+import { createLogger, type Logger } from '../log.js';
+
+export interface GlobalOptions {
+  config?: string;
+  databaseUrl?: string;
+  json?: boolean;
+  yes?: boolean;
+  verbose?: boolean;
+}
+
+export interface CommandContext {
+  config: Config;
+  log: Logger;
+  db: Database;
+  json: boolean;
+  yes: boolean;
+  /** Aborted on SIGINT/SIGTERM: long-running commands stop gracefully when it fires. */
+  signal: AbortSignal;
+}
+
+export function globalOptions(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+export function contextLogger(options: GlobalOptions, config?: Config): Logger {
+  return createLogger({ level: options.verbose ? 'debug' : (config?.logLevel ?? 'info') });
+}
+
+/**
+ * Runs one command with its config, logger and database, and always releases them: the
+ * embedded Postgres this process started is stopped on success, failure, or a signal.
+ * A first Ctrl-C asks the command to stop; a second one stops at once.
+ */
+export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>): Promise<T> {
+  const options = globalOptions(command);
+  const config = loadConfig(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl });
+  const log = contextLogger(options, config);
+  const controller = new AbortController();
+  let db: Database | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (controller.signal.aborted) {
+      log.warn({ signal }, 'second signal: stopping now');
+      void (db?.close() ?? Promise.resolve()).finally(() => process.exit(130));
+      return;
+    }
+    log.info({ signal }, 'stopping (again to force)');
+    controller.abort(new Error(`received ${signal}`));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    db = await openDatabase(config, log);
+    return await run({ config, log, db, json: options.json ?? false, yes: options.yes ?? false, signal: controller.signal });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await db?.close();
+  }
+}

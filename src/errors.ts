@@ -1,0 +1,99 @@
+/**
+ * Every error an operator can cause or meet is one of these classes; the CLI maps the class to
+ * an exit code in one place (DESIGN §8): 1 a check failed, 2 bad input, 3 runtime failure.
+ */
+export abstract class CutoverError extends Error {
+  abstract readonly exitCode: 1 | 2 | 3;
+
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input: a flag value, a payload, a plan file, an argument. Nothing was written. */
+export class UsageError extends CutoverError {
+  readonly exitCode = 2 as const;
+}
+
+/** A check ran and found something: discrepancies, a failed gate, a held lock. */
+export class CheckFailedError extends CutoverError {
+  readonly exitCode = 1 as const;
+}
+
+/** The environment failed us: database unreachable, a migration that cannot apply. */
+export class RuntimeFailure extends CutoverError {
+  readonly exitCode = 3 as const;
+}
+
+export class DatabaseUnavailableError extends RuntimeFailure {}
+
+export class MigrationChecksumError extends RuntimeFailure {
+  constructor(readonly migrationName: string) {
+    super(
+      `migration ${migrationName} was changed after it was applied (checksum differs); ` +
+        'restore the original file and put the change in a new migration',
+    );
+  }
+}
+
+export class UnknownJobTypeError extends UsageError {
+  constructor(
+    readonly type: string,
+    known: readonly string[],
+  ) {
+    super(`unknown job type '${type}' (known: ${known.join(', ') || 'none'})`);
+  }
+}
+
+export class InvalidPayloadError extends UsageError {
+  constructor(
+    readonly type: string,
+    detail: string,
+  ) {
+    super(`invalid payload for ${type}: ${detail}`);
+  }
+}
+
+/** Postgres SQLSTATE codes cutover reacts to, named once. */
+export const PgCode = {
+  uniqueViolation: '23505',
+  checkViolation: '23514',
+  invalidCatalogName: '3D000',
+  invalidPassword: '28P01',
+  invalidAuthorization: '28000',
+  cannotConnectNow: '57P03',
+  adminShutdown: '57P01',
+  lockNotAvailable: '55P03',
+  undefinedTable: '42P01',
+} as const;
+
+const connectionErrnos = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ETIMEDOUT', 'ECONNRESET', 'EAI_AGAIN']);
+const connectionSqlStates = new Set<string>([
+  PgCode.invalidCatalogName,
+  PgCode.invalidPassword,
+  PgCode.invalidAuthorization,
+  PgCode.cannotConnectNow,
+  PgCode.adminShutdown,
+]);
+
+function errorCode(error: unknown): string | undefined {
+  if (typeof error === 'object' && error !== null && 'code' in error) {
+    const code = (error as { code: unknown }).code;
+    return typeof code === 'string' ? code : undefined;
+  }
+  return undefined;
+}
+
+/** True when the error means "could not reach or log in to Postgres". */
+export function isConnectionError(error: unknown): boolean {
+  if (error instanceof AggregateError) return error.errors.some(isConnectionError);
+  const code = errorCode(error);
+  if (code && (connectionErrnos.has(code) || connectionSqlStates.has(code))) return true;
+  const message = error instanceof Error ? error.message : '';
+  return /Connection terminated|connect ECONNREFUSED|timeout expired/i.test(message);
+}
+
+export function isPgError(error: unknown, code: string): boolean {
+  return errorCode(error) === code;
+}
