@@ -4,6 +4,8 @@ import { CutoverError, isConnectionError } from '../errors.js';
 import { redactSecrets } from '../log.js';
 import { registerDbCommands } from './db.js';
 import { registerStatusCommand } from './status.js';
+import { registerWorkerCommand } from './worker.js';
+import { registerEnqueueCommand } from './enqueue.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -17,6 +19,8 @@ export function buildProgram(): Command {
     .exitOverride();
   registerDbCommands(program);
   registerStatusCommand(program);
+  registerEnqueueCommand(program);
+  registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

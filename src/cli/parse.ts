@@ -1,0 +1,25 @@
+import { InvalidArgumentError } from 'commander';
+
+/** Commander argument parsers that state the rule in their error (exit 2 via CommanderError). */
+export function integerIn(min: number, max: number): (value: string) => number {
+  return (value) => {
+    if (!/^-?\d+$/.test(value.trim())) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}, got '${value}'`);
+    const parsed = Number(value);
+    if (parsed < min || parsed > max) throw new InvalidArgumentError(`must be an integer from ${min} to ${max}, got '${value}'`);
+    return parsed;
+  };
+}
+
+export function commaList(value: string): string[] {
+  const items = value.split(',').map((item) => item.trim()).filter(Boolean);
+  if (!items.length) throw new InvalidArgumentError(`must be a comma-separated list, got '${value}'`);
+  return items;
+}
+
+export function jsonValue(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`must be JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+}

@@ -1,0 +1,51 @@
+// The process that runs one legacy job (DESIGN §5): isolation like the legacy system, memory
+// returned to the OS on exit. It speaks the JSON-lines protocol of ./protocol.ts.
+import { text } from 'node:stream/consumers';
+import { createPool, type Pool } from '../db/pool.js';
+import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
+import { loadRegistry } from '../jobs/registry.js';
+import { CHILD_DATABASE_URL_ENV, type ChildJob, type ChildMessage } from './protocol.js';
+
+function send(message: ChildMessage): Promise<void> {
+  return new Promise((resolve) => process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve()));
+}
+
+async function main(): Promise<number> {
+  const job = JSON.parse(await text(process.stdin)) as ChildJob;
+  const controller = new AbortController();
+  process.once('SIGTERM', () => controller.abort(new Error('terminated')));
+  let pool: Pool | undefined;
+  try {
+    const registry = await loadRegistry(job.registryModule);
+    let payload: unknown;
+    try {
+      // An unknown type or a payload that fails its schema can never succeed: no retry.
+      payload = await registry.validate(job.type, job.payload);
+    } catch (error) {
+      throw new NonRetryableError(error instanceof Error ? error.message : String(error));
+    }
+    const result = await registry.require(job.type).handler(payload, {
+      jobId: job.jobId,
+      attempt: job.attempt,
+      engine: 'LEGACY',
+      signal: controller.signal,
+      db: () => (pool ??= createPool(requireDatabaseUrl(), { max: 1, applicationName: 'cutover-legacy-job' })),
+      log: (message, fields) => void send(fields ? { type: 'log', message, fields } : { type: 'log', message }),
+    });
+    await send({ type: 'result', result: result ?? null });
+    return 0;
+  } catch (error) {
+    await send({ type: 'error', error: classifyFailure(error) });
+    return 1;
+  } finally {
+    await pool?.end().catch(() => undefined);
+  }
+}
+
+function requireDatabaseUrl(): string {
+  const url = process.env[CHILD_DATABASE_URL_ENV];
+  if (!url) throw new Error(`${CHILD_DATABASE_URL_ENV} is not set`);
+  return url;
+}
+
+process.exit(await main());

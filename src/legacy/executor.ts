@@ -1,0 +1,95 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import type { JobFailure } from '../jobs/errors.js';
+import { compiledEntry } from '../paths.js';
+import { CHILD_DATABASE_URL_ENV, parseChildLine, type ChildJob } from './protocol.js';
+
+export type ChildOutcome =
+  | { ok: true; result: unknown; logs: string }
+  | { ok: false; failure: JobFailure; logs: string };
+
+export interface ExecuteOptions {
+  timeoutMs: number;
+  /** Between SIGTERM and SIGKILL when a job overruns. @defaultValue 5000 */
+  killGraceMs?: number;
+  databaseUrl: string;
+  /** Aborting kills the child the same way a timeout does (worker shutdown). */
+  signal?: AbortSignal;
+  /** @defaultValue the compiled ./child.js */
+  entry?: string;
+}
+
+/** Logs kept per job: enough to debug, bounded so a chatty job can't exhaust memory. */
+const MAX_LOG_CHARS = 64 * 1024;
+
+class LogBuffer {
+  private text = '';
+  private dropped = 0;
+
+  append(line: string): void {
+    if (this.text.length + line.length + 1 > MAX_LOG_CHARS) {
+      this.dropped += 1;
+      return;
+    }
+    this.text += `${line}\n`;
+  }
+
+  toString(): string {
+    return this.dropped ? `${this.text}[${this.dropped} more lines dropped]\n` : this.text;
+  }
+}
+
+/**
+ * Runs one job in a child process (no shell, payload on stdin, JSON lines back). A `result`
+ * line means success even when the child then exits non-zero, as legacy workers do; no result
+ * and a non-zero exit, a crash, or a timeout is a failure.
+ */
+export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<ChildOutcome> {
+  const entry = options.entry ?? compiledEntry('legacy/child.js');
+  const child = spawn(process.execPath, [entry], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, [CHILD_DATABASE_URL_ENV]: options.databaseUrl },
+  });
+  const logs = new LogBuffer();
+  let result: { value: unknown } | undefined;
+  let reportedFailure: JobFailure | undefined;
+  let stopReason: string | undefined;
+
+  createInterface({ input: child.stdout }).on('line', (line) => {
+    const message = parseChildLine(line);
+    if (!message) return logs.append(line);
+    if (message.type === 'log') logs.append(message.fields ? `${message.message} ${JSON.stringify(message.fields)}` : message.message);
+    else if (message.type === 'result') result ??= { value: message.result };
+    else reportedFailure ??= message.error;
+  });
+  createInterface({ input: child.stderr }).on('line', (line) => logs.append(`[stderr] ${line}`));
+
+  let killTimer: NodeJS.Timeout | undefined;
+  const stop = (reason: string) => {
+    if (stopReason || child.exitCode !== null || child.signalCode !== null) return;
+    stopReason = reason;
+    child.kill('SIGTERM');
+    killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 5000);
+  };
+  const timeout = setTimeout(() => stop(`timed out after ${Math.round(options.timeoutMs / 1000)}s`), options.timeoutMs);
+  const onAbort = () => stop('interrupted by worker shutdown');
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+
+  child.stdin.on('error', () => undefined); // a child that dies at once closes stdin under us
+  child.stdin.end(JSON.stringify(job));
+
+  return new Promise((resolve) => {
+    child.on('error', (error) => logs.append(`[spawn] ${error.message}`));
+    child.on('close', (code, signal) => {
+      clearTimeout(timeout);
+      clearTimeout(killTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      const text = logs.toString();
+      if (result) return resolve({ ok: true, result: result.value, logs: text });
+      if (stopReason) return resolve({ ok: false, failure: { message: stopReason, kind: 'retryable' }, logs: text });
+      if (reportedFailure) return resolve({ ok: false, failure: reportedFailure, logs: text });
+      const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
+      resolve({ ok: false, failure: { message: `job process ${how} without a result`, kind: 'retryable' }, logs: text });
+    });
+  });
+}

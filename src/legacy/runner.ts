@@ -1,0 +1,249 @@
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import type { Pool } from '../db/pool.js';
+import { retryDelaySeconds, type RetryPolicy } from '../jobs/define.js';
+import type { JobFailure } from '../jobs/errors.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+import { executeInChild, type ChildOutcome } from './executor.js';
+import {
+  claimNextLegacyJob,
+  completeLegacyJob,
+  failLegacyJob,
+  heartbeat,
+  insertRetryRow,
+  lockStaleLegacyJobs,
+  releaseLegacyJob,
+  type ClaimedJob,
+} from './sql.js';
+
+export interface LegacyRunnerOptions {
+  pool: Pool;
+  /** Handed to job processes for handlers that write to the database. */
+  databaseUrl: string;
+  registry: JobRegistry;
+  log: Logger;
+  /** @defaultValue `<hostname>:<pid>:<random>` */
+  workerId?: string;
+  /** Children at once, 1..20. @defaultValue 4 (the legacy cap of a few children per host) */
+  concurrency?: number;
+  /** @defaultValue 1000, like the legacy poller */
+  pollMs?: number;
+  /** Only these job types; all when empty. */
+  types?: readonly string[];
+  /** @defaultValue 5000 */
+  heartbeatMs?: number;
+  /** A RUNNING row whose heartbeat is older than this is recovered. @defaultValue 30000 */
+  staleAfterMs?: number;
+  /** How long a shutdown waits for running children before killing them. @defaultValue 30000 */
+  shutdownTimeoutMs?: number;
+  /** Between SIGTERM and SIGKILL for an overrunning child. @defaultValue 5000 */
+  killGraceMs?: number;
+  /** The job process entry; tests point it at fixtures. @defaultValue the compiled child.js */
+  childEntry?: string;
+}
+
+export interface RunnerStats {
+  completed: number;
+  failed: number;
+  retried: number;
+  recovered: number;
+  released: number;
+}
+
+const defaultRetry: RetryPolicy = { limit: 2, delaySeconds: 5, backoff: true };
+
+export function defaultWorkerId(): string {
+  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * The reference legacy runner: the legacy system's model (poll, claim one row, one child
+ * process per job) without its defects: exit codes don't override results, retries back off,
+ * dead workers' rows are recovered, shutdown loses nothing, and PGBOSS rows are never touched.
+ */
+export class LegacyRunner {
+  readonly workerId: string;
+  private readonly options: Required<Omit<LegacyRunnerOptions, 'types' | 'childEntry' | 'workerId'>> &
+    Pick<LegacyRunnerOptions, 'types' | 'childEntry'>;
+  private readonly running = new Map<string, Promise<void>>();
+  private readonly stats: RunnerStats = { completed: 0, failed: 0, retried: 0, recovered: 0, released: 0 };
+  private readonly shutdown = new AbortController();
+  private wake: (() => void) | undefined;
+
+  constructor(options: LegacyRunnerOptions) {
+    const concurrency = options.concurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 20) {
+      throw new RangeError(`concurrency must be an integer from 1 to 20, got ${concurrency}`);
+    }
+    this.workerId = options.workerId ?? defaultWorkerId();
+    this.options = {
+      heartbeatMs: 5000,
+      staleAfterMs: 30_000,
+      shutdownTimeoutMs: 30_000,
+      killGraceMs: 5000,
+      pollMs: 1000,
+      ...options,
+      concurrency,
+      log: options.log.child({ engine: 'legacy', workerId: this.workerId }),
+    };
+  }
+
+  /** Runs until `signal` aborts, then shuts down gracefully and returns what it did. */
+  async run(signal: AbortSignal): Promise<RunnerStats> {
+    const { log, pollMs, heartbeatMs, staleAfterMs } = this.options;
+    log.info({ concurrency: this.options.concurrency, pollMs, types: this.options.types ?? 'all' }, 'legacy runner started');
+    const heartbeatTimer = setInterval(() => void this.beat(), heartbeatMs);
+    const recoveryTimer = setInterval(() => void this.recoverStaleSafely(), Math.max(1000, Math.min(staleAfterMs / 2, 15_000)));
+    const onAbort = () => this.wake?.();
+    signal.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.recoverStaleSafely();
+      while (!signal.aborted) {
+        if (this.running.size >= this.options.concurrency) {
+          await this.sleep(pollMs);
+          continue;
+        }
+        const job = await this.claim();
+        if (job) this.start(job);
+        else await this.sleep(pollMs);
+      }
+      await this.drain();
+    } finally {
+      clearInterval(heartbeatTimer);
+      clearInterval(recoveryTimer);
+      signal.removeEventListener('abort', onAbort);
+    }
+    log.info(this.stats, 'legacy runner stopped');
+    return { ...this.stats };
+  }
+
+  /** Stale-row recovery as one pass, for the loop and for operators: counts what it recovered. */
+  async recoverStale(limit = 100): Promise<number> {
+    const client = await this.options.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const stale = await lockStaleLegacyJobs(client, this.options.staleAfterMs / 1000, limit);
+      for (const row of stale) {
+        const message = `worker ${row.workerId ?? 'unknown'} stopped heartbeating; job presumed dead`;
+        const failed = await failLegacyJob(client, row.id, null, message, null);
+        if (failed) await this.maybeRetry(client, failed, { message, kind: 'retryable' });
+      }
+      await client.query('COMMIT');
+      if (stale.length) this.options.log.warn({ recovered: stale.length }, 'recovered jobs of a dead worker');
+      this.stats.recovered += stale.length;
+      return stale.length;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async recoverStaleSafely(): Promise<void> {
+    await this.recoverStale().catch((error: unknown) => this.options.log.error({ err: error }, 'stale-job recovery failed'));
+  }
+
+  private async claim(): Promise<ClaimedJob | undefined> {
+    try {
+      return await claimNextLegacyJob(this.options.pool, this.workerId, this.options.types);
+    } catch (error) {
+      // A database blip must not kill the runner: back off one poll and try again.
+      this.options.log.error({ err: error }, 'claim failed');
+      return undefined;
+    }
+  }
+
+  private start(job: ClaimedJob): void {
+    const task = this.execute(job)
+      .catch((error: unknown) => this.options.log.error({ err: error, jobId: job.id }, 'could not record the outcome of a job'))
+      .finally(() => {
+        this.running.delete(job.id);
+        this.wake?.();
+      });
+    this.running.set(job.id, task);
+  }
+
+  private async execute(job: ClaimedJob): Promise<void> {
+    const definition = this.options.registry.get(job.type);
+    const timeoutMs = (definition?.timeoutSeconds ?? 300) * 1000;
+    const outcome = await executeInChild(
+      { jobId: job.id, type: job.type, payload: job.payload, attempt: job.attempts, ...(this.options.registry.module ? { registryModule: this.options.registry.module } : {}) },
+      {
+        timeoutMs,
+        killGraceMs: this.options.killGraceMs,
+        databaseUrl: this.options.databaseUrl,
+        signal: this.shutdown.signal,
+        ...(this.options.childEntry ? { entry: this.options.childEntry } : {}),
+      },
+    );
+    await this.record(job, outcome);
+  }
+
+  private async record(job: ClaimedJob, outcome: ChildOutcome): Promise<void> {
+    const { pool, log } = this.options;
+    if (outcome.ok) {
+      if (await completeLegacyJob(pool, job.id, this.workerId, outcome.result, outcome.logs)) this.stats.completed += 1;
+      return;
+    }
+    if (this.shutdown.signal.aborted && outcome.failure.message === 'interrupted by worker shutdown') {
+      await releaseLegacyJob(pool, job.id, this.workerId, 'interrupted by worker shutdown; queued again');
+      this.stats.released += 1;
+      return;
+    }
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const failed = await failLegacyJob(client, job.id, this.workerId, outcome.failure.message, outcome.logs);
+      if (failed) await this.maybeRetry(client, failed, outcome.failure);
+      await client.query('COMMIT');
+      if (failed) this.stats.failed += 1;
+      log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: outcome.failure.message }, 'job failed');
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: { id: string; type: string; attempts: number; maxAttempts: number }, failure: JobFailure): Promise<void> {
+    if (failure.kind === 'non-retryable' || failed.attempts >= failed.maxAttempts) return;
+    const retry = this.options.registry.get(failed.type)?.retry ?? defaultRetry;
+    await insertRetryRow(client, failed.id, retryDelaySeconds(retry, failed.attempts, failure));
+    this.stats.retried += 1;
+  }
+
+  private async beat(): Promise<void> {
+    await heartbeat(this.options.pool, this.workerId, [...this.running.keys()]).catch((error: unknown) =>
+      this.options.log.error({ err: error }, 'heartbeat failed'),
+    );
+  }
+
+  private async drain(): Promise<void> {
+    if (!this.running.size) return;
+    const { log, shutdownTimeoutMs } = this.options;
+    log.info({ running: this.running.size, timeoutMs: shutdownTimeoutMs }, 'waiting for running jobs');
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), shutdownTimeoutMs)));
+    const all = Promise.all(this.running.values());
+    if ((await Promise.race([all, timedOut])) === 'timeout') {
+      log.warn({ running: this.running.size }, 'shutdown timeout: stopping the remaining jobs and queueing them again');
+      this.shutdown.abort();
+      await all;
+    }
+    clearTimeout(timer);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+}
