@@ -1,0 +1,40 @@
+import pg from 'pg';
+import { insertLegacyRows, type NewLegacyRow } from '../../src/legacy/enqueue.js';
+import { createPool, type Pool } from '../../src/db/pool.js';
+import { join } from 'node:path';
+import { repoRoot } from './cli.js';
+
+export const fixtureRegistry = join(repoRoot, 'test', 'fixtures', 'registry.mjs');
+
+export function testPool(url: string): Pool {
+  return createPool(url, { max: 4, applicationName: 'cutover-test' });
+}
+
+export async function addLegacyJobs(pool: Pool, type: string, payloads: readonly unknown[], extra: Partial<NewLegacyRow> = {}): Promise<string[]> {
+  return insertLegacyRows(pool, payloads.map((payload) => ({ type, payload, maxAttempts: 3, ...extra })));
+}
+
+export interface JobRow {
+  id: string;
+  type: string;
+  status: string;
+  engine: string;
+  attempts: number;
+  maxAttempts: number;
+  originalJobId: string | null;
+  error: string | null;
+  logs: string | null;
+  result: unknown;
+  workerId: string | null;
+  routeReason: string | null;
+}
+
+export async function jobRows(pool: Pick<pg.Pool, 'query'>, where = 'TRUE', params: unknown[] = []): Promise<JobRow[]> {
+  const { rows } = await pool.query<JobRow>(`SELECT * FROM "Job" WHERE ${where} ORDER BY "createdAt", attempts`, params);
+  return rows;
+}
+
+export async function countWhere(pool: Pick<pg.Pool, 'query'>, where: string, params: unknown[] = []): Promise<number> {
+  const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM "Job" WHERE ${where}`, params);
+  return Number(rows[0]?.n ?? 0);
+}
