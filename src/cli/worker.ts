@@ -2,7 +2,8 @@ import { Option, type Command } from 'commander';
 import { createPool } from '../db/pool.js';
 import { loadRegistry } from '../jobs/registry.js';
 import { LegacyRunner } from '../legacy/runner.js';
-import { UsageError } from '../errors.js';
+import { startBoss } from '../pgboss/boss.js';
+import { BossWorker } from '../pgboss/worker.js';
 import { withContext } from './context.js';
 import { commaList, integerIn } from './parse.js';
 import { printJson } from './output.js';
@@ -14,6 +15,7 @@ interface WorkerOptions {
   types?: string[];
   registry?: string;
   shutdownTimeout: number;
+  superviseInterval: number;
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -26,11 +28,25 @@ export function registerWorkerCommand(program: Command): void {
     .option('--types <a,b>', 'only these job types', commaList)
     .option('--registry <module>', 'job registry module (default: the demo jobs)')
     .option('--shutdown-timeout <s>', 'seconds to let running jobs finish on shutdown', integerIn(0, 3600), 30)
+    .option('--supervise-interval <s>', 'pg-boss: how often to expire and retry jobs of dead workers', integerIn(1, 3600), 30)
     .action(async (options: WorkerOptions, command: Command) => {
       await withContext(command, async ({ db, log, json, signal }) => {
         const registry = await loadRegistry(options.registry);
         for (const type of options.types ?? []) registry.require(type);
-        if (options.engine !== 'legacy') throw new UsageError('the pgboss engine is not available in this build yet');
+        if (options.engine === 'pgboss') {
+          const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
+          try {
+            const boss = await startBoss({ databaseUrl: db.url, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval });
+            const worker = new BossWorker({ boss, pool, registry, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
+            await worker.start();
+            await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+            const stats = await worker.stop(options.shutdownTimeout * 1000);
+            if (json) printJson({ engine: options.engine, workerId: worker.workerId, ...stats });
+          } finally {
+            await pool.end();
+          }
+          return;
+        }
         const pool = createPool(db.url, { max: 4, applicationName: 'cutover-legacy-runner' });
         try {
           const runner = new LegacyRunner({

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { insertLegacyRows, type NewLegacyRow } from '../../src/legacy/enqueue.js';
+import { insertJobRows, type NewJobRow } from '../../src/rollout/tracking.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { join } from 'node:path';
 import { repoRoot } from './cli.js';
@@ -10,8 +10,9 @@ export function testPool(url: string): Pool {
   return createPool(url, { max: 4, applicationName: 'cutover-test' });
 }
 
-export async function addLegacyJobs(pool: Pool, type: string, payloads: readonly unknown[], extra: Partial<NewLegacyRow> = {}): Promise<string[]> {
-  return insertLegacyRows(pool, payloads.map((payload) => ({ type, payload, maxAttempts: 3, ...extra })));
+export async function addLegacyJobs(pool: Pool, type: string, payloads: readonly unknown[], extra: Partial<NewJobRow> = {}): Promise<string[]> {
+  const tx = { query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[] };
+  return insertJobRows(tx, payloads.map((payload) => ({ type, payload, maxAttempts: 3, engine: 'LEGACY' as const, ...extra })));
 }
 
 export interface JobRow {

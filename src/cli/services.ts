@@ -1,0 +1,44 @@
+import type { PgBoss } from 'pg-boss';
+import { createPool, type Pool } from '../db/pool.js';
+import { loadRegistry, type JobRegistry } from '../jobs/registry.js';
+import { startBoss } from '../pgboss/boss.js';
+import { FlagCache } from '../rollout/flags.js';
+import { RolloutManager } from '../rollout/manager.js';
+import type { CommandContext } from './context.js';
+
+export interface Services {
+  pool: Pool;
+  registry: JobRegistry;
+  boss(): Promise<PgBoss>;
+  manager(): Promise<RolloutManager>;
+}
+
+/** The long-lived pieces a command needs, opened lazily and always closed. */
+export async function withServices<T>(
+  context: CommandContext,
+  options: { registry?: string; poolMax?: number },
+  run: (services: Services) => Promise<T>,
+): Promise<T> {
+  const registry = await loadRegistry(options.registry);
+  const pool = createPool(context.db.url, { max: options.poolMax ?? 4 });
+  let boss: Promise<PgBoss> | undefined;
+  let flags: FlagCache | undefined;
+  let manager: RolloutManager | undefined;
+  const services: Services = {
+    pool,
+    registry,
+    boss: () => (boss ??= startBoss({ databaseUrl: context.db.url, log: context.log, max: 4 })),
+    async manager() {
+      flags ??= new FlagCache({ pool, log: context.log });
+      manager ??= new RolloutManager({ pool, boss: await services.boss(), registry, flags, log: context.log, env: context.config.envOverride });
+      return manager;
+    },
+  };
+  try {
+    return await run(services);
+  } finally {
+    await flags?.close();
+    if (boss) await (await boss.catch(() => undefined))?.stop({ graceful: false, close: true }).catch(() => undefined);
+    await pool.end();
+  }
+}

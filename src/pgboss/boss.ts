@@ -1,0 +1,49 @@
+import { PgBoss, type ConstructorOptions, type Db } from 'pg-boss';
+import type { PoolClient } from '../db/pool.js';
+import type { Logger } from '../log.js';
+
+/** pg-boss's schema in every cutover database. */
+export const PGBOSS_SCHEMA = 'pgboss';
+
+export interface BossOptions {
+  databaseUrl: string;
+  log: Logger;
+  /**
+   * Workers supervise (expire dead jobs, retry them) and listen for new jobs; short-lived
+   * producers and operator commands do neither. @defaultValue 'client'
+   */
+  role?: 'worker' | 'client';
+  /** @defaultValue 10 */
+  max?: number;
+  /** How often a worker expires jobs whose owner died. @defaultValue 30 */
+  superviseIntervalSeconds?: number;
+  /** Passed through for distributed Postgres (CockroachDB, YugabyteDB, Citus). */
+  backend?: ConstructorOptions['backend'];
+}
+
+/** A started PgBoss sharing our config and logger; its own pool, sessions in UTC. */
+export async function startBoss(options: BossOptions): Promise<PgBoss> {
+  const worker = options.role === 'worker';
+  const boss = new PgBoss({
+    connectionString: options.databaseUrl,
+    schema: PGBOSS_SCHEMA,
+    max: options.max ?? 10,
+    application_name: worker ? 'cutover-pgboss-worker' : 'cutover-pgboss',
+    options: '-c TimeZone=UTC',
+    migrate: true,
+    supervise: worker,
+    schedule: false,
+    useListenNotify: worker,
+    superviseIntervalSeconds: options.superviseIntervalSeconds ?? 30,
+    ...(options.backend ? { backend: options.backend } : {}),
+  });
+  boss.on('error', (error: unknown) => options.log.error({ err: error }, 'pg-boss error'));
+  boss.on('warning', (warning: unknown) => options.log.warn({ warning }, 'pg-boss warning'));
+  await boss.start();
+  return boss;
+}
+
+/** pg-boss's `{ db }` over one of our pool clients, so its writes join our transaction. */
+export function clientDb(client: PoolClient): Db {
+  return { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+}

@@ -1,0 +1,181 @@
+import { userInfo } from 'node:os';
+import pg from 'pg';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { poolConfig } from '../db/pool.js';
+import { UsageError } from '../errors.js';
+import type { Logger } from '../log.js';
+import type { Flag } from './decide.js';
+
+/** Postgres NOTIFY channel on which every flag change is announced. */
+export const FLAGS_CHANNEL = 'cutover_flags';
+export const DEFAULT_FLAG = '*';
+
+type Queryable = Pick<Pool, 'query'> | PoolClient;
+
+export async function readFlags(db: Queryable): Promise<Map<string, Flag>> {
+  const { rows } = await db.query<Flag>(`SELECT "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy" FROM "RolloutFlag"`);
+  return new Map(rows.map((row) => [row.jobType, row]));
+}
+
+/**
+ * Percent as an operator types it ("25", "25%", "12.5") to basis points; anything else is a
+ * UsageError that states the rule.
+ */
+export function parsePercent(input: string): number {
+  const text = input.trim().replace(/%$/, '');
+  if (!/^\d{1,3}(\.\d{1,2})?$/.test(text) || Number(text) > 100) {
+    throw new UsageError(`percent must be a number from 0 to 100 with at most two decimals, got '${input}'`);
+  }
+  return Math.round(Number(text) * 100);
+}
+
+export function defaultActor(): string {
+  try {
+    return userInfo().username || 'unknown';
+  } catch {
+    return 'unknown';
+  }
+}
+
+export interface FlagChange {
+  jobType: string;
+  basisPoints?: number;
+  killSwitch?: boolean;
+  fallbackToLegacy?: boolean;
+  salt?: string;
+}
+
+export interface AuditEntry {
+  actor: string;
+  action: string;
+  jobType?: string | null;
+  before?: unknown;
+  after?: unknown;
+  reason?: string | null;
+}
+
+/** Appends one row to the audit log (RolloutEvent), inside the caller's transaction if given. */
+export async function audit(db: Queryable, entry: AuditEntry): Promise<void> {
+  await db.query(
+    `INSERT INTO "RolloutEvent" (actor, action, "jobType", before, after, reason) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)`,
+    [entry.actor, entry.action, entry.jobType ?? null, JSON.stringify(entry.before ?? null), JSON.stringify(entry.after ?? null), entry.reason ?? null],
+  );
+}
+
+/**
+ * Changes one flag, audits it and announces it, all in one transaction: a change nobody can
+ * see or that has no audit row cannot happen. Returns the flag before and after.
+ */
+export async function changeFlag(
+  pool: Pool,
+  change: FlagChange,
+  who: { actor: string; action: string; reason?: string | null },
+  client?: PoolClient,
+): Promise<{ before: Flag | null; after: Flag }> {
+  const ownClient = client ?? (await pool.connect());
+  try {
+    if (!client) await ownClient.query('BEGIN');
+    const existing = await ownClient.query<Flag>(
+      `SELECT "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy" FROM "RolloutFlag" WHERE "jobType" = $1 FOR UPDATE`,
+      [change.jobType],
+    );
+    const before = existing.rows[0] ?? null;
+    const { rows } = await ownClient.query<Flag>(
+      `INSERT INTO "RolloutFlag" ("jobType", "basisPoints", "killSwitch", "fallbackToLegacy", salt, "updatedBy", "updatedAt")
+       VALUES ($1, COALESCE($2, 0), COALESCE($3, false), COALESCE($4, true), COALESCE($5, ''), $6, now())
+       ON CONFLICT ("jobType") DO UPDATE SET
+         "basisPoints" = COALESCE($2, "RolloutFlag"."basisPoints"),
+         "killSwitch" = COALESCE($3, "RolloutFlag"."killSwitch"),
+         "fallbackToLegacy" = COALESCE($4, "RolloutFlag"."fallbackToLegacy"),
+         salt = COALESCE($5, "RolloutFlag".salt),
+         "updatedBy" = $6, "updatedAt" = now()
+       RETURNING "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy"`,
+      [change.jobType, change.basisPoints ?? null, change.killSwitch ?? null, change.fallbackToLegacy ?? null, change.salt ?? null, who.actor],
+    );
+    const after = rows[0]!;
+    await audit(ownClient, { actor: who.actor, action: who.action, jobType: change.jobType, before, after, reason: who.reason ?? null });
+    await ownClient.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, change.jobType]);
+    if (!client) await ownClient.query('COMMIT');
+    return { before, after };
+  } catch (error) {
+    if (!client) await ownClient.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    if (!client) ownClient.release();
+  }
+}
+
+export interface FlagCacheOptions {
+  pool: Pool;
+  /** For the LISTEN connection; without it the cache relies on its TTL alone. */
+  databaseUrl?: string;
+  /** @defaultValue 5000 */
+  ttlMs?: number;
+  log?: Logger;
+  now?: () => number;
+}
+
+/**
+ * Flags cached per process. A change is seen at once through LISTEN/NOTIFY; should a
+ * notification be lost (connection drop, or an engine without LISTEN), a process is stale for
+ * at most one TTL: every read older than `ttlMs` goes back to the table.
+ */
+export class FlagCache {
+  private flags: Map<string, Flag> | undefined;
+  private loadedAt = 0;
+  private loading: Promise<Map<string, Flag>> | undefined;
+  private listener: pg.Client | undefined;
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+
+  constructor(private readonly options: FlagCacheOptions) {
+    this.ttlMs = options.ttlMs ?? 5000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Subscribes to flag changes; safe to skip (the TTL still bounds staleness). */
+  async listen(): Promise<void> {
+    if (!this.options.databaseUrl || this.listener) return;
+    const client = new pg.Client(poolConfig(this.options.databaseUrl, { applicationName: 'cutover-flags' }));
+    client.on('error', (error) => {
+      this.options.log?.warn({ err: error }, 'flag listener lost its connection; relying on the TTL');
+      this.listener = undefined;
+    });
+    client.on('notification', () => this.invalidate());
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${FLAGS_CHANNEL}`);
+      this.listener = client;
+    } catch (error) {
+      this.options.log?.warn({ err: error }, 'LISTEN unavailable; flags refresh on their TTL only');
+      await client.end().catch(() => undefined);
+    }
+  }
+
+  invalidate(): void {
+    this.loadedAt = 0;
+  }
+
+  async get(jobType: string): Promise<{ typeFlag: Flag | undefined; defaultFlag: Flag | undefined }> {
+    const flags = await this.current();
+    return { typeFlag: flags.get(jobType), defaultFlag: flags.get(DEFAULT_FLAG) };
+  }
+
+  private async current(): Promise<Map<string, Flag>> {
+    if (this.flags && this.now() - this.loadedAt < this.ttlMs) return this.flags;
+    this.loading ??= readFlags(this.options.pool)
+      .then((flags) => {
+        this.flags = flags;
+        this.loadedAt = this.now();
+        return flags;
+      })
+      .finally(() => (this.loading = undefined));
+    return this.loading;
+  }
+
+  async close(): Promise<void> {
+    const listener = this.listener;
+    this.listener = undefined;
+    await listener?.end().catch(() => undefined);
+  }
+}

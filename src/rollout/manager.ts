@@ -1,0 +1,147 @@
+import { randomUUID } from 'node:crypto';
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../db/pool.js';
+import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
+import { UsageError } from '../errors.js';
+import { maxAttempts, type Engine } from '../jobs/define.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+import { decideRoute, type EnvOverride, type Route, type RouteReason } from './decide.js';
+import type { FlagCache } from './flags.js';
+import { insertJobRows, type NewJobRow } from './tracking.js';
+
+export interface EnqueueOptions {
+  /** Sticky routing key: the same key goes to the same engine while the flag is unchanged. @defaultValue the job id */
+  key?: string;
+  priority?: number;
+  /** A UUID; generated when absent. */
+  id?: string;
+  /** Join the caller's transaction (a Prisma interactive transaction, or a pg client inside BEGIN). */
+  tx?: PrismaTransaction | Tx;
+}
+
+export interface EnqueueResult {
+  id: string;
+  engine: Engine;
+  bucket: number;
+  reason: RouteReason;
+}
+
+export interface EnqueueItem {
+  payload: unknown;
+  key?: string;
+  priority?: number;
+  id?: string;
+}
+
+export interface RolloutManagerOptions {
+  pool: Pool;
+  boss: PgBoss;
+  registry: JobRegistry;
+  flags: FlagCache;
+  log: Logger;
+  /** PGBOSS_ROLLOUT_PERCENTAGE / USE_PGBOSS, for teams coming from the env-var approach. */
+  env?: EnvOverride;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Routes each new job to legacy or pg-boss and writes its `Job` row, plus for pg-boss the
+ * pg-boss job with the same id, in one transaction. If pg-boss refuses the job and the flag's
+ * fallback is on, the job is written to legacy instead (reason `fallback`), never to both.
+ */
+export class RolloutManager {
+  private fallbacks = 0;
+
+  constructor(private readonly options: RolloutManagerOptions) {}
+
+  /** Jobs written to legacy because pg-boss refused them, since this manager started. */
+  get fallbackCount(): number {
+    return this.fallbacks;
+  }
+
+  async enqueue(type: string, payload: unknown, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+    const [result] = await this.write(type, [{ payload, ...options }], options.tx);
+    return result!;
+  }
+
+  /** A batch in one round of statements: one insert of rows, one pg-boss insert. */
+  async enqueueMany(type: string, items: readonly EnqueueItem[], options: { tx?: PrismaTransaction | Tx } = {}): Promise<EnqueueResult[]> {
+    return this.write(type, items, options.tx);
+  }
+
+  private async write(type: string, items: readonly EnqueueItem[], tx: PrismaTransaction | Tx | undefined): Promise<EnqueueResult[]> {
+    if (!items.length) return [];
+    const { registry, flags } = this.options;
+    const definition = registry.require(type);
+    const payloads = await Promise.all(items.map((item) => registry.validate(type, item.payload)));
+    const { typeFlag, defaultFlag } = await flags.get(type);
+    const planned = items.map((item, index) => {
+      if (item.id !== undefined && !uuid.test(item.id)) throw new UsageError(`job id must be a UUID, got '${item.id}'`);
+      const id = item.id ?? randomUUID();
+      const route = decideRoute({ type, key: item.key ?? id, typeFlag, defaultFlag, env: this.options.env ?? {} });
+      return { id, route, payload: payloads[index], priority: item.priority ?? 0 };
+    });
+    const attempts = maxAttempts(definition);
+    const row = (job: (typeof planned)[number], engine: Engine, reason: RouteReason): NewJobRow => ({
+      id: job.id,
+      type,
+      payload: job.payload,
+      priority: job.priority,
+      maxAttempts: attempts,
+      engine,
+      routeReason: reason,
+      bucket: job.route.bucket,
+    });
+
+    const run = async (t: Tx): Promise<EnqueueResult[]> => {
+      const toBoss = planned.filter((job) => job.route.engine === 'PGBOSS');
+      if (!toBoss.length) {
+        await insertJobRows(t, planned.map((job) => row(job, 'LEGACY', job.route.reason)));
+        return planned.map((job) => result(job.id, job.route));
+      }
+      // A savepoint lets a refused pg-boss write fall back without undoing the caller's work.
+      await t.query('SAVEPOINT cutover_enqueue');
+      try {
+        await insertJobRows(t, planned.map((job) => row(job, job.route.engine, job.route.reason)));
+        const ids = await this.options.boss.insert(
+          type,
+          toBoss.map((job) => ({ id: job.id, data: job.payload as object, priority: job.priority })),
+          { db: t.boss, returnId: true },
+        );
+        if ((ids?.length ?? 0) !== toBoss.length) throw new Error('pg-boss skipped jobs whose id already exists');
+        await t.query('RELEASE SAVEPOINT cutover_enqueue');
+        return planned.map((job) => result(job.id, job.route));
+      } catch (error) {
+        const fallback = toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true);
+        await t.query('ROLLBACK TO SAVEPOINT cutover_enqueue');
+        if (!fallback) throw error;
+        this.fallbacks += toBoss.length;
+        this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
+        await insertJobRows(t, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
+        return planned.map((job) =>
+          job.route.engine === 'PGBOSS' ? { id: job.id, engine: 'LEGACY', bucket: job.route.bucket, reason: 'fallback' } : result(job.id, job.route),
+        );
+      }
+    };
+
+    if (tx) return run(isPrismaTransaction(tx) ? prismaTx(tx) : tx);
+    const client = await this.options.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const results = await run(clientTx(client));
+      await client.query('COMMIT');
+      return results;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+}
+
+function result(id: string, route: Route): EnqueueResult {
+  return { id, engine: route.engine, bucket: route.bucket, reason: route.reason };
+}
