@@ -6,6 +6,8 @@ import { registerDbCommands } from './db.js';
 import { registerStatusCommand } from './status.js';
 import { registerWorkerCommand } from './worker.js';
 import { registerEnqueueCommand } from './enqueue.js';
+import { registerRolloutCommands } from './rollout.js';
+import { registerDlqCommands } from './dlq.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerDbCommands(program);
   registerStatusCommand(program);
   registerEnqueueCommand(program);
+  registerRolloutCommands(program);
+  registerDlqCommands(program);
   registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

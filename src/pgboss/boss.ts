@@ -34,7 +34,10 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     supervise: worker,
     schedule: false,
     useListenNotify: worker,
+    // Expiry of jobs whose worker died runs in the per-queue monitor pass, which runs at most
+    // every monitorIntervalSeconds: both set together bound how soon such a job is retried.
     superviseIntervalSeconds: options.superviseIntervalSeconds ?? 30,
+    monitorIntervalSeconds: options.superviseIntervalSeconds ?? 30,
     ...(options.backend ? { backend: options.backend } : {}),
   });
   boss.on('error', (error: unknown) => options.log.error({ err: error }, 'pg-boss error'));

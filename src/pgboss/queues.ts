@@ -8,8 +8,14 @@ export function deadLetterQueue(type: string): string {
   return `${type}.dlq`;
 }
 
-/** Extra time pg-boss gives a job past its own timeout before expiring it (clock skew, commit). */
-const EXPIRY_GRACE_SECONDS = 30;
+/**
+ * Extra time pg-boss gives a job past its own timeout before expiring it (the commit, clock
+ * skew): as long as the timeout, at most 30 s. Expiry is also how a job whose worker died
+ * (kill -9) comes back, so the grace is kept short.
+ */
+function expiryGraceSeconds(timeoutSeconds: number): number {
+  return Math.min(30, Math.max(1, Math.ceil(timeoutSeconds)));
+}
 
 /** The queue options a job definition implies. */
 export function queueOptions(definition: JobDefinition): Omit<Queue, 'name'> {
@@ -17,7 +23,7 @@ export function queueOptions(definition: JobDefinition): Omit<Queue, 'name'> {
     retryLimit: definition.retry.limit,
     retryDelay: definition.retry.delaySeconds,
     retryBackoff: definition.retry.backoff,
-    expireInSeconds: definition.timeoutSeconds + EXPIRY_GRACE_SECONDS,
+    expireInSeconds: Math.ceil(definition.timeoutSeconds) + expiryGraceSeconds(definition.timeoutSeconds),
     deadLetter: deadLetterQueue(definition.name),
     notify: true,
   };

@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { UsageError } from '../errors.js';
+import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
+import { withContext } from './context.js';
+import { formatTable, printJson, printLines } from './output.js';
+import { withServices } from './services.js';
+
+interface DlqOptions {
+  type?: string;
+  id?: string;
+  registry?: string;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function registerDlqCommands(program: Command): void {
+  const dlq = program.command('dlq').description('pg-boss jobs that failed for good (dead letter queues)');
+
+  const withLetters = (command: Command) =>
+    command
+      .option('--type <type>', 'only this job type')
+      .option('--id <id>', 'only this job (its id or its dead-letter copy id)')
+      .option('--registry <module>', 'job registry module (default: the demo jobs)');
+
+  withLetters(dlq.command('list').description('dead-lettered jobs with their last error')).action(async (options: DlqOptions, command: Command) => {
+    if (options.id && !uuid.test(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
+    await withContext(command, async (context) => {
+      await withServices(context, { registry: options.registry }, async ({ pool, registry }) => {
+        const types = options.type ? [registry.require(options.type).name] : registry.names();
+        const letters = await listDeadLetters(pool, types, options.id);
+        if (context.json) return printJson({ deadLetters: letters });
+        printLines(
+          letters.length
+            ? formatTable(['job', 'type', 'attempts', 'dead since', 'error'], letters.map((l) => [l.jobId, l.type, l.attempts, l.deadAt, errorText(l.error)]))
+            : ['no dead-lettered jobs'],
+        );
+      });
+    });
+  });
+
+  withLetters(dlq.command('retry').description('send dead-lettered jobs back to their queue')).action(async (options: DlqOptions, command: Command) => {
+    if (options.id && !uuid.test(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
+    await withContext(command, async (context) => {
+      await withServices(context, { registry: options.registry }, async ({ pool, registry, boss }) => {
+        const types = options.type ? [registry.require(options.type).name] : registry.names();
+        const letters = await listDeadLetters(pool, types, options.id);
+        const retried = letters.length ? await retryDeadLetters(pool, await boss(), letters) : 0;
+        if (context.json) return printJson({ retried, jobs: letters.map((l) => l.jobId) });
+        printLines([`sent ${retried} job(s) back to their queue`]);
+      });
+    });
+  });
+}
+
+function errorText(error: unknown): string {
+  if (error && typeof error === 'object' && 'message' in error) return String((error as { message: unknown }).message);
+  return JSON.stringify(error ?? null);
+}

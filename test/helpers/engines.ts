@@ -1,0 +1,44 @@
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../../src/db/pool.js';
+import type { JobRegistry } from '../../src/jobs/registry.js';
+import { createLogger } from '../../src/log.js';
+import { startBoss } from '../../src/pgboss/boss.js';
+import { ensureQueues } from '../../src/pgboss/queues.js';
+import { changeFlag, FlagCache } from '../../src/rollout/flags.js';
+import { RolloutManager } from '../../src/rollout/manager.js';
+
+export const quietLog = createLogger({ level: 'silent' });
+
+export interface Producer {
+  boss: PgBoss;
+  flags: FlagCache;
+  manager: RolloutManager;
+  close(): Promise<void>;
+}
+
+/** A producer as an application would have one: pg-boss client, flag cache, RolloutManager. */
+export async function startProducer(url: string, pool: Pool, registry: JobRegistry, options: { ttlMs?: number } = {}): Promise<Producer> {
+  const boss = await startBoss({ databaseUrl: url, log: quietLog, max: 4 });
+  await ensureQueues(boss, registry, quietLog);
+  const flags = new FlagCache({ pool, databaseUrl: url, log: quietLog, ttlMs: options.ttlMs ?? 5000 });
+  await flags.listen();
+  const manager = new RolloutManager({ pool, boss, registry, flags, log: quietLog });
+  return {
+    boss,
+    flags,
+    manager,
+    async close() {
+      await flags.close();
+      await boss.stop({ graceful: false, close: true });
+    },
+  };
+}
+
+export async function setPercent(pool: Pool, percent: number, jobType = '*'): Promise<void> {
+  await changeFlag(pool, { jobType, basisPoints: Math.round(percent * 100) }, { actor: 'test', action: 'flag.set' });
+}
+
+export async function bossState(pool: Pool, name: string, id: string): Promise<{ state: string; retry_count: number } | undefined> {
+  const { rows } = await pool.query<{ state: string; retry_count: number }>(`SELECT state, retry_count FROM pgboss.job WHERE name = $1 AND id = $2`, [name, id]);
+  return rows[0];
+}
