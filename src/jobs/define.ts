@@ -76,3 +76,11 @@ export function retryDelaySeconds(retry: RetryPolicy, attempt: number, failure: 
   if (failure.kind !== 'rate-limited') return base;
   return failure.retryAfterSeconds ?? Math.max(1, base * RATE_LIMIT_FACTOR);
 }
+
+/**
+ * A definition of any payload type, as registries hold them. `any`, not `unknown`: a handler
+ * taking `{ url: string }` is not a handler of `unknown` (parameters are contravariant), and
+ * the registry validates every payload against the definition's own schema before the call.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type AnyJobDefinition = JobDefinition<any, unknown>;

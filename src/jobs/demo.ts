@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
-import { defineJob, type JobDefinition } from './define.js';
+import { defineJob, type AnyJobDefinition } from './define.js';
 import { NonRetryableError, RateLimitError } from './errors.js';
 
 /** Simulated LLM call: sleeps `simulateMs`, and is rate-limited on its first `failTimes` attempts. */
@@ -52,4 +52,4 @@ export const notificationSend = defineJob({
   },
 });
 
-export const demoJobs: JobDefinition[] = [evaluationProcess, importArticle, notificationSend] as JobDefinition[];
+export const demoJobs: AnyJobDefinition[] = [evaluationProcess, importArticle, notificationSend];

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { InvalidPayloadError, UnknownJobTypeError, UsageError } from '../errors.js';
-import type { JobDefinition } from './define.js';
+import type { AnyJobDefinition, JobDefinition } from './define.js';
 
 export interface JobRegistry {
   /** The module a worker process loads to get this registry; undefined for the demo registry. */
@@ -14,7 +14,7 @@ export interface JobRegistry {
   validate(name: string, payload: unknown): Promise<unknown>;
 }
 
-export function createRegistry(definitions: readonly JobDefinition[], module?: string): JobRegistry {
+export function createRegistry(definitions: readonly AnyJobDefinition[], module?: string): JobRegistry {
   const byName = new Map<string, JobDefinition>();
   for (const definition of definitions) {
     if (byName.has(definition.name)) throw new UsageError(`job type '${definition.name}' is defined twice`);

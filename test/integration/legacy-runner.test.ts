@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { LegacyRunner } from '../../src/legacy/runner.js';
