@@ -8,6 +8,7 @@ import { registerWorkerCommand } from './worker.js';
 import { registerEnqueueCommand } from './enqueue.js';
 import { registerRolloutCommands } from './rollout.js';
 import { registerDlqCommands } from './dlq.js';
+import { registerOpsCommands } from './ops.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerEnqueueCommand(program);
   registerRolloutCommands(program);
   registerDlqCommands(program);
+  registerOpsCommands(program);
   registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import ms, { type StringValue } from 'ms';
 
 /** Commander argument parsers that state the rule in their error (exit 2 via CommanderError). */
 export function integerIn(min: number, max: number): (value: string) => number {
@@ -22,4 +23,13 @@ export function jsonValue(value: string): unknown {
   } catch (error) {
     throw new InvalidArgumentError(`must be JSON (${error instanceof Error ? error.message : String(error)})`);
   }
+}
+
+/** "90s", "30m", "2h", "7d" to seconds. */
+export function durationSeconds(value: string): number {
+  const parsed = ms(value.trim() as StringValue);
+  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
+    throw new InvalidArgumentError(`must be a duration like 90s, 30m, 2h or 7d, got '${value}'`);
+  }
+  return parsed / 1000;
 }

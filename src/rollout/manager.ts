@@ -8,6 +8,7 @@ import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { decideRoute, type EnvOverride, type Route, type RouteReason } from './decide.js';
 import type { FlagCache } from './flags.js';
+import { pgbossPriority } from './priority.js';
 import { insertJobRows, type NewJobRow } from './tracking.js';
 
 export interface EnqueueOptions {
@@ -107,7 +108,7 @@ export class RolloutManager {
         await insertJobRows(t, planned.map((job) => row(job, job.route.engine, job.route.reason)));
         const ids = await this.options.boss.insert(
           type,
-          toBoss.map((job) => ({ id: job.id, data: job.payload as object, priority: job.priority })),
+          toBoss.map((job) => ({ id: job.id, data: job.payload as object, priority: pgbossPriority(job.priority) })),
           { db: t.boss, returnId: true },
         );
         if ((ids?.length ?? 0) !== toBoss.length) throw new Error('pg-boss skipped jobs whose id already exists');

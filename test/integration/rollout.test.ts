@@ -53,7 +53,7 @@ describe('transactional dual-write', () => {
     expect(result).toMatchObject({ engine: 'PGBOSS', reason: 'bucket' });
     expect((await jobRows(pool, 'id = $1', [result.id]))[0]).toMatchObject({ engine: 'PGBOSS', status: 'PENDING', routeReason: 'bucket', maxAttempts: 3 });
     const { rows } = await pool.query(`SELECT priority, state FROM pgboss.job WHERE name = 'test.noop' AND id = $1`, [result.id]);
-    expect(rows).toEqual([{ priority: 7, state: 'created' }]);
+    expect(rows).toEqual([{ priority: 7000, state: 'created' }]);
   });
 
   it('joins the caller\'s Prisma transaction: a rollback removes both the row and the pg-boss job', async () => {

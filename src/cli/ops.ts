@@ -1,0 +1,142 @@
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import { CheckFailedError } from '../errors.js';
+import { migrateBacklog, type MigrateSummary } from '../ops/migrate.js';
+import { rollback, type RollbackSummary } from '../ops/rollback.js';
+import { defaultActor } from '../rollout/flags.js';
+import { confirm } from './confirm.js';
+import { withContext } from './context.js';
+import { durationSeconds, integerIn } from './parse.js';
+import { formatTable, printJson, printLines } from './output.js';
+import { withServices } from './services.js';
+
+interface MigrateFlags {
+  type?: string;
+  olderThan?: number;
+  limit?: number;
+  batch: number;
+  concurrency: number;
+  dryRun?: boolean;
+  actor?: string;
+  registry?: string;
+}
+
+interface RollbackFlags {
+  type?: string;
+  drain?: boolean;
+  timeout: number;
+  dryRun?: boolean;
+  actor?: string;
+  reason?: string;
+  registry?: string;
+}
+
+function progressBar(enabled: boolean): { update(done: number, total: number): void; stop(): void } {
+  if (!enabled) return { update: () => undefined, stop: () => undefined };
+  const bar = new cliProgress.SingleBar({ stream: process.stderr, format: 'migrate [{bar}] {value}/{total} rows | {eta_formatted} left', hideCursor: true }, cliProgress.Presets.shades_classic);
+  let started = false;
+  return {
+    update(done, total) {
+      if (!started) bar.start(total, 0);
+      started = true;
+      bar.update(Math.min(done, total));
+    },
+    stop: () => started && bar.stop(),
+  };
+}
+
+export function registerOpsCommands(program: Command): void {
+  program
+    .command('migrate')
+    .description('move the legacy PENDING backlog to pg-boss, in batches, each one transaction')
+    .option('--type <type>', 'only this job type')
+    .option('--older-than <duration>', 'only jobs created at least this long ago (e.g. 30m, 2h, 7d)', durationSeconds)
+    .option('--limit <n>', 'move at most this many rows', integerIn(1, 1_000_000_000))
+    .option('--batch <n>', 'rows per transaction', integerIn(1, 10_000), 500)
+    .option('--concurrency <n>', 'batches at once', integerIn(1, 16), 1)
+    .option('--dry-run', 'write nothing; report what would move')
+    .option('--actor <name>', 'who runs it, for the audit log (default: the OS user)')
+    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .action(async (flags: MigrateFlags, command: Command) => {
+      await withContext(command, async (context) => {
+        await withServices(context, { registry: flags.registry, poolMax: flags.concurrency + 2 }, async ({ pool, registry, boss }) => {
+          if (flags.type) registry.require(flags.type);
+          const bar = progressBar(!context.json && process.stderr.isTTY === true);
+          let summary: MigrateSummary;
+          try {
+            summary = await migrateBacklog({
+              pool,
+              databaseUrl: context.db.url,
+              boss: await boss(),
+              registry,
+              log: context.log,
+              actor: flags.actor ?? defaultActor(),
+              batchSize: flags.batch,
+              concurrency: flags.concurrency,
+              dryRun: flags.dryRun ?? false,
+              onProgress: (done, total) => bar.update(done, total),
+              ...(flags.type ? { types: [flags.type] } : {}),
+              ...(flags.olderThan !== undefined ? { olderThanSeconds: flags.olderThan } : {}),
+              ...(flags.limit !== undefined ? { limit: flags.limit } : {}),
+            });
+          } finally {
+            bar.stop();
+          }
+          if (context.json) return printJson(summary);
+          const verb = summary.dryRun ? 'would move' : 'moved';
+          const lines = [`${verb} ${summary.moved} job(s) to pg-boss in ${summary.seconds}s (${summary.batches} batches); ${summary.quarantined} quarantined; ${summary.skipped} left by --limit`];
+          if (summary.quarantine.length) {
+            lines.push('', 'Quarantined (stay on legacy):', ...formatTable(['job', 'type', 'reason'], summary.quarantine.map((q) => [q.jobId, q.jobType, q.reason])).map((l) => `  ${l}`));
+          }
+          printLines(lines);
+        });
+      });
+    });
+
+  program
+    .command('rollback')
+    .description('kill switch on, then move every pg-boss job not yet started back to legacy')
+    .option('--type <type>', 'only this job type (default: all, and the kill switch goes on *)')
+    .option('--drain', 'wait for running pg-boss jobs to finish')
+    .option('--timeout <s>', 'seconds --drain waits', integerIn(0, 86_400), 300)
+    .option('--dry-run', 'write nothing; report what would move')
+    .option('--actor <name>', 'who runs it, for the audit log (default: the OS user)')
+    .option('--reason <text>', 'why, for the audit log')
+    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .action(async (flags: RollbackFlags, command: Command) => {
+      const { yes } = command.optsWithGlobals<{ yes?: boolean }>();
+      if (!flags.dryRun && !(await confirm(`roll back ${flags.type ?? 'every job type'} to the legacy runner`, yes ?? false))) {
+        throw new CheckFailedError('rollback not confirmed; nothing changed');
+      }
+      await withContext(command, async (context) => {
+        await withServices(context, { registry: flags.registry }, async ({ pool, registry, boss }) => {
+          if (flags.type) registry.require(flags.type);
+          const summary: RollbackSummary = await rollback({
+            pool,
+            databaseUrl: context.db.url,
+            boss: await boss(),
+            registry,
+            log: context.log,
+            actor: flags.actor ?? defaultActor(),
+            drain: flags.drain ?? false,
+            timeoutSeconds: flags.timeout,
+            dryRun: flags.dryRun ?? false,
+            signal: context.signal,
+            ...(flags.reason ? { reason: flags.reason } : {}),
+            ...(flags.type ? { types: [flags.type] } : {}),
+          });
+          if (context.json) return printJson(summary);
+          const lines = [
+            `${summary.dryRun ? 'would move' : 'moved'} ${summary.moved} unstarted job(s) back to legacy in ${summary.seconds}s; kill switch on: ${summary.killSwitch.join(', ')}`,
+          ];
+          if (summary.stillActive.length) {
+            lines.push(`${summary.stillActive.length} job(s) still running on pg-boss${flags.drain ? ' after the drain timeout' : ''}; they finish there (check with: cutover reconcile)`);
+          } else if (flags.drain) lines.push('drained: no pg-boss job is running');
+          printLines(lines);
+          if (flags.drain && summary.stillActive.length && !summary.dryRun) {
+            throw new CheckFailedError(`${summary.stillActive.length} pg-boss job(s) still active after ${flags.timeout}s`);
+          }
+        });
+      });
+    });
+}

@@ -1,0 +1,185 @@
+import pLimit from 'p-limit';
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../db/pool.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+import { clientDb } from '../pgboss/boss.js';
+import { ensureQueues } from '../pgboss/queues.js';
+import { audit } from '../rollout/flags.js';
+import { pgbossPriority } from '../rollout/priority.js';
+import { pgbossIdFor } from './ids.js';
+import { lockJobTypes } from './locks.js';
+import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRow } from './migrate.sql.js';
+
+export interface MigrateOptions {
+  pool: Pool;
+  databaseUrl: string;
+  boss: PgBoss;
+  registry: JobRegistry;
+  log: Logger;
+  actor: string;
+  types?: readonly string[];
+  olderThanSeconds?: number;
+  /** At most this many rows moved in this run. */
+  limit?: number;
+  /** @defaultValue 500 */
+  batchSize?: number;
+  /** Batches in flight at once. @defaultValue 1 */
+  concurrency?: number;
+  dryRun?: boolean;
+  /** Called after each batch with the rows handled so far and the backlog at the start. */
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface QuarantinedJob {
+  jobId: string;
+  jobType: string;
+  reason: string;
+}
+
+export interface MigrateSummary {
+  dryRun: boolean;
+  moved: number;
+  quarantined: number;
+  /** Rows left for a later run because of --limit. */
+  skipped: number;
+  batches: number;
+  seconds: number;
+  byType: Record<string, number>;
+  quarantine: QuarantinedJob[];
+}
+
+const MAX_REPORTED = 100;
+
+interface Mapped {
+  moves: { row: BacklogRow; pgbossId: string; retryLimit: number }[];
+  rejects: QuarantinedJob[];
+}
+
+/** The mapper: a legacy row to a pg-boss job, or the reason it can't be one. */
+async function mapRows(registry: JobRegistry, rows: readonly BacklogRow[]): Promise<Mapped> {
+  const mapped: Mapped = { moves: [], rejects: [] };
+  for (const row of rows) {
+    try {
+      await registry.validate(row.type, row.payload);
+      // The retry budget left: the attempts the legacy chain has not used, minus this run.
+      const retryLimit = Math.max(0, row.maxAttempts - row.attempts - 1);
+      mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id), retryLimit });
+    } catch (error) {
+      mapped.rejects.push({ jobId: row.id, jobType: row.type, reason: error instanceof Error ? error.message : String(error) });
+    }
+  }
+  return mapped;
+}
+
+/**
+ * Moves the legacy PENDING backlog to pg-boss. Each batch is one transaction: rows locked with
+ * SKIP LOCKED, pg-boss jobs inserted with the same ids, rows flipped to PGBOSS; a crash leaves
+ * a batch wholly moved or wholly not. Rows that can't be mapped go to quarantine and stay
+ * legacy. Safe to run twice or concurrently: no row is ever moved twice.
+ */
+export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSummary> {
+  const started = performance.now();
+  const { pool, registry, log } = options;
+  const filter: BacklogFilter = { types: options.types?.length ? [...options.types] : null, olderThanSeconds: options.olderThanSeconds ?? null };
+  const batchSize = options.batchSize ?? 500;
+  const summary: MigrateSummary = { dryRun: options.dryRun ?? false, moved: 0, quarantined: 0, skipped: 0, batches: 0, seconds: 0, byType: {}, quarantine: [] };
+  const total = await countBacklog(pool, filter);
+  const lockTypes = filter.types ?? registry.names();
+
+  if (options.dryRun) {
+    await dryRun(options, filter, batchSize, summary, total);
+    summary.seconds = round((performance.now() - started) / 1000);
+    return summary;
+  }
+
+  const locks = await lockJobTypes(options.databaseUrl, lockTypes, 'migrate');
+  try {
+    await ensureQueues(options.boss, registry, log, (filter.types ?? registry.names()).filter((type) => registry.get(type)));
+    let budget = options.limit ?? Number.POSITIVE_INFINITY;
+    const limit = pLimit(options.concurrency ?? 1);
+    const lane = async () => {
+      for (;;) {
+        const size = Math.min(batchSize, budget);
+        if (size <= 0) return;
+        budget -= size;
+        const handled = await moveBatch(options, filter, size, summary);
+        budget += size - handled.handled;
+        if (handled.selected === 0) return;
+        options.onProgress?.(summary.moved + summary.quarantined, total);
+      }
+    };
+    await Promise.all(Array.from({ length: options.concurrency ?? 1 }, () => limit(lane)));
+    summary.skipped = options.limit !== undefined ? await countBacklog(pool, filter) : 0;
+  } finally {
+    await locks.release();
+  }
+  summary.seconds = round((performance.now() - started) / 1000);
+  await audit(pool, { actor: options.actor, action: 'migrate', jobType: filter.types?.join(',') ?? '*', after: { moved: summary.moved, quarantined: summary.quarantined, byType: summary.byType } });
+  log.info({ moved: summary.moved, quarantined: summary.quarantined, seconds: summary.seconds }, 'migrate finished');
+  return summary;
+}
+
+async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: number, summary: MigrateSummary): Promise<{ selected: number; handled: number }> {
+  const client = await options.pool.connect();
+  try {
+    await client.query('BEGIN');
+    const rows = await lockBacklogBatch(client, filter, size);
+    const { moves, rejects } = await mapRows(options.registry, rows);
+    const db = clientDb(client);
+    const byType = new Map<string, typeof moves>();
+    for (const move of moves) byType.set(move.row.type, [...(byType.get(move.row.type) ?? []), move]);
+    const landed: typeof moves = [];
+    for (const [type, group] of byType) {
+      const ids = await options.boss.insert(
+        type,
+        group.map(({ row, pgbossId, retryLimit }) => ({ id: pgbossId, data: row.payload as object, priority: pgbossPriority(row.priority, row.ageSeconds), retryLimit })),
+        { db, returnId: true },
+      );
+      // pg-boss skips an id it already holds; such a row must not be flipped, or it would never run.
+      const inserted = new Set(ids ?? []);
+      for (const move of group) {
+        if (inserted.has(move.pgbossId)) landed.push(move);
+        else rejects.push({ jobId: move.row.id, jobType: type, reason: `pg-boss already has a job with id ${move.pgbossId}` });
+      }
+    }
+    await flipToPgboss(client, landed.map(({ row, pgbossId }) => ({ id: row.id, pgbossId })));
+    await quarantine(client, rejects);
+    await client.query('COMMIT');
+    if (rows.length) summary.batches += 1;
+    summary.moved += landed.length;
+    summary.quarantined += rejects.length;
+    for (const { row } of landed) summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
+    summary.quarantine.push(...rejects.slice(0, MAX_REPORTED - summary.quarantine.length));
+    return { selected: rows.length, handled: rows.length };
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}
+
+async function dryRun(options: MigrateOptions, filter: BacklogFilter, batchSize: number, summary: MigrateSummary, total: number): Promise<void> {
+  let after: string | null = null;
+  let budget = options.limit ?? Number.POSITIVE_INFINITY;
+  for (;;) {
+    const page = await readBacklogPage(options.pool, filter, after, batchSize);
+    if (!page.length) break;
+    after = page[page.length - 1]!.id;
+    const { moves, rejects } = await mapRows(options.registry, page.map((row) => ({ ...row, ageSeconds: 0 })));
+    const take = moves.slice(0, Math.max(0, Math.min(moves.length, budget)));
+    budget -= take.length;
+    summary.moved += take.length;
+    summary.skipped += moves.length - take.length;
+    summary.quarantined += rejects.length;
+    for (const { row } of take) summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
+    summary.quarantine.push(...rejects.slice(0, MAX_REPORTED - summary.quarantine.length));
+    summary.batches += 1;
+    options.onProgress?.(summary.moved + summary.quarantined + summary.skipped, total);
+  }
+}
+
+function round(value: number): number {
+  return Math.round(value * 100) / 100;
+}
