@@ -21,6 +21,12 @@ const envSchema = z.object({
   CUTOVER_HOME: z.string().min(1).optional(),
   PGBOSS_ROLLOUT_PERCENTAGE: percent.optional(),
   USE_PGBOSS: bool.optional(),
+  CUTOVER_FLAG_TTL_MS: z.coerce
+    .number({ error: 'must be a number of milliseconds from 100 to 600000' })
+    .int('must be a whole number of milliseconds')
+    .min(100, 'must be a number of milliseconds from 100 to 600000')
+    .max(600_000, 'must be a number of milliseconds from 100 to 600000')
+    .default(5000),
 });
 
 export interface Config {
@@ -31,6 +37,11 @@ export interface Config {
   dataDir: string;
   /** Environment overrides kept for teams coming from the env-var approach (DESIGN §6). */
   envOverride: { percent?: number; usePgboss?: boolean };
+  /**
+   * How long a process may route on cached flags before re-reading them (LISTEN/NOTIFY makes
+   * changes visible sooner). Set it alike in every process. @defaultValue 5000
+   */
+  flagTtlMs: number;
 }
 
 export interface ConfigInput {
@@ -69,5 +80,6 @@ export function loadConfig(input: ConfigInput = {}): Config {
     logLevel: parsed.data.CUTOVER_LOG_LEVEL,
     dataDir: parsed.data.CUTOVER_HOME ?? `${cwd}/.cutover`,
     envOverride,
+    flagTtlMs: parsed.data.CUTOVER_FLAG_TTL_MS,
   };
 }

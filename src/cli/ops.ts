@@ -122,6 +122,7 @@ export function registerOpsCommands(program: Command): void {
             timeoutSeconds: flags.timeout,
             dryRun: flags.dryRun ?? false,
             signal: context.signal,
+            settleMs: context.config.flagTtlMs,
             ...(flags.reason ? { reason: flags.reason } : {}),
             ...(flags.type ? { types: [flags.type] } : {}),
           });

@@ -29,7 +29,7 @@ export async function withServices<T>(
     registry,
     boss: () => (boss ??= startBoss({ databaseUrl: context.db.url, log: context.log, max: 4 })),
     async manager() {
-      flags ??= new FlagCache({ pool, log: context.log });
+      flags ??= new FlagCache({ pool, log: context.log, ttlMs: context.config.flagTtlMs });
       manager ??= new RolloutManager({ pool, boss: await services.boss(), registry, flags, log: context.log, env: context.config.envOverride });
       return manager;
     },

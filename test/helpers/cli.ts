@@ -16,7 +16,7 @@ export function runCli(args: readonly string[], options: { env?: NodeJS.ProcessE
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [cliEntry, ...args], {
       cwd: options.cwd ?? repoRoot,
-      env: { ...process.env, CUTOVER_LOG_LEVEL: 'warn', ...options.env },
+      env: { ...process.env, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_FLAG_TTL_MS: '200', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     let stdout = '';

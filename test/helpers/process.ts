@@ -13,7 +13,7 @@ export interface CliProcess {
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [cliEntry, ...args], {
     cwd: repoRoot,
-    env: { ...process.env, CUTOVER_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_FLAG_TTL_MS: '200', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stdout = '';
