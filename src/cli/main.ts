@@ -9,6 +9,7 @@ import { registerEnqueueCommand } from './enqueue.js';
 import { registerRolloutCommands } from './rollout.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerOpsCommands } from './ops.js';
+import { registerReconcileCommand } from './reconcile.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerRolloutCommands(program);
   registerDlqCommands(program);
   registerOpsCommands(program);
+  registerReconcileCommand(program);
   registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -1,0 +1,86 @@
+import type { Pool } from '../db/pool.js';
+import { compareSuccessRates, type Verdict } from './stats.js';
+
+export interface EngineOutcome {
+  engine: 'LEGACY' | 'PGBOSS';
+  /** Finished logical jobs: a legacy retry chain counts once. */
+  jobs: number;
+  succeeded: number;
+  successRate: number | null;
+  meanAttempts: number | null;
+  latencySeconds: { p50: number | null; p95: number | null; p99: number | null };
+  /** Jobs that failed for good (pg-boss: dead-lettered). */
+  deadLetters: number;
+}
+
+export interface TypeComparison {
+  type: string;
+  legacy: EngineOutcome;
+  pgboss: EngineOutcome;
+  verdict: Verdict;
+  z: number | null;
+}
+
+interface OutcomeRow {
+  type: string;
+  engine: 'LEGACY' | 'PGBOSS';
+  jobs: number;
+  succeeded: number;
+  mean_attempts: number | null;
+  p50: number | null;
+  p95: number | null;
+  p99: number | null;
+}
+
+/**
+ * Outcomes per job type and engine over the window, per logical job: legacy retries are rows
+ * chained by originalJobId, a pg-boss retry is the same row, so both are grouped by chain. A
+ * chain belongs to the engine of its latest row; chains still in flight are left out. Latency
+ * is from the chain's creation to its successful completion.
+ */
+const outcomesSql = `
+  WITH chains AS (
+    SELECT COALESCE(j."originalJobId", j.id) AS root, j.type,
+           (array_agg(j.engine ORDER BY j."createdAt" DESC, j.attempts DESC))[1] AS engine,
+           bool_or(j.status = 'COMPLETED') AS succeeded,
+           bool_or(j.status IN ('PENDING', 'RUNNING')) AS in_flight,
+           max(j.attempts) AS attempts,
+           min(j."createdAt") AS created,
+           max(j."completedAt") FILTER (WHERE j.status = 'COMPLETED') AS completed
+      FROM "Job" j
+     WHERE j.type = ANY($1::text[]) AND j."createdAt" >= (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8)
+     GROUP BY 1, 2
+  )
+  SELECT type, engine::text AS engine, count(*)::int AS jobs, count(*) FILTER (WHERE succeeded)::int AS succeeded,
+         avg(attempts)::float8 AS mean_attempts,
+         percentile_cont(0.50) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS p50,
+         percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS p95,
+         percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS p99
+    FROM chains WHERE NOT in_flight
+   GROUP BY 1, 2`;
+
+function outcome(engine: 'LEGACY' | 'PGBOSS', row: OutcomeRow | undefined): EngineOutcome {
+  const jobs = row?.jobs ?? 0;
+  const succeeded = row?.succeeded ?? 0;
+  const round = (value: number | null | undefined, digits = 3) => (value === null || value === undefined ? null : Number(Number(value).toFixed(digits)));
+  return {
+    engine,
+    jobs,
+    succeeded,
+    successRate: jobs ? round(succeeded / jobs, 4) : null,
+    meanAttempts: round(row?.mean_attempts),
+    latencySeconds: { p50: round(row?.p50), p95: round(row?.p95), p99: round(row?.p99) },
+    deadLetters: jobs - succeeded,
+  };
+}
+
+export async function compareOutcomes(pool: Pool, types: readonly string[], sinceSeconds: number, minSample = 30): Promise<TypeComparison[]> {
+  const { rows } = await pool.query<OutcomeRow>(outcomesSql, [types, sinceSeconds]);
+  return types
+    .map((type) => {
+      const legacy = outcome('LEGACY', rows.find((r) => r.type === type && r.engine === 'LEGACY'));
+      const pgboss = outcome('PGBOSS', rows.find((r) => r.type === type && r.engine === 'PGBOSS'));
+      return { type, legacy, pgboss, ...compareSuccessRates(pgboss, legacy, minSample) };
+    })
+    .filter((comparison) => comparison.legacy.jobs + comparison.pgboss.jobs > 0);
+}
