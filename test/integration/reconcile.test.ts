@@ -1,0 +1,221 @@
+import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { Pool } from '../../src/db/pool.js';
+import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { bossState, setPercent, startProducer, type Producer } from '../helpers/engines.js';
+import { addLegacyJobs, countWhere, fixtureRegistry, jobRows, testPool } from '../helpers/jobs.js';
+import { runCli } from '../helpers/cli.js';
+import { startCli } from '../helpers/process.js';
+import { pollUntil } from '../helpers/wait.js';
+
+let database: TestDatabase;
+let pool: Pool;
+let registry: JobRegistry;
+let producer: Producer;
+
+beforeAll(async () => {
+  registry = await loadRegistry(fixtureRegistry);
+});
+
+beforeEach(async () => {
+  database = await createTestDatabase();
+  pool = testPool(database.url);
+  producer = await startProducer(database.url, pool, registry);
+  await setPercent(pool, 100);
+});
+
+afterEach(async () => {
+  await producer.close();
+  await pool.end();
+  await database.drop();
+});
+
+interface Report {
+  findings: Record<string, { count: number; sample: { id: string; type: string; detail: string }[] }>;
+  total: number;
+  fixed: { lost: number; orphan: number; drift: number } | null;
+  comparison: {
+    type: string;
+    verdict: string;
+    legacy: { jobs: number; succeeded: number; meanAttempts: number; latencySeconds: { p50: number; p95: number; p99: number } };
+    pgboss: { jobs: number; succeeded: number; meanAttempts: number; latencySeconds: { p50: number; p95: number; p99: number } };
+  }[];
+}
+
+async function reconcileCli(...args: string[]): Promise<{ code: number | null; report: Report }> {
+  const result = await runCli(['reconcile', '--grace', '0', '--json', '--registry', fixtureRegistry, '--database-url', database.url, ...args]);
+  expect(result.stdout, result.stderr).not.toBe('');
+  return { code: result.code, report: JSON.parse(result.stdout) as Report };
+}
+
+async function auditActions(): Promise<string[]> {
+  const { rows } = await pool.query<{ action: string }>(`SELECT action FROM "RolloutEvent" WHERE action LIKE 'reconcile.%' ORDER BY id`);
+  return rows.map((r) => r.action);
+}
+
+/** Takes one job off a pg-boss queue as a worker would, without running it. */
+async function fetchOne(type: string) {
+  const [job] = await producer.boss.fetch(type);
+  if (!job) throw new Error(`no ${type} job to fetch`);
+  return job;
+}
+
+describe('consistency classes', () => {
+  it('lost: a PGBOSS row whose pg-boss job vanished; --fix re-sends it with the same id', async () => {
+    const { id } = await producer.manager.enqueue('test.noop', {});
+    await pool.query(`DELETE FROM pgboss.job WHERE id = $1`, [id]);
+    const found = await reconcileCli();
+    expect(found.code).toBe(1);
+    expect(found.report.findings.lost).toMatchObject({ count: 1, sample: [{ id, type: 'test.noop' }] });
+
+    const fixed = await reconcileCli('--fix');
+    expect(fixed.report.fixed).toEqual({ lost: 1, orphan: 0, drift: 0 });
+    expect(fixed.report.total).toBe(0);
+    expect(fixed.code).toBe(0);
+    expect(await bossState(pool, 'test.noop', id)).toMatchObject({ state: 'created' });
+    expect(await auditActions()).toEqual(['reconcile.fix.lost']);
+  });
+
+  it('lost under a kill switch: handed back to legacy instead', async () => {
+    const { id } = await producer.manager.enqueue('test.noop', {});
+    await pool.query(`DELETE FROM pgboss.job WHERE id = $1`, [id]);
+    await runCli(['rollout', 'kill', '--type', 'test.noop', '--registry', fixtureRegistry, '--database-url', database.url]);
+    const fixed = await reconcileCli('--fix');
+    expect(fixed.report.fixed?.lost).toBe(1);
+    expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ engine: 'LEGACY', status: 'PENDING', routeReason: 'rolledback' });
+    expect(await bossState(pool, 'test.noop', id)).toBeUndefined();
+  });
+
+  it('orphan: a pg-boss job without a row; --fix adopts it', async () => {
+    const id = await producer.boss.send('test.noop', { from: 'elsewhere' });
+    const found = await reconcileCli();
+    expect(found.report.findings.orphan).toMatchObject({ count: 1, sample: [{ id }] });
+    const fixed = await reconcileCli('--fix');
+    expect(fixed.report.fixed?.orphan).toBe(1);
+    expect(fixed.report.total).toBe(0);
+    expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ engine: 'PGBOSS', status: 'PENDING', routeReason: 'adopted', type: 'test.noop' });
+    expect(await auditActions()).toEqual(['reconcile.fix.orphan']);
+  });
+
+  it('drift: pg-boss completed while the row says RUNNING; --fix copies the final state', async () => {
+    const { id } = await producer.manager.enqueue('test.noop', {});
+    const job = await fetchOne('test.noop');
+    await pool.query(`UPDATE "Job" SET status = 'RUNNING' WHERE id = $1`, [id]);
+    await producer.boss.complete('test.noop', job.id, { done: 'elsewhere' });
+    const found = await reconcileCli();
+    expect(found.report.findings.drift).toMatchObject({ count: 1, sample: [{ id, detail: 'row RUNNING, pg-boss completed' }] });
+    const fixed = await reconcileCli('--fix');
+    expect(fixed.report.fixed?.drift).toBe(1);
+    expect(fixed.report.total).toBe(0);
+    expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ status: 'COMPLETED', result: { done: 'elsewhere' }, attempts: 1 });
+    expect(await auditActions()).toEqual(['reconcile.fix.drift']);
+  });
+
+  it('drift that is not safe to fix (row COMPLETED, pg-boss still active) is reported and left', async () => {
+    const { id } = await producer.manager.enqueue('test.noop', {});
+    await fetchOne('test.noop');
+    await pool.query(`UPDATE "Job" SET status = 'COMPLETED' WHERE id = $1`, [id]);
+    const fixed = await reconcileCli('--fix');
+    expect(fixed.code).toBe(1);
+    expect(fixed.report.fixed?.drift).toBe(0);
+    expect(fixed.report.findings.drift!.count).toBe(1);
+  });
+
+  it('stuck: RUNNING past its timeout on either engine; reported, never fixed', async () => {
+    const [legacyId] = await addLegacyJobs(pool, 'test.hang', [{}]);
+    await pool.query(`UPDATE "Job" SET status = 'RUNNING', "startedAt" = (now() AT TIME ZONE 'UTC') - interval '1 hour' WHERE id = $1`, [legacyId]);
+    const { id: bossId } = await producer.manager.enqueue('test.hang', {});
+    await fetchOne('test.hang');
+    await pool.query(`UPDATE pgboss.job SET started_on = now() - interval '1 hour' WHERE id = $1`, [bossId]);
+    await pool.query(`UPDATE "Job" SET status = 'RUNNING' WHERE id = $1`, [bossId]);
+    const { code, report } = await reconcileCli('--fix');
+    expect(code).toBe(1);
+    expect(report.findings.stuck!.count).toBe(2);
+    expect(report.findings.stuck!.sample.map((s) => s.id).sort()).toEqual([legacyId, bossId].sort());
+    expect(report.fixed).toEqual({ lost: 0, orphan: 0, drift: 0 });
+  });
+
+  it('double: one job that ran on both engines; reported, never fixed', async () => {
+    const { id } = await producer.manager.enqueue('test.noop', {});
+    const job = await fetchOne('test.noop');
+    await producer.boss.complete('test.noop', job.id, {});
+    await pool.query(`UPDATE "Job" SET engine = 'LEGACY', status = 'COMPLETED', "pgbossJobId" = NULL WHERE id = $1`, [id]);
+    const { code, report } = await reconcileCli('--fix');
+    expect(code).toBe(1);
+    expect(report.findings.double).toMatchObject({ count: 1, sample: [{ id, detail: 'legacy COMPLETED and pg-boss completed' }] });
+  });
+
+  it('retention: finished jobs whose pg-boss rows were deleted are not lost', async () => {
+    const { id } = await producer.manager.enqueue('test.noop', {});
+    const job = await fetchOne('test.noop');
+    await producer.boss.complete('test.noop', job.id, {});
+    await pool.query(`UPDATE "Job" SET status = 'COMPLETED', "completedAt" = now() WHERE id = $1`, [id]);
+    await pool.query(`DELETE FROM pgboss.job WHERE name = 'test.noop'`); // what deleteAfterSeconds does
+    const { code, report } = await reconcileCli();
+    expect(report.total).toBe(0);
+    expect(code).toBe(0);
+  });
+
+  it('rejects bad input with exit 2', async () => {
+    expect((await runCli(['reconcile', '--since', 'forever', '--database-url', database.url])).code).toBe(2);
+    expect((await runCli(['reconcile', '--type', 'test.nope', '--registry', fixtureRegistry, '--database-url', database.url])).code).toBe(2);
+  });
+});
+
+function percentile(sorted: number[], p: number): number {
+  const rank = p * (sorted.length - 1);
+  const low = Math.floor(rank);
+  const high = Math.ceil(rank);
+  return sorted[low]! + (sorted[high]! - sorted[low]!) * (rank - low);
+}
+
+describe('a clean dual run', () => {
+  it('2,000 jobs at 50 %: zero findings, exit 0, and the comparison matches a hand computation', async () => {
+    await setPercent(pool, 50);
+    await producer.manager.enqueueMany('test.record', Array.from({ length: 2000 }, (_, i) => ({ payload: { tag: `d${i}` } })));
+    await producer.manager.enqueueMany('test.fail-times', Array.from({ length: 100 }, () => ({ payload: { times: 1 } })));
+    const common = ['--registry', fixtureRegistry, '--database-url', database.url];
+    const workers = [
+      startCli(['worker', '--engine', 'legacy', '--concurrency', '12', '--poll-ms', '20', ...common]),
+      startCli(['worker', '--engine', 'pgboss', ...common]),
+    ];
+    await pollUntil('every chain finished', async () => (await countWhere(pool, `status IN ('PENDING', 'RUNNING')`)) === 0 && (await countWhere(pool, `status = 'COMPLETED'`)) === 2100, {
+      timeoutMs: 150_000,
+      intervalMs: 250,
+    });
+    for (const worker of workers) worker.kill('SIGTERM');
+    await Promise.all(workers.map((w) => w.exited));
+
+    const { code, report } = await reconcileCli();
+    expect(report.total).toBe(0);
+    expect(code).toBe(0);
+
+    const record = report.comparison.find((c) => c.type === 'test.record')!;
+    for (const engine of ['LEGACY', 'PGBOSS'] as const) {
+      const { rows } = await pool.query<{ latency: number }>(
+        `SELECT EXTRACT(EPOCH FROM "completedAt" - "createdAt")::float8 AS latency FROM "Job" WHERE type = 'test.record' AND engine = $1 ORDER BY 1`,
+        [engine],
+      );
+      const latencies = rows.map((r) => r.latency);
+      const side = engine === 'LEGACY' ? record.legacy : record.pgboss;
+      expect(side.jobs).toBe(latencies.length);
+      expect(side.succeeded).toBe(latencies.length);
+      expect(side.meanAttempts).toBe(1);
+      expect(side.latencySeconds.p50).toBeCloseTo(percentile(latencies, 0.5), 2);
+      expect(side.latencySeconds.p95).toBeCloseTo(percentile(latencies, 0.95), 2);
+      expect(side.latencySeconds.p99).toBeCloseTo(percentile(latencies, 0.99), 2);
+    }
+    expect(record.legacy.jobs + record.pgboss.jobs).toBe(2000);
+    expect(record.verdict).toBe('same');
+
+    // Retries: a legacy chain of two rows and a pg-boss job run twice are both 2 attempts of one job.
+    const retried = report.comparison.find((c) => c.type === 'test.fail-times')!;
+    expect(retried.legacy.jobs + retried.pgboss.jobs).toBe(100);
+    expect(retried.legacy.meanAttempts).toBe(2);
+    expect(retried.pgboss.meanAttempts).toBe(2);
+    expect(await countWhere(pool, `type = 'test.fail-times' AND engine = 'LEGACY'`)).toBe(retried.legacy.jobs * 2);
+
+    const status = JSON.parse((await runCli(['status', '--json', '--database-url', database.url])).stdout);
+    expect(status.lastReconcile).toMatchObject({ findings: 0 });
+  });
+});
