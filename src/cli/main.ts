@@ -10,6 +10,7 @@ import { registerRolloutCommands } from './rollout.js';
 import { registerDlqCommands } from './dlq.js';
 import { registerOpsCommands } from './ops.js';
 import { registerReconcileCommand } from './reconcile.js';
+import { registerPlanCommands } from './plan.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerDlqCommands(program);
   registerOpsCommands(program);
   registerReconcileCommand(program);
+  registerPlanCommands(program);
   registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;

@@ -51,13 +51,19 @@ const outcomesSql = `
      WHERE j.type = ANY($1::text[]) AND j."createdAt" >= (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8)
      GROUP BY 1, 2
   )
-  SELECT type, engine::text AS engine, count(*)::int AS jobs, count(*) FILTER (WHERE succeeded)::int AS succeeded,
+  SELECT CASE WHEN $3::boolean THEN type ELSE '*' END AS type, engine::text AS engine, count(*)::int AS jobs, count(*) FILTER (WHERE succeeded)::int AS succeeded,
          avg(attempts)::float8 AS mean_attempts,
          percentile_cont(0.50) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS p50,
          percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS p95,
          percentile_cont(0.99) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS p99
     FROM chains WHERE NOT in_flight
    GROUP BY 1, 2`;
+
+/** Outcomes of one engine over all the given types together (rollout gates on `*`). */
+export async function engineOutcome(pool: Pool, engine: 'LEGACY' | 'PGBOSS', types: readonly string[], sinceSeconds: number): Promise<EngineOutcome> {
+  const { rows } = await pool.query<OutcomeRow>(outcomesSql, [types, sinceSeconds, false]);
+  return outcome(engine, rows.find((row) => row.engine === engine));
+}
 
 function outcome(engine: 'LEGACY' | 'PGBOSS', row: OutcomeRow | undefined): EngineOutcome {
   const jobs = row?.jobs ?? 0;
@@ -75,7 +81,7 @@ function outcome(engine: 'LEGACY' | 'PGBOSS', row: OutcomeRow | undefined): Engi
 }
 
 export async function compareOutcomes(pool: Pool, types: readonly string[], sinceSeconds: number, minSample = 30): Promise<TypeComparison[]> {
-  const { rows } = await pool.query<OutcomeRow>(outcomesSql, [types, sinceSeconds]);
+  const { rows } = await pool.query<OutcomeRow>(outcomesSql, [types, sinceSeconds, true]);
   return types
     .map((type) => {
       const legacy = outcome('LEGACY', rows.find((r) => r.type === type && r.engine === 'LEGACY'));

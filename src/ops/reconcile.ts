@@ -42,7 +42,8 @@ export interface ReconcileOptions {
 const CLASSES: readonly FindingClass[] = ['lost', 'orphan', 'drift', 'stuck', 'double'];
 const SAMPLE = 20;
 
-async function findAll(options: ReconcileOptions, types: readonly string[]): Promise<ReconcileReport['findings']> {
+/** Every finding class, counted with a sample, without fixing anything. */
+export async function findInconsistencies(options: Pick<ReconcileOptions, 'pool' | 'registry' | 'graceSeconds'>, types: readonly string[]): Promise<ReconcileReport['findings']> {
   const timeouts = types.map((type) => Math.ceil(options.registry.require(type).timeoutSeconds));
   const params = [types, options.graceSeconds ?? 60, types, timeouts];
   const results = await Promise.all(
@@ -70,7 +71,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
     if (!options.boss) throw new Error('reconcile --fix needs a pg-boss instance');
     fixed = await fixFindings({ pool: options.pool, boss: options.boss, actor: options.actor, types, graceSeconds: options.graceSeconds ?? 60 });
   }
-  const [findings, comparison] = await Promise.all([findAll(options, types), compareOutcomes(options.pool, types, sinceSeconds, options.minSample ?? 30)]);
+  const [findings, comparison] = await Promise.all([findInconsistencies(options, types), compareOutcomes(options.pool, types, sinceSeconds, options.minSample ?? 30)]);
   const total = CLASSES.reduce((sum, name) => sum + findings[name].count, 0);
   const report: ReconcileReport = { findings, total, fixed, comparison, window: { sinceSeconds }, seconds: Math.round((performance.now() - started) / 10) / 100 };
   await options.pool.query(`INSERT INTO "ReconcileRun" ("startedAt", "finishedAt", findings, summary) VALUES (now() - make_interval(secs => $1), now(), $2, $3::jsonb)`, [

@@ -1,0 +1,237 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import type { PgBoss } from 'pg-boss';
+import { poolConfig, type Pool } from '../db/pool.js';
+import { CheckFailedError, UsageError } from '../errors.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+import { engineOutcome } from '../ops/compare.js';
+import { findInconsistencies } from '../ops/reconcile.js';
+import { rollback } from '../ops/rollback.js';
+import { audit, changeFlag, DEFAULT_FLAG, readFlags } from './flags.js';
+import { evaluateGates, type GateResult, type GateStatus } from './gates.js';
+import { describeStep, planSchema, type Plan } from './plan.js';
+
+export type PlanState = 'running' | 'paused' | 'completed' | 'aborted';
+
+export interface PlanRun {
+  id: string;
+  planName: string;
+  jobType: string;
+  plan: Plan;
+  currentStep: number;
+  state: PlanState;
+  stepStartedAt: Date;
+  startedAt: Date;
+  finishedAt: Date | null;
+  reason: string | null;
+}
+
+export interface PlanContext {
+  pool: Pool;
+  databaseUrl: string;
+  registry: JobRegistry;
+  log: Logger;
+  actor: string;
+  /** Only needed to abort (rollback moves pg-boss jobs). */
+  boss?: PgBoss;
+  /** Passed to the abort's rollback. @defaultValue 5000 */
+  settleMs?: number;
+  /** Legacy baseline when the step window has too few legacy jobs. @defaultValue 86400 */
+  baselineSeconds?: number;
+}
+
+export interface TickResult {
+  run: PlanRun;
+  /** What happened this tick, for progress output. */
+  event: 'advanced' | 'waiting' | 'paused' | 'completed' | 'aborted';
+  gates?: { status: GateStatus; results: GateResult[] };
+}
+
+const columns = `id, "planName", "jobType", plan, "currentStep", state, "stepStartedAt", "startedAt", "finishedAt", reason`;
+
+function toRun(row: PlanRun): PlanRun {
+  return { ...row, plan: planSchema.parse(row.plan) };
+}
+
+/** The run a controller drives: the newest one for the type that has not ended. */
+export async function activeRun(pool: Pool, jobType?: string): Promise<PlanRun | undefined> {
+  const { rows } = await pool.query<PlanRun>(
+    `SELECT ${columns} FROM "RolloutPlanRun" WHERE state IN ('running', 'paused') AND ($1::text IS NULL OR "jobType" = $1)
+      ORDER BY "startedAt" DESC`,
+    [jobType ?? null],
+  );
+  if (rows.length > 1 && !jobType) throw new UsageError(`${rows.length} plans are active (${rows.map((r) => r.jobType).join(', ')}); pass --type`);
+  return rows[0] ? toRun(rows[0]) : undefined;
+}
+
+export async function runById(pool: Pool, id: string): Promise<PlanRun> {
+  const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" WHERE id = $1`, [id]);
+  if (!rows[0]) throw new Error(`plan run ${id} vanished`);
+  return toRun(rows[0]);
+}
+
+export async function recentRuns(pool: Pool, limit = 10): Promise<PlanRun[]> {
+  const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" ORDER BY "startedAt" DESC LIMIT $1`, [limit]);
+  return rows.map(toRun);
+}
+
+/** Creates the run of a plan. One active run per job type; never over a kill switch. */
+export async function startPlan(context: PlanContext, plan: Plan): Promise<PlanRun> {
+  if (plan.jobType !== DEFAULT_FLAG) context.registry.require(plan.jobType);
+  const existing = await activeRun(context.pool, plan.jobType);
+  if (existing) return existing;
+  const flags = await readFlags(context.pool);
+  if (flags.get(plan.jobType)?.killSwitch || flags.get(DEFAULT_FLAG)?.killSwitch) {
+    throw new UsageError(`the kill switch is on for ${plan.jobType}; release it with 'cutover rollout unkill${plan.jobType === DEFAULT_FLAG ? '' : ` --type ${plan.jobType}`}' before starting a plan`);
+  }
+  const { rows } = await context.pool.query<PlanRun>(
+    `INSERT INTO "RolloutPlanRun" (id, "planName", "jobType", plan, state) VALUES (gen_random_uuid(), $1, $2, $3::jsonb, 'running') RETURNING ${columns}`,
+    [plan.name, plan.jobType, JSON.stringify(plan)],
+  );
+  const run = toRun(rows[0]!);
+  await audit(context.pool, { actor: context.actor, action: 'plan.start', jobType: plan.jobType, after: { plan: plan.name, steps: plan.steps.length } });
+  return run;
+}
+
+async function update(context: PlanContext, run: PlanRun, changes: { currentStep?: number; state?: PlanState; reason?: string | null; newStep?: boolean }): Promise<PlanRun> {
+  const { rows } = await context.pool.query<PlanRun>(
+    `UPDATE "RolloutPlanRun" SET "currentStep" = COALESCE($2, "currentStep"), state = COALESCE($3, state),
+            reason = CASE WHEN $4::boolean THEN $5 ELSE reason END,
+            "stepStartedAt" = CASE WHEN $6 THEN now() ELSE "stepStartedAt" END,
+            "finishedAt" = CASE WHEN COALESCE($3, state) IN ('completed', 'aborted') THEN now() ELSE NULL END,
+            "updatedAt" = now()
+      WHERE id = $1 RETURNING ${columns}`,
+    [run.id, changes.currentStep ?? null, changes.state ?? null, changes.reason !== undefined, changes.reason ?? null, changes.newStep ?? false],
+  );
+  return toRun(rows[0]!);
+}
+
+async function moveTo(context: PlanContext, run: PlanRun, next: number, action: string): Promise<TickResult> {
+  const done = next >= run.plan.steps.length;
+  const updated = await update(context, run, { currentStep: next, state: done ? 'completed' : 'running', reason: null, newStep: true });
+  await audit(context.pool, {
+    actor: context.actor,
+    action: done ? 'plan.completed' : action,
+    jobType: run.jobType,
+    before: { step: run.currentStep },
+    after: done ? { plan: run.planName } : { step: next, does: describeStep(run.plan.steps[next]!) },
+  });
+  return { run: updated, event: done ? 'completed' : 'advanced' };
+}
+
+/** Gates for the current analysis step, from reconcile's numbers since the step began. */
+export async function evaluateStep(context: PlanContext, run: PlanRun): Promise<{ status: GateStatus; results: GateResult[] }> {
+  const step = run.plan.steps[run.currentStep];
+  if (!step || !('analysis' in step)) return { status: 'pass', results: [] };
+  const types = run.jobType === DEFAULT_FLAG ? context.registry.names() : [run.jobType];
+  const window = Math.max(1, (Date.now() - run.stepStartedAt.getTime()) / 1000);
+  const baseline = Math.max(window, context.baselineSeconds ?? 86_400);
+  const [pgboss, legacy, findings] = await Promise.all([
+    engineOutcome(context.pool, 'PGBOSS', types, window),
+    engineOutcome(context.pool, 'LEGACY', types, baseline),
+    findInconsistencies({ pool: context.pool, registry: context.registry, graceSeconds: 60 }, types),
+  ]);
+  return evaluateGates(step.analysis.gates, { pgboss, legacy, lost: findings.lost.count, double: findings.double.count });
+}
+
+/** One step of the controller: does what the current step says, at most one transition. */
+export async function tick(context: PlanContext, run: PlanRun): Promise<TickResult> {
+  if (run.state === 'completed' || run.state === 'aborted') return { run, event: run.state };
+  const step = run.plan.steps[run.currentStep];
+  if (!step) return moveTo(context, run, run.currentStep, 'plan.step');
+  const elapsed = (Date.now() - run.stepStartedAt.getTime()) / 1000;
+
+  if ('setWeight' in step) {
+    const basisPoints = Math.round(step.setWeight * 100);
+    await changeFlag(context.pool, { jobType: run.jobType, basisPoints }, { actor: context.actor, action: 'plan.setWeight', reason: `plan ${run.planName} step ${run.currentStep + 1}` });
+    return moveTo(context, run, run.currentStep + 1, 'plan.step');
+  }
+  if ('pause' in step) {
+    if (step.pause.duration === undefined) {
+      if (run.state === 'paused') return { run, event: 'paused' };
+      return { run: await update(context, run, { state: 'paused', reason: 'waiting for plan advance' }), event: 'paused' };
+    }
+    return elapsed >= step.pause.duration ? moveTo(context, run, run.currentStep + 1, 'plan.step') : { run, event: 'waiting' };
+  }
+  if (run.state === 'paused' || elapsed < step.analysis.interval) return { run, event: run.state === 'paused' ? 'paused' : 'waiting' };
+  const gates = await evaluateStep(context, run);
+  if (gates.status === 'pass') return { ...(await moveTo(context, run, run.currentStep + 1, 'plan.step')), gates };
+  if (gates.status === 'fail') {
+    const reason = `gate failed: ${gates.results.filter((r) => r.status === 'fail').map((r) => `${r.gate} (${r.detail})`).join('; ')}`;
+    return { ...(await abortPlan(context, run, reason)), gates };
+  }
+  if (elapsed >= step.analysis.interval * step.analysis.count) {
+    const reason = `analysis inconclusive after ${step.analysis.count} evaluations; advance by hand or abort`;
+    return { run: await update(context, run, { state: 'paused', reason }), event: 'paused', gates };
+  }
+  return { run, event: 'waiting', gates };
+}
+
+/** Next step now. An analysis step's gates must pass unless `force`, which is audited. */
+export async function advancePlan(context: PlanContext, run: PlanRun, options: { force?: boolean } = {}): Promise<TickResult> {
+  const step = run.plan.steps[run.currentStep];
+  if (run.state !== 'running' && run.state !== 'paused') throw new UsageError(`plan ${run.planName} is ${run.state}`);
+  let gates: TickResult['gates'];
+  if (step && 'analysis' in step) {
+    gates = await evaluateStep(context, run);
+    if (gates.status !== 'pass' && !options.force) {
+      throw new CheckFailedError(`gates are ${gates.status} (${gates.results.filter((r) => r.status !== 'pass').map((r) => r.detail).join('; ')}); use --force to skip them`);
+    }
+  }
+  const result = await moveTo(context, run, run.currentStep + 1, options.force ? 'plan.advance.forced' : 'plan.advance');
+  // Landing on a setWeight step applies it at once, as the controller would.
+  const next = result.run.plan.steps[result.run.currentStep];
+  const applied = result.event === 'advanced' && next && 'setWeight' in next ? await tick(context, result.run) : result;
+  return { ...applied, ...(gates ? { gates } : {}) };
+}
+
+/** Abort: the rollback command's own logic, then the run is marked aborted with the reason. */
+export async function abortPlan(context: PlanContext, run: PlanRun, reason: string): Promise<TickResult> {
+  if (!context.boss) throw new Error('aborting a plan needs a pg-boss instance');
+  context.log.warn({ plan: run.planName, reason }, 'aborting the rollout plan: rolling back');
+  await rollback({
+    pool: context.pool,
+    databaseUrl: context.databaseUrl,
+    boss: context.boss,
+    registry: context.registry,
+    log: context.log,
+    actor: context.actor,
+    reason: `plan ${run.planName} aborted: ${reason}`,
+    settleMs: context.settleMs ?? 5000,
+    ...(run.jobType === DEFAULT_FLAG ? {} : { types: [run.jobType] }),
+  });
+  const updated = await update(context, run, { state: 'aborted', reason });
+  await audit(context.pool, { actor: context.actor, action: 'plan.aborted', jobType: run.jobType, before: { step: run.currentStep }, after: { state: 'aborted' }, reason });
+  return { run: updated, event: 'aborted' };
+}
+
+/**
+ * The controller: drives a plan to its end, one tick at a time. All state is in
+ * RolloutPlanRun, so a restarted controller continues from the stored step; an advisory lock
+ * keeps a second controller from driving the same plan.
+ */
+export async function runPlan(
+  context: PlanContext,
+  plan: Plan,
+  options: { signal?: AbortSignal; tickMs?: number; onTick?: (result: TickResult) => void } = {},
+): Promise<PlanRun> {
+  const lock = new pg.Client(poolConfig(context.databaseUrl, { applicationName: 'cutover-plan' }));
+  lock.on('error', () => undefined);
+  await lock.connect();
+  try {
+    const { rows } = await lock.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(hashtext('cutover.plan'), hashtext($1)) AS locked`, [plan.jobType]);
+    if (!rows[0]?.locked) throw new CheckFailedError(`another controller is driving a plan for ${plan.jobType}`);
+    let run = await startPlan(context, plan);
+    for (;;) {
+      // Re-read each tick: `plan advance` and `plan abort` change the run from other processes.
+      const result = await tick(context, await runById(context.pool, run.id));
+      run = result.run;
+      options.onTick?.(result);
+      if (run.state === 'completed' || run.state === 'aborted' || options.signal?.aborted) return run;
+      if (result.event !== 'advanced') await sleep(options.tickMs ?? 1000, undefined, { signal: options.signal }).catch(() => undefined);
+    }
+  } finally {
+    await lock.end().catch(() => undefined);
+  }
+}
