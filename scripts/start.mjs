@@ -27,5 +27,4 @@ function run(command, args) {
 
 if (!existsSync(entry) || sourcesChanged()) run('npm', ['run', '--silent', 'build']);
 const args = process.argv.slice(2);
-if (args.length) run(process.execPath, [entry, ...args]);
-else for (const command of [['db', 'migrate'], ['status']]) run(process.execPath, [entry, ...command]);
+run(process.execPath, [entry, ...(args.length ? args : ['demo'])]);

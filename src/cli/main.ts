@@ -11,6 +11,7 @@ import { registerDlqCommands } from './dlq.js';
 import { registerOpsCommands } from './ops.js';
 import { registerReconcileCommand } from './reconcile.js';
 import { registerPlanCommands } from './plan.js';
+import { registerDemoCommand } from './demo.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerOpsCommands(program);
   registerReconcileCommand(program);
   registerPlanCommands(program);
+  registerDemoCommand(program);
   registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;
