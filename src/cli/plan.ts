@@ -5,7 +5,7 @@ import { describeStep, loadPlan } from '../rollout/plan.js';
 import { abortPlan, activeRun, advancePlan, recentRuns, runPlan, startPlan, type PlanContext, type PlanRun, type TickResult } from '../rollout/plan-runner.js';
 import { confirm } from './confirm.js';
 import { withContext, type CommandContext } from './context.js';
-import { formatTable, printJson, printLines } from './output.js';
+import { printJson, printLines } from './output.js';
 import { withServices, type Services } from './services.js';
 
 interface PlanFlags {
