@@ -31,23 +31,37 @@ export const gatesSchema = z
   })
   .strict();
 
-const step = z.union([
-  z.object({ setWeight: z.number().min(0).max(100) }).strict(),
-  z.object({ pause: z.object({ duration: duration.optional() }).strict() }).strict(),
-  z
-    .object({
-      analysis: z
-        .object({
-          gates: gatesSchema.default(gatesSchema.parse({})),
-          /** How often gates are evaluated. */
-          interval: duration.default(60),
-          /** Evaluations before an inconclusive analysis stops waiting and pauses for a person. */
-          count: z.number().int().min(1).default(10),
-        })
-        .strict(),
-    })
-    .strict(),
-]);
+const analysisSchema = z
+  .object({
+    gates: gatesSchema.default(gatesSchema.parse({})),
+    /** How often gates are evaluated. */
+    interval: duration.default(60),
+    /** Evaluations before an inconclusive analysis stops waiting and pauses for a person. */
+    count: z.number().int().min(1).default(10),
+  })
+  .strict();
+
+type Step =
+  | { setWeight: number }
+  | { pause: { duration?: number } }
+  | { analysis: z.infer<typeof analysisSchema> };
+
+const stepKinds = ['setWeight', 'pause', 'analysis'] as const;
+
+// One object with optional keys rather than a union: errors then point at the field that is
+// wrong (steps.2.pause.duration) instead of "matches none of the step kinds".
+const step = z
+  .object({
+    setWeight: z.number().min(0).max(100).optional(),
+    pause: z.object({ duration: duration.optional() }).strict().optional(),
+    analysis: analysisSchema.optional(),
+  })
+  .strict()
+  .superRefine((value, ctx) => {
+    const kinds = stepKinds.filter((kind) => value[kind] !== undefined);
+    if (kinds.length !== 1) ctx.addIssue({ code: 'custom', message: `each step must be exactly one of ${stepKinds.join(', ')}, got ${kinds.join(' + ') || 'none'}` });
+  })
+  .transform((value) => value as Step);
 
 export const planSchema = z
   .object({
