@@ -115,7 +115,7 @@ describe('legacy runner processes', () => {
     await addLegacyJobs(pool, 'test.record', Array.from({ length: 200 }, (_, i) => ({ tag: String(i) })));
     const args = ['worker', '--engine', 'legacy', '--registry', fixtureRegistry, '--poll-ms', '50', '--json', '--database-url', database.url];
     const workers = [startCli(args), startCli(args)];
-    await pollUntil('200 completed jobs', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 200, { timeoutMs: 60_000 });
+    await pollUntil('200 completed jobs', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 200, { timeoutMs: 160_000 });
     for (const worker of workers) worker.kill('SIGTERM');
     const exits = await Promise.all(workers.map((w) => w.exited));
     expect(exits.map((e) => e.code)).toEqual([0, 0]);
@@ -126,7 +126,7 @@ describe('legacy runner processes', () => {
     expect(await countWhere(pool, `status <> 'COMPLETED' OR attempts <> 1`)).toBe(0);
     const completedBy = workers.map((w) => JSON.parse(w.stdout()).completed as number);
     expect(completedBy[0]! + completedBy[1]!).toBe(200);
-  });
+  }, 180_000);
 
   it('recovers the rows of a runner killed with SIGKILL; none stays RUNNING', async () => {
     const [id] = await addLegacyJobs(pool, 'test.sleep', [{ ms: 1500 }]);

@@ -60,7 +60,7 @@ describe('migrate', () => {
     expect(await countWhere(pool, `engine = 'PGBOSS' AND (status <> 'PENDING' OR attempts <> 0)`)).toBe(0);
     expect(await countWhere(pool, `engine = 'LEGACY' AND status = 'PENDING'`)).toBe(0);
     expect(await countWhere(pool, `engine = 'PGBOSS' AND "routeReason" = 'migrated' AND "pgbossJobId" = id`)).toBe(report.pgbossRows);
-  });
+  }, 180_000);
 
   it('after SIGKILL mid-run, a second run moves exactly the rest', async () => {
     await addLegacyJobs(pool, 'test.noop', Array.from({ length: 20_000 }, () => ({})));
@@ -128,7 +128,7 @@ describe('rollback', () => {
     await producer.flags.invalidate();
     expect((await producer.manager.enqueue('test.record-slow', { tag: 'after', ms: 0 })).engine).toBe('LEGACY');
     const legacy = cliProcess('worker', '--engine', 'legacy', '--concurrency', '8', '--poll-ms', '20');
-    await pollUntil('all 61 completed', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 61, { timeoutMs: 60_000 });
+    await pollUntil('all 61 completed', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 61, { timeoutMs: 120_000 });
     legacy.kill('SIGTERM');
     pgbossWorker.kill('SIGTERM');
     await Promise.all([legacy.exited, pgbossWorker.exited]);
@@ -138,7 +138,7 @@ describe('rollback', () => {
     expect(await ownership(pool)).toMatchObject({ lost: 0, inBoth: 0, orphans: 0 });
     const history = JSON.parse((await runCli(['rollout', 'history', '--json', '--database-url', database.url])).stdout).events;
     expect(history.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['rollback', 'flag.kill']));
-  });
+  }, 180_000);
 
   it('refuses without a terminal or --yes, and is idempotent', async () => {
     const refused = await cli('rollback');
@@ -157,11 +157,11 @@ describe('rollback', () => {
     expect(await ownership(pool)).toMatchObject({ rows: 500, pgbossRows: 500, pgbossJobs: 500, lost: 0, inBoth: 0, orphans: 0 });
 
     const worker = cliProcess('worker', '--engine', 'pgboss');
-    await pollUntil('all completed', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 500, { timeoutMs: 60_000 });
+    await pollUntil('all completed', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 500, { timeoutMs: 120_000 });
     worker.kill('SIGTERM');
     await worker.exited;
     expect(await deliveriesPerJob()).toEqual({ jobs: 500, deliveries: 500 });
-  });
+  }, 180_000);
 
   it('lets only one of rollback and migrate hold a job type at once', async () => {
     const { lockJobTypes } = await import('../../src/ops/locks.js');

@@ -51,7 +51,7 @@ describe('pg-boss engine', () => {
     const results = await producer.manager.enqueueMany('test.record', Array.from({ length: 500 }, (_, i) => ({ payload: { tag: String(i) } })));
     expect(results.every((r) => r.engine === 'PGBOSS')).toBe(true);
     const workers = [startCli(workerArgs()), startCli(workerArgs())];
-    await pollUntil('500 completed mirrors', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 500, { timeoutMs: 60_000 });
+    await pollUntil('500 completed mirrors', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 500, { timeoutMs: 120_000 });
     for (const worker of workers) worker.kill('SIGTERM');
     expect((await Promise.all(workers.map((w) => w.exited))).map((e) => e.code)).toEqual([0, 0]);
 
@@ -60,7 +60,7 @@ describe('pg-boss engine', () => {
     const boss = await pool.query<{ state: string; n: string }>(`SELECT state, count(*) AS n FROM pgboss.job WHERE name = 'test.record' GROUP BY 1`);
     expect(boss.rows).toEqual([{ state: 'completed', n: '500' }]);
     expect(await countWhere(pool, `engine = 'PGBOSS' AND status = 'COMPLETED' AND attempts = 1 AND result ? 'tag' AND "pgbossJobId" = id`)).toBe(500);
-  });
+  }, 180_000);
 
   it('shows the final COMPLETED with attempts 3 for a job that fails twice, PENDING in between', async () => {
     const { id } = await producer.manager.enqueue('test.fail-times', { times: 2 });

@@ -180,7 +180,7 @@ describe('a clean dual run', () => {
       startCli(['worker', '--engine', 'pgboss', ...common]),
     ];
     await pollUntil('every chain finished', async () => (await countWhere(pool, `status IN ('PENDING', 'RUNNING')`)) === 0 && (await countWhere(pool, `status = 'COMPLETED'`)) === 2100, {
-      timeoutMs: 150_000,
+      timeoutMs: 280_000,
       intervalMs: 250,
     });
     for (const worker of workers) worker.kill('SIGTERM');
@@ -217,5 +217,5 @@ describe('a clean dual run', () => {
 
     const status = JSON.parse((await runCli(['status', '--json', '--database-url', database.url])).stdout);
     expect(status.lastReconcile).toMatchObject({ findings: 0 });
-  });
+  }, 300_000);
 });

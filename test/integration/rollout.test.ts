@@ -162,7 +162,7 @@ describe('end to end at 50 %', () => {
       startCli(['worker', '--engine', 'legacy', '--concurrency', '8', '--poll-ms', '50', ...common]),
       startCli(['worker', '--engine', 'pgboss', ...common]),
     ];
-    await pollUntil('1000 completed jobs', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 1000, { timeoutMs: 120_000 });
+    await pollUntil('1000 completed jobs', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 1000, { timeoutMs: 220_000 });
     for (const worker of workers) worker.kill('SIGTERM');
     expect((await Promise.all(workers.map((w) => w.exited))).map((e) => e.code)).toEqual([0, 0]);
 
@@ -173,6 +173,6 @@ describe('end to end at 50 %', () => {
     );
     expect(rows[0]).toEqual({ mismatched: '0', deliveries: '1000', jobs: '1000' });
     expect(await countWhere(pool, `attempts <> 1`)).toBe(0);
-  });
+  }, 240_000);
 });
 
