@@ -21,9 +21,19 @@ export type PgbossState = keyof typeof PGBOSS_TO_ROW_STATUS;
 /** pg-boss states after which the job never runs again: their row status can simply be copied. */
 export const FINAL_PGBOSS_STATES: readonly PgbossState[] = ['completed', 'failed', 'cancelled'];
 
-/** The mapping as SQL: `(VALUES ...)` usable in a join. */
+/** The mapping as SQL: `(VALUES ...)` usable in a join, for row-at-a-time work (fixes). */
 export function stateMappingSql(): string {
   return `(VALUES ${Object.entries(PGBOSS_TO_ROW_STATUS)
     .map(([state, status]) => `('${state}', '${status}', ${FINAL_PGBOSS_STATES.includes(state as PgbossState)})`)
     .join(', ')}) AS map(state, row_status, final)`;
+}
+
+/**
+ * The mapping as a CASE over a pg-boss state column, for set-based scans: a join against
+ * VALUES makes the planner misjudge row counts on millions of rows and loop over an index.
+ */
+export function rowStatusForSql(stateColumn: string): string {
+  return `(CASE ${stateColumn}::text ${Object.entries(PGBOSS_TO_ROW_STATUS)
+    .map(([state, status]) => `WHEN '${state}' THEN '${status}'`)
+    .join(' ')} END)`;
 }

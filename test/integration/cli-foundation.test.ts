@@ -14,14 +14,14 @@ describe('cutover db', () => {
   it('migrate --json lists what it applied, and a second run applies nothing', async () => {
     const first = await runCli(['db', 'migrate', '--json', '--database-url', database.url]);
     expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout)).toEqual({ applied: ['0001_legacy', '0002_cutover', '0003_cutover_tables'], alreadyApplied: [] });
+    expect(JSON.parse(first.stdout)).toEqual({ applied: ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index'], alreadyApplied: [] });
 
     const second = await runCli(['db', 'migrate', '--json'], { env: { DATABASE_URL: database.url } });
     expect(second.code).toBe(0);
     expect(JSON.parse(second.stdout).applied).toEqual([]);
 
     const status = await runCli(['db', 'status', '--json', '--database-url', database.url]);
-    expect(JSON.parse(status.stdout).migrations.map((m: { state: string }) => m.state)).toEqual(['applied', 'applied', 'applied']);
+    expect(JSON.parse(status.stdout).migrations.map((m: { state: string }) => m.state)).toEqual(['applied', 'applied', 'applied', 'applied']);
   });
 
   it('exits 3 with one line when the database is unreachable', async () => {
@@ -53,13 +53,13 @@ describe('embedded Postgres', () => {
     const env = { DATABASE_URL: '' };
     const first = await runCli(['db', 'migrate', '--json'], { cwd, env });
     expect(first.code, first.stderr).toBe(0);
-    expect(JSON.parse(first.stdout).applied).toHaveLength(3);
+    expect(JSON.parse(first.stdout).applied).toHaveLength(4);
     expect(existsSync(join(cwd, '.cutover', 'pgdata', 'PG_VERSION'))).toBe(true);
     expect(existsSync(join(cwd, '.cutover', 'pgdata', 'postmaster.pid'))).toBe(false);
 
     const second = await runCli(['db', 'migrate', '--json'], { cwd, env });
     expect(second.code, second.stderr).toBe(0);
-    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], alreadyApplied: ['0001_legacy', '0002_cutover', '0003_cutover_tables'] });
+    expect(JSON.parse(second.stdout)).toMatchObject({ applied: [], alreadyApplied: ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index'] });
     expect(existsSync(join(cwd, '.cutover', 'pgdata', 'postmaster.pid'))).toBe(false);
   });
 });

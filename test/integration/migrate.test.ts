@@ -35,7 +35,7 @@ async function recorded(url: string): Promise<{ migration_name: string; checksum
 describe('migration applier', () => {
   it('applies every migration once, in order, recording Prisma checksums', async () => {
     const files = await readMigrations([builtinMigrationsDir]);
-    expect(files.map((f) => f.name)).toEqual(['0001_legacy', '0002_cutover', '0003_cutover_tables']);
+    expect(files.map((f) => f.name)).toEqual(['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index']);
 
     const result = await migrate({ databaseUrl: database.url });
     expect(result).toEqual({ applied: files.map((f) => f.name), alreadyApplied: [] });
@@ -49,8 +49,8 @@ describe('migration applier', () => {
     await migrate({ databaseUrl: database.url });
     const second = await migrate({ databaseUrl: database.url });
     expect(second.applied).toEqual([]);
-    expect(second.alreadyApplied).toHaveLength(3);
-    expect(await recorded(database.url)).toHaveLength(3);
+    expect(second.alreadyApplied).toHaveLength(4);
+    expect(await recorded(database.url)).toHaveLength(4);
   });
 
   it('refuses to run when an applied migration was changed', async () => {
@@ -78,9 +78,9 @@ describe('migration applier', () => {
 
   it('lets only one of two concurrent appliers apply each migration', async () => {
     const [a, b] = await Promise.all([migrate({ databaseUrl: database.url }), migrate({ databaseUrl: database.url })]);
-    expect([...a.applied, ...b.applied].sort()).toEqual(['0001_legacy', '0002_cutover', '0003_cutover_tables']);
+    expect([...a.applied, ...b.applied].sort()).toEqual(['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index']);
     expect(a.applied.length === 0 || b.applied.length === 0).toBe(true);
-    expect(await recorded(database.url)).toHaveLength(3);
+    expect(await recorded(database.url)).toHaveLength(4);
   });
 
   it('rolls a failing migration back whole and records nothing for it', async () => {
