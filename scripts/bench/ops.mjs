@@ -1,67 +1,14 @@
 // Operator-command benchmarks, each side by side with its reference in the same run:
 //   1. migrate (batched, one transaction per batch) vs a naive per-row script (find, send, update)
 //   2. reconcile on 1M Job rows + 1M pg-boss jobs vs one plain count(*) hash join of the two tables
-// Prints a table of ratios and writes bench-results/ops.json. Postgres: BENCH_DATABASE_URL (a
-// superuser URL) or an embedded Postgres in a temp dir, removed afterwards.
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import pg from 'pg';
-import { startEmbeddedPostgres } from '../../dist/db/embedded.js';
-import { migrate } from '../../dist/db/migrate.js';
-import { createPool } from '../../dist/db/pool.js';
-import { loadRegistry } from '../../dist/jobs/registry.js';
-import { createLogger } from '../../dist/log.js';
 import { migrateBacklog } from '../../dist/ops/migrate.js';
 import { reconcile } from '../../dist/ops/reconcile.js';
-import { startBoss } from '../../dist/pgboss/boss.js';
-import { ensureQueues } from '../../dist/pgboss/queues.js';
+import { log, report, round, seconds, withDatabase, withServer } from './lib.mjs';
 
-const log = createLogger({ level: 'warn', name: 'bench' });
 const MIGRATE_ROWS = Number(process.env.BENCH_MIGRATE_ROWS ?? 100_000);
 const NAIVE_ROWS = Number(process.env.BENCH_NAIVE_ROWS ?? 5_000);
 const RECONCILE_ROWS = Number(process.env.BENCH_RECONCILE_ROWS ?? 1_000_000);
 const TYPE = 'evaluation.process';
-
-const seconds = (start) => (performance.now() - start) / 1000;
-const round = (value) => Math.round(value * 100) / 100;
-
-async function withServer(run) {
-  if (process.env.BENCH_DATABASE_URL) return run(process.env.BENCH_DATABASE_URL);
-  const dataDir = await mkdtemp(join(tmpdir(), 'cutover-bench-'));
-  await chmod(dataDir, 0o755); // as root the server runs as `postgres`, which must enter it
-  const server = await startEmbeddedPostgres({ dataDir, log });
-  try {
-    return await run(server.url);
-  } finally {
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
-}
-
-/** A fresh migrated database per benchmark, with pool, pg-boss and the demo registry. */
-async function withDatabase(adminUrl, name, run) {
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
-  await migrate({ databaseUrl });
-  const pool = createPool(databaseUrl, { max: 6 });
-  const boss = await startBoss({ databaseUrl, log, max: 6 });
-  const registry = await loadRegistry();
-  await ensureQueues(boss, registry, log);
-  try {
-    return await run({ databaseUrl, pool, boss, registry });
-  } finally {
-    await boss.stop({ graceful: false, close: true });
-    await pool.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
-  }
-}
 
 async function seedBacklog(pool, rows) {
   await pool.query(
@@ -151,9 +98,5 @@ await withServer(async (adminUrl) => {
     { name: `migrate ${MIGRATE_ROWS} rows (batch 1000, 2 at once)`, measured: `${round(migrateResult.batched)} rows/s`, reference: `naive per-row ${round(migrateResult.naive)} rows/s (${NAIVE_ROWS} rows)`, ratio: round(migrateResult.batched / migrateResult.naive), goal: 'higher is better' },
     { name: `reconcile ${RECONCILE_ROWS} rows + pg-boss jobs`, measured: `${round(reconcileResult.reconcile)} s`, reference: `count(*) hash join ${round(reconcileResult.join)} s`, ratio: round(reconcileResult.reconcile / reconcileResult.join), goal: 'within 3x' },
   ];
-  await mkdir('bench-results', { recursive: true });
-  await writeFile('bench-results/ops.json', `${JSON.stringify({ at: new Date().toISOString(), results }, null, 2)}\n`);
-  const widths = ['name', 'measured', 'reference', 'ratio'].map((key) => Math.max(key.length, ...results.map((r) => String(r[key]).length)));
-  const line = (cells) => cells.map((cell, i) => String(cell).padEnd(widths[i])).join('  ');
-  process.stdout.write(`${line(['name', 'measured', 'reference', 'ratio'])}\n${results.map((r) => line([r.name, r.measured, r.reference, `${r.ratio}x`])).join('\n')}\n`);
+  await report('ops.json', results);
 });
