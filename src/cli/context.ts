@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
+import { UsageError } from '../errors.js';
 import { openDatabase, type Database } from '../db/connect.js';
 import { createLogger, type Logger } from '../log.js';
 
@@ -36,6 +37,11 @@ export function contextLogger(options: GlobalOptions, config?: Config): Logger {
  */
 export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>): Promise<T> {
   const options = globalOptions(command);
+  if (options.config !== undefined) {
+    // Adopting a team's own table through an adapter file is not built yet: say so rather than
+    // silently run against the generic table.
+    throw new UsageError(`--config ${options.config}: legacy adapters are not supported by this version yet; cutover works on its generic Job table`);
+  }
   const config = loadConfig(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl });
   const log = contextLogger(options, config);
   const controller = new AbortController();

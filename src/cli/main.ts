@@ -16,7 +16,7 @@ import { registerDemoCommand } from './demo.js';
 export function buildProgram(): Command {
   const program = new Command('cutover')
     .description('move a legacy Postgres job table onto pg-boss, with a way back at every step')
-    .option('--config <file>', 'legacy adapter and job registry (default: cutover.config.{ts,mjs,js} in the working directory)')
+    .option('--config <file>', 'legacy adapter for your own table (not supported yet: the generic Job table is used)')
     .option('--database-url <url>', 'Postgres connection string (default: DATABASE_URL, else the embedded Postgres in .cutover/)')
     .option('--json', 'print one JSON document on stdout; logs stay on stderr')
     .option('--yes', 'do destructive actions without asking')

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createPool } from '../db/pool.js';
 import { getStatus } from '../ops/status.js';
+import { loadRegistry } from '../jobs/registry.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
 
@@ -8,11 +9,13 @@ export function registerStatusCommand(program: Command): void {
   program
     .command('status')
     .description('flags, job counts by type, engine and status, last reconcile')
-    .action(async (_options, command: Command) => {
+    .option('--registry <module>', 'job registry module, for the queue list (default: the demo jobs)')
+    .action(async (options: { registry?: string }, command: Command) => {
+      const registry = await loadRegistry(options.registry);
       await withContext(command, async ({ db, json }) => {
-        const pool = createPool(db.url, { max: 3 });
+        const pool = createPool(db.url, { max: 4 });
         try {
-          const report = await getStatus(pool);
+          const report = await getStatus(pool, registry.names());
           if (json) return printJson(report);
           const lines = ['Rollout flags:'];
           lines.push(
@@ -28,6 +31,12 @@ export function registerStatusCommand(program: Command): void {
             ...(report.jobs.length
               ? formatTable(['type', 'engine', 'status', 'count'], report.jobs.map((j) => [j.type, j.engine, j.status, j.count])).map((l) => `  ${l}`)
               : ['  none']),
+          );
+          lines.push('', 'pg-boss queues:');
+          lines.push(
+            ...(report.queues.length
+              ? formatTable(['queue', 'state', 'count'], report.queues.map((q) => [q.queue, q.state, q.count])).map((l) => `  ${l}`)
+              : ['  empty']),
           );
           lines.push('', `Last reconcile: ${report.lastReconcile ? `${report.lastReconcile.at}, ${report.lastReconcile.findings} findings` : 'never'}`);
           printLines(lines);

@@ -1,4 +1,6 @@
 import type { Pool } from '../db/pool.js';
+import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { deadLetterQueue } from '../pgboss/queues.js';
 
 export interface JobCount {
   type: string;
@@ -16,15 +18,33 @@ export interface FlagState {
   updatedBy: string | null;
 }
 
+export interface QueueSize {
+  queue: string;
+  state: string;
+  count: number;
+}
+
 export interface StatusReport {
   flags: FlagState[];
   jobs: JobCount[];
+  /** pg-boss jobs per queue and state (dead letter queues end in `.dlq`); empty before pg-boss is installed. */
+  queues: QueueSize[];
   lastReconcile: { at: string; findings: number } | null;
 }
 
-/** One read-only snapshot for `cutover status`: flags, job counts, last reconcile. */
-export async function getStatus(pool: Pool): Promise<StatusReport> {
-  const [flags, jobs, reconcile] = await Promise.all([
+async function queueSizes(pool: Pool, queues: readonly string[]): Promise<QueueSize[]> {
+  const { rows: installed } = await pool.query<{ present: boolean }>(`SELECT to_regclass('${PGBOSS_SCHEMA}.job') IS NOT NULL AS present`);
+  if (!installed[0]?.present) return [];
+  const { rows } = await pool.query<{ queue: string; state: string; count: string }>(
+    `SELECT name AS queue, state::text AS state, count(*) AS count FROM ${PGBOSS_SCHEMA}.job WHERE name = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2`,
+    [queues],
+  );
+  return rows.map((row) => ({ ...row, count: Number(row.count) }));
+}
+
+/** One read-only snapshot for `cutover status`: flags, job counts, pg-boss queues, last reconcile. */
+export async function getStatus(pool: Pool, jobTypes: readonly string[]): Promise<StatusReport> {
+  const [flags, jobs, reconcile, queues] = await Promise.all([
     pool.query<{ jobType: string; basisPoints: number; killSwitch: boolean; fallbackToLegacy: boolean; updatedAt: Date; updatedBy: string | null }>(
       `SELECT "jobType", "basisPoints", "killSwitch", "fallbackToLegacy", "updatedAt", "updatedBy" FROM "RolloutFlag" ORDER BY "jobType"`,
     ),
@@ -33,6 +53,7 @@ export async function getStatus(pool: Pool): Promise<StatusReport> {
          FROM "Job" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
     ),
     pool.query<{ finishedAt: Date; findings: number }>(`SELECT "finishedAt", findings FROM "ReconcileRun" ORDER BY id DESC LIMIT 1`),
+    queueSizes(pool, jobTypes.flatMap((type) => [type, deadLetterQueue(type)])),
   ]);
   const last = reconcile.rows[0];
   return {
@@ -45,6 +66,7 @@ export async function getStatus(pool: Pool): Promise<StatusReport> {
       updatedBy: row.updatedBy,
     })),
     jobs: jobs.rows.map((row) => ({ ...row, count: Number(row.count) })),
+    queues,
     lastReconcile: last ? { at: last.finishedAt.toISOString(), findings: last.findings } : null,
   };
 }

@@ -54,6 +54,11 @@ describe('transactional dual-write', () => {
     expect((await jobRows(pool, 'id = $1', [result.id]))[0]).toMatchObject({ engine: 'PGBOSS', status: 'PENDING', routeReason: 'bucket', maxAttempts: 3 });
     const { rows } = await pool.query(`SELECT priority, state FROM pgboss.job WHERE name = 'test.noop' AND id = $1`, [result.id]);
     expect(rows).toEqual([{ priority: 7000, state: 'created' }]);
+
+    const status = JSON.parse((await runCli(['status', '--json', '--registry', fixtureRegistry, '--database-url', database.url])).stdout);
+    expect(status.jobs).toEqual([{ type: 'test.noop', engine: 'PGBOSS', status: 'PENDING', count: 1 }]);
+    expect(status.queues).toEqual([{ queue: 'test.noop', state: 'created', count: 1 }]);
+    expect(status.flags).toMatchObject([{ jobType: '*', percent: 100, killSwitch: false }]);
   });
 
   it('joins the caller\'s Prisma transaction: a rollback removes both the row and the pg-boss job', async () => {
