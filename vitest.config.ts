@@ -4,6 +4,7 @@ export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
     globalSetup: ['test/helpers/global-setup.ts'],
+    setupFiles: ['test/helpers/cleanup.ts'],
     // Each file gets its own database; two cores run two files at a time.
     pool: 'forks',
     maxWorkers: 2,

@@ -9,6 +9,15 @@ export interface CliProcess {
   kill(signal: NodeJS.Signals): void;
 }
 
+const live = new Set<ChildProcess>();
+
+/** Kills whatever a test started and left running (a failed or timed-out test skips its own stop). */
+export async function killStragglers(): Promise<void> {
+  const waiting = [...live].map((child) => new Promise((resolve) => child.once('exit', resolve)));
+  for (const child of live) child.kill('SIGKILL');
+  await Promise.all(waiting);
+}
+
 /** A long-running CLI command (a worker) in its own process, as an operator would start it. */
 export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
   const child = spawn(process.execPath, [cliEntry, ...args], {
@@ -20,8 +29,12 @@ export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): 
   let stderr = '';
   child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  live.add(child);
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on('exit', (code, signal) => resolve({ code, signal })),
+    child.on('exit', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    }),
   );
   return { child, stdout: () => stdout, stderr: () => stderr, exited, kill: (signal) => child.kill(signal) };
 }
