@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { retryDelaySeconds, type RetryPolicy } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
@@ -120,25 +121,18 @@ export class LegacyRunner {
 
   /** Stale-row recovery as one pass, for the loop and for operators: counts what it recovered. */
   async recoverStale(limit = 100): Promise<number> {
-    const client = await this.options.pool.connect();
-    try {
-      await client.query('BEGIN');
+    const recovered = await withTransaction(this.options.pool, async (client) => {
       const stale = await lockStaleLegacyJobs(client, this.options.staleAfterMs / 1000, limit);
       for (const row of stale) {
         const message = `worker ${row.workerId ?? 'unknown'} stopped heartbeating; job presumed dead`;
         const failed = await failLegacyJob(client, row.id, null, message, null);
         if (failed) await this.maybeRetry(client, failed, { message, kind: 'retryable' });
       }
-      await client.query('COMMIT');
-      if (stale.length) this.options.log.warn({ recovered: stale.length }, 'recovered jobs of a dead worker');
-      this.stats.recovered += stale.length;
       return stale.length;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
+    if (recovered) this.options.log.warn({ recovered }, 'recovered jobs of a dead worker');
+    this.stats.recovered += recovered;
+    return recovered;
   }
 
   private async recoverStaleSafely(): Promise<void> {
@@ -192,20 +186,13 @@ export class LegacyRunner {
       this.stats.released += 1;
       return;
     }
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const failed = await failLegacyJob(client, job.id, this.workerId, outcome.failure.message, outcome.logs);
-      if (failed) await this.maybeRetry(client, failed, outcome.failure);
-      await client.query('COMMIT');
-      if (failed) this.stats.failed += 1;
-      log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: outcome.failure.message }, 'job failed');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    const failed = await withTransaction(pool, async (client) => {
+      const row = await failLegacyJob(client, job.id, this.workerId, outcome.failure.message, outcome.logs);
+      if (row) await this.maybeRetry(client, row, outcome.failure);
+      return row;
+    });
+    if (failed) this.stats.failed += 1;
+    log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: outcome.failure.message }, 'job failed');
   }
 
   private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: { id: string; type: string; attempts: number; maxAttempts: number }, failure: JobFailure): Promise<void> {

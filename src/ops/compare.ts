@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { compareSuccessRates, type Verdict } from './stats.js';
 
 export interface EngineOutcome {
@@ -96,19 +97,10 @@ function outcome(engine: 'LEGACY' | 'PGBOSS', row: OutcomeRow | undefined): Engi
  * spills to disk and takes several times longer, so this one statement gets more.
  */
 async function queryOutcomes(pool: Pool, params: unknown[]): Promise<OutcomeRow[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(pool, async (client) => {
     await client.query(`SET LOCAL work_mem = '128MB'`);
-    const { rows } = await client.query<OutcomeRow>(outcomesSql, params);
-    await client.query('COMMIT');
-    return rows;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    return (await client.query<OutcomeRow>(outcomesSql, params)).rows;
+  });
 }
 
 export async function compareOutcomes(pool: Pool, types: readonly string[], sinceSeconds: number, minSample = 30): Promise<TypeComparison[]> {

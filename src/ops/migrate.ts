@@ -1,6 +1,7 @@
 import pLimit from 'p-limit';
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { clientDb } from '../pgboss/boss.js';
@@ -121,9 +122,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
 }
 
 async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: number, summary: MigrateSummary): Promise<{ selected: number; handled: number }> {
-  const client = await options.pool.connect();
-  try {
-    await client.query('BEGIN');
+  const batch = await withTransaction(options.pool, async (client) => {
     const rows = await lockBacklogBatch(client, filter, size);
     const { moves, rejects } = await mapRows(options.registry, rows);
     const db = clientDb(client);
@@ -145,19 +144,15 @@ async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: n
     }
     await flipToPgboss(client, landed.map(({ row, pgbossId }) => ({ id: row.id, pgbossId })));
     await quarantine(client, rejects);
-    await client.query('COMMIT');
-    if (rows.length) summary.batches += 1;
-    summary.moved += landed.length;
-    summary.quarantined += rejects.length;
-    for (const { row } of landed) summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
-    summary.quarantine.push(...rejects.slice(0, MAX_REPORTED - summary.quarantine.length));
-    return { selected: rows.length, handled: rows.length };
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+    return { rows, landed, rejects };
+  });
+  // Counted only once committed: a batch that rolled back moved nothing.
+  if (batch.rows.length) summary.batches += 1;
+  summary.moved += batch.landed.length;
+  summary.quarantined += batch.rejects.length;
+  for (const { row } of batch.landed) summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
+  summary.quarantine.push(...batch.rejects.slice(0, MAX_REPORTED - summary.quarantine.length));
+  return { selected: batch.rows.length, handled: batch.rows.length };
 }
 
 async function dryRun(options: MigrateOptions, filter: BacklogFilter, batchSize: number, summary: MigrateSummary, total: number): Promise<void> {

@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
-import type { Pool, PoolClient } from '../db/pool.js';
+import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { clientDb, PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { audit, readFlags } from '../rollout/flags.js';
 import { pgbossPriority } from '../rollout/priority.js';
@@ -23,21 +24,6 @@ export interface FixContext {
 
 const PAGE = 500;
 
-async function inTransaction<T>(pool: Pool, run: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    const result = await run(client);
-    await client.query('COMMIT');
-    return result;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
-
 /**
  * Re-sends a lost job to pg-boss with the same id, or, when the type's kill switch is on,
  * hands it back to legacy. The row is re-checked under lock: a job that found its way back
@@ -51,7 +37,7 @@ async function fixLost(context: FixContext): Promise<number> {
     const { rows } = await context.pool.query<{ id: string }>(`${findingQueries.lost} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
     let progressed = 0;
     for (const { id } of rows) {
-      progressed += await inTransaction(context.pool, async (client) => {
+      progressed += await withTransaction(context.pool, async (client) => {
         const { rows: locked } = await client.query<{ id: string; type: string; payload: object; priority: number; pgbossJobId: string; attempts: number; maxAttempts: number; status: string }>(
           `SELECT id, type, payload, priority, "pgbossJobId", attempts, "maxAttempts", status FROM "Job"
             WHERE id = $1 AND engine = 'PGBOSS' AND status IN ('PENDING', 'RUNNING') FOR UPDATE`,
@@ -97,7 +83,7 @@ async function fixOrphans(context: FixContext): Promise<number> {
     const { rows } = await context.pool.query<{ id: string; type: string }>(`${findingQueries.orphan} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
     let progressed = 0;
     for (const { id, type } of rows) {
-      progressed += await inTransaction(context.pool, async (client) => {
+      progressed += await withTransaction(context.pool, async (client) => {
         const { rowCount } = await client.query(
           `INSERT INTO "Job" (id, type, payload, status, priority, attempts, "maxAttempts", engine, "pgbossJobId", "routeReason",
                               result, error, "createdAt", "updatedAt", "startedAt", "completedAt", "runAfter")
@@ -139,7 +125,7 @@ async function fixDrift(context: FixContext): Promise<number> {
     const { rows: found } = await context.pool.query<{ id: string }>(`${findingQueries.drift} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
     let progressed = 0;
     for (const { id } of found) {
-      progressed += await inTransaction(context.pool, async (client) => {
+      progressed += await withTransaction(context.pool, async (client) => {
         const { rows } = await client.query<{ id: string; type: string; rowStatus: string; state: string; target: string; output: { message?: string } | null; retryCount: number }>(fixable, [[id]]);
         const row = rows[0];
         if (!row) return 0;

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { clientDb } from '../pgboss/boss.js';
@@ -103,22 +104,14 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
 }
 
 async function moveBatch(options: RollbackOptions, type: string, size: number): Promise<number> {
-  const client = await options.pool.connect();
-  try {
-    await client.query('BEGIN');
+  return withTransaction(options.pool, async (client) => {
     const jobs = await lockUnstartedJobs(client, type, size);
     if (jobs.length) {
       await options.boss.deleteJob(type, jobs.map((job) => job.id), { db: clientDb(client) });
       await flipToLegacy(client, jobs);
     }
-    await client.query('COMMIT');
     return jobs.length;
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
+  });
 }
 
 async function waitForActive(options: RollbackOptions, types: readonly string[]): Promise<{ id: string; type: string }[]> {

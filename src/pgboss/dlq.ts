@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markRequeued } from './mirror.js';
 import { deadLetterQueue } from './queues.js';
@@ -36,21 +37,13 @@ export async function listDeadLetters(pool: Pool, types: readonly string[], id?:
 export async function retryDeadLetters(pool: Pool, boss: PgBoss, letters: readonly DeadLetter[]): Promise<number> {
   let retried = 0;
   for (const letter of letters) {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await withTransaction(pool, async (client) => {
       const db = clientDb(client);
       await boss.retry(letter.type, [letter.jobId], { db });
       await boss.deleteJob(deadLetterQueue(letter.type), letter.dlqJobId, { db });
       await markRequeued(client, letter.jobId);
-      await client.query('COMMIT');
-      retried += 1;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    });
+    retried += 1;
   }
   return retried;
 }

@@ -1,5 +1,6 @@
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
@@ -124,33 +125,29 @@ export class BossWorker {
     const { boss, pool } = this.options;
     const attempt = job.retryCount + 1;
     const fence = { id: job.id, retryCount: job.retryCount };
-    const client = await pool.connect();
+    const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
     try {
-      await client.query('BEGIN');
-      const db = clientDb(client);
-      if (outcome.ok) {
-        await markCompleted(client, job.id, outcome.result);
-        await boss.complete(definition.name, fence, toOutput(outcome.result), { db });
-      } else {
-        const { failure } = outcome;
-        const willRetry = failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
-        if (!willRetry) await exhaustRetries(client, definition.name, job.id);
-        await markFailed(client, job.id, failure.message, attempt, willRetry);
-        await boss.fail(definition.name, fence, { message: failure.message, kind: failure.kind }, { db });
-        if (willRetry && failure.kind === 'rate-limited') {
-          await delayRetry(client, definition.name, job.id, retryDelaySeconds(definition.retry, attempt, failure));
+      await withTransaction(pool, async (client) => {
+        const db = clientDb(client);
+        if (outcome.ok) {
+          await markCompleted(client, job.id, outcome.result);
+          await boss.complete(definition.name, fence, toOutput(outcome.result), { db });
+        } else {
+          const { failure } = outcome;
+          if (!willRetry) await exhaustRetries(client, definition.name, job.id);
+          await markFailed(client, job.id, failure.message, attempt, willRetry);
+          await boss.fail(definition.name, fence, { message: failure.message, kind: failure.kind }, { db });
+          if (willRetry && failure.kind === 'rate-limited') {
+            await delayRetry(client, definition.name, job.id, retryDelaySeconds(definition.retry, attempt, failure));
+          }
         }
-      }
-      await client.query('COMMIT');
+      });
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
       this.log.error({ err: error, jobId: job.id }, 'could not commit the outcome of a job; pg-boss will retry it');
       throw error;
-    } finally {
-      client.release();
     }
     if (outcome.ok) this.stats.completed += 1;
-    else if (outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit) this.stats.retried += 1;
+    else if (willRetry) this.stats.retried += 1;
     else this.stats.failed += 1;
   }
 }

@@ -2,6 +2,7 @@ import { userInfo } from 'node:os';
 import pg from 'pg';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { poolConfig } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { Flag } from './decide.js';
@@ -72,15 +73,13 @@ export async function changeFlag(
   who: { actor: string; action: string; reason?: string | null },
   client?: PoolClient,
 ): Promise<{ before: Flag | null; after: Flag }> {
-  const ownClient = client ?? (await pool.connect());
-  try {
-    if (!client) await ownClient.query('BEGIN');
-    const existing = await ownClient.query<Flag>(
+  const apply = async (db: PoolClient): Promise<{ before: Flag | null; after: Flag }> => {
+    const existing = await db.query<Flag>(
       `SELECT "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy" FROM "RolloutFlag" WHERE "jobType" = $1 FOR UPDATE`,
       [change.jobType],
     );
     const before = existing.rows[0] ?? null;
-    const { rows } = await ownClient.query<Flag>(
+    const { rows } = await db.query<Flag>(
       `INSERT INTO "RolloutFlag" ("jobType", "basisPoints", "killSwitch", "fallbackToLegacy", salt, "updatedBy", "updatedAt")
        VALUES ($1, COALESCE($2, 0), COALESCE($3, false), COALESCE($4, true), COALESCE($5, ''), $6, now())
        ON CONFLICT ("jobType") DO UPDATE SET
@@ -93,16 +92,11 @@ export async function changeFlag(
       [change.jobType, change.basisPoints ?? null, change.killSwitch ?? null, change.fallbackToLegacy ?? null, change.salt ?? null, who.actor],
     );
     const after = rows[0]!;
-    await audit(ownClient, { actor: who.actor, action: who.action, jobType: change.jobType, before, after, reason: who.reason ?? null });
-    await ownClient.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, change.jobType]);
-    if (!client) await ownClient.query('COMMIT');
+    await audit(db, { actor: who.actor, action: who.action, jobType: change.jobType, before, after, reason: who.reason ?? null });
+    await db.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, change.jobType]);
     return { before, after };
-  } catch (error) {
-    if (!client) await ownClient.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    if (!client) ownClient.release();
-  }
+  };
+  return client ? apply(client) : withTransaction(pool, apply);
 }
 
 export interface FlagCacheOptions {

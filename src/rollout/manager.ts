@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
 import { UsageError } from '../errors.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
@@ -128,18 +129,7 @@ export class RolloutManager {
     };
 
     if (tx) return run(isPrismaTransaction(tx) ? prismaTx(tx) : tx);
-    const client = await this.options.pool.connect();
-    try {
-      await client.query('BEGIN');
-      const results = await run(clientTx(client));
-      await client.query('COMMIT');
-      return results;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
+    return withTransaction(this.options.pool, (client) => run(clientTx(client)));
   }
 }
 
