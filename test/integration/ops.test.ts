@@ -1,34 +1,19 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { setPercent, startProducer, type Producer } from '../helpers/engines.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useEngineFixture } from '../helpers/fixture.js';
+import { setPercent, type Producer } from '../helpers/engines.js';
 import { ownership } from '../helpers/invariants.js';
-import { addLegacyJobs, countWhere, fixtureRegistry, testPool } from '../helpers/jobs.js';
+import { addLegacyJobs, countWhere, fixtureRegistry } from '../helpers/jobs.js';
 import { runCli } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
+const fixture = useEngineFixture({});
 let database: TestDatabase;
 let pool: Pool;
-let registry: JobRegistry;
 let producer: Producer;
-
-beforeAll(async () => {
-  registry = await loadRegistry(fixtureRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-  producer = await startProducer(database.url, pool, registry);
-});
-
-afterEach(async () => {
-  await producer.close();
-  await pool.end();
-  await database.drop();
-});
+beforeEach(() => ({ database, pool, producer } = fixture));
 
 const cli = (...args: string[]) => runCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 const cliProcess = (...args: string[]) => startCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);

@@ -1,36 +1,22 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import { type JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { bossState, quietLog, setPercent, startProducer, type Producer } from '../helpers/engines.js';
-import { countWhere, fixtureRegistry, jobRows, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useEngineFixture } from '../helpers/fixture.js';
+import { bossState, quietLog, type Producer } from '../helpers/engines.js';
+import { countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { startCli } from '../helpers/process.js';
 import { runCli } from '../helpers/cli.js';
 import { pollUntil } from '../helpers/wait.js';
 
+const fixture = useEngineFixture({ percent: 100 });
 let database: TestDatabase;
 let pool: Pool;
 let registry: JobRegistry;
 let producer: Producer;
-
-beforeAll(async () => {
-  registry = await loadRegistry(fixtureRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-  producer = await startProducer(database.url, pool, registry);
-  await setPercent(pool, 100);
-});
-
-afterEach(async () => {
-  await producer.close();
-  await pool.end();
-  await database.drop();
-});
+beforeEach(() => ({ database, pool, registry, producer } = fixture));
 
 /** An in-process worker that supervises often, for tests that need expiry to happen soon. */
 async function withWorker<T>(run: (worker: BossWorker) => Promise<T>, types?: string[]): Promise<T> {

@@ -1,37 +1,27 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import { type JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
 import { readFlags } from '../../src/rollout/flags.js';
 import { planSchema, type Plan } from '../../src/rollout/plan.js';
 import { advancePlan, runPlan, tick, startPlan, type PlanContext, type TickResult } from '../../src/rollout/plan-runner.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { quietLog, startProducer, type Producer } from '../helpers/engines.js';
-import { countWhere, fixtureRegistry, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useEngineFixture } from '../helpers/fixture.js';
+import { quietLog, type Producer } from '../helpers/engines.js';
+import { countWhere } from '../helpers/jobs.js';
 import { pollUntil } from '../helpers/wait.js';
 
+const fixture = useEngineFixture({ ttlMs: 200 });
 let database: TestDatabase;
 let pool: Pool;
 let registry: JobRegistry;
 let producer: Producer;
+beforeEach(() => ({ database, pool, registry, producer } = fixture));
+
 let context: PlanContext;
-
-beforeAll(async () => {
-  registry = await loadRegistry(fixtureRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-  producer = await startProducer(database.url, pool, registry, { ttlMs: 200 });
+beforeEach(() => {
   context = { pool, databaseUrl: database.url, registry, log: quietLog, actor: 'test', boss: producer.boss, settleMs: 200 };
-});
-
-afterEach(async () => {
-  await producer.close();
-  await pool.end();
-  await database.drop();
 });
 
 const plan = (input: unknown): Plan => planSchema.parse(input);

@@ -1,34 +1,18 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { bossState, setPercent, startProducer, type Producer } from '../helpers/engines.js';
-import { addLegacyJobs, countWhere, fixtureRegistry, jobRows, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useEngineFixture } from '../helpers/fixture.js';
+import { bossState, setPercent, type Producer } from '../helpers/engines.js';
+import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { runCli } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
+const fixture = useEngineFixture({ percent: 100 });
 let database: TestDatabase;
 let pool: Pool;
-let registry: JobRegistry;
 let producer: Producer;
-
-beforeAll(async () => {
-  registry = await loadRegistry(fixtureRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-  producer = await startProducer(database.url, pool, registry);
-  await setPercent(pool, 100);
-});
-
-afterEach(async () => {
-  await producer.close();
-  await pool.end();
-  await database.drop();
-});
+beforeEach(() => ({ database, pool, producer } = fixture));
 
 interface Report {
   findings: Record<string, { count: number; sample: { id: string; type: string; detail: string }[] }>;

@@ -1,38 +1,25 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { createPrisma, type PrismaClient } from '../../src/db/prisma.js';
 import { defineJob } from '../../src/jobs/define.js';
-import { createRegistry, loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import { createRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { FlagCache, changeFlag } from '../../src/rollout/flags.js';
 import { RolloutManager } from '../../src/rollout/manager.js';
 import { z } from 'zod';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { quietLog, setPercent, startProducer, type Producer } from '../helpers/engines.js';
-import { countWhere, fixtureRegistry, jobRows, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useEngineFixture } from '../helpers/fixture.js';
+import { quietLog, setPercent, type Producer } from '../helpers/engines.js';
+import { countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { runCli } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
+const fixture = useEngineFixture({});
 let database: TestDatabase;
 let pool: Pool;
 let registry: JobRegistry;
 let producer: Producer;
-
-beforeAll(async () => {
-  registry = await loadRegistry(fixtureRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-  producer = await startProducer(database.url, pool, registry);
-});
-
-afterEach(async () => {
-  await producer.close();
-  await pool.end();
-  await database.drop();
-});
+beforeEach(() => ({ database, pool, registry, producer } = fixture));
 
 async function pgbossJobs(name: string): Promise<number> {
   const { rows } = await pool.query<{ n: string }>(`SELECT count(*) AS n FROM pgboss.job WHERE name = $1`, [name]);
