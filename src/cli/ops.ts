@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { CheckFailedError } from '../errors.js';
 import { migrateBacklog, type MigrateSummary } from '../ops/migrate.js';
 import { rollback, type RollbackSummary } from '../ops/rollback.js';
-import { defaultActor } from '../rollout/flags.js';
 import { confirm } from './confirm.js';
 import { withContext } from './context.js';
 import { durationSeconds, integerIn } from './parse.js';
@@ -59,18 +58,13 @@ export function registerOpsCommands(program: Command): void {
     .option('--registry <module>', 'job registry module (default: the demo jobs)')
     .action(async (flags: MigrateFlags, command: Command) => {
       await withContext(command, async (context) => {
-        await withServices(context, { registry: flags.registry, poolMax: flags.concurrency + 2 }, async ({ pool, registry, boss }) => {
+        await withServices(context, { registry: flags.registry, poolMax: flags.concurrency + 2 }, async ({ registry, ops }) => {
           if (flags.type) registry.require(flags.type);
           const bar = progressBar(!context.json && process.stderr.isTTY === true);
           let summary: MigrateSummary;
           try {
             summary = await migrateBacklog({
-              pool,
-              databaseUrl: context.db.url,
-              boss: await boss(),
-              registry,
-              log: context.log,
-              actor: flags.actor ?? defaultActor(),
+              ...(await ops(flags.actor)),
               batchSize: flags.batch,
               concurrency: flags.concurrency,
               dryRun: flags.dryRun ?? false,
@@ -109,15 +103,10 @@ export function registerOpsCommands(program: Command): void {
         throw new CheckFailedError('rollback not confirmed; nothing changed');
       }
       await withContext(command, async (context) => {
-        await withServices(context, { registry: flags.registry }, async ({ pool, registry, boss }) => {
+        await withServices(context, { registry: flags.registry }, async ({ registry, ops }) => {
           if (flags.type) registry.require(flags.type);
           const summary: RollbackSummary = await rollback({
-            pool,
-            databaseUrl: context.db.url,
-            boss: await boss(),
-            registry,
-            log: context.log,
-            actor: flags.actor ?? defaultActor(),
+            ...(await ops(flags.actor)),
             drain: flags.drain ?? false,
             timeoutSeconds: flags.timeout,
             dryRun: flags.dryRun ?? false,

@@ -61,27 +61,20 @@ export function registerRolloutCommands(program: Command): void {
       });
     });
 
-  common(rollout.command('kill').description('kill switch: every new job of the type goes to legacy at once'))
-    .action(async (options: TypeOptions, command: Command) => {
+  for (const [name, killSwitch, description] of [
+    ['kill', true, 'kill switch: every new job of the type goes to legacy at once'],
+    ['unkill', false, 'release the kill switch: routing by percentage resumes'],
+  ] as const) {
+    common(rollout.command(name).description(description)).action(async (options: TypeOptions, command: Command) => {
       await withContext(command, async (context) => {
         await flagTarget(context, options, async (jobType, { pool }) => {
-          const { after } = await changeFlag(pool, { jobType, killSwitch: true }, { actor: options.actor ?? defaultActor(), action: 'flag.kill', reason: options.reason ?? null });
+          const { after } = await changeFlag(pool, { jobType, killSwitch }, { actor: options.actor ?? defaultActor(), action: `flag.${name}`, reason: options.reason ?? null });
           if (context.json) return printJson({ flag: after });
           printLines([describeFlag(after)]);
         });
       });
     });
-
-  common(rollout.command('unkill').description('release the kill switch: routing by percentage resumes'))
-    .action(async (options: TypeOptions, command: Command) => {
-      await withContext(command, async (context) => {
-        await flagTarget(context, options, async (jobType, { pool }) => {
-          const { after } = await changeFlag(pool, { jobType, killSwitch: false }, { actor: options.actor ?? defaultActor(), action: 'flag.unkill', reason: options.reason ?? null });
-          if (context.json) return printJson({ flag: after });
-          printLines([describeFlag(after)]);
-        });
-      });
-    });
+  }
 
   rollout
     .command('history')

@@ -2,7 +2,8 @@ import type { PgBoss } from 'pg-boss';
 import { createPool, type Pool } from '../db/pool.js';
 import { loadRegistry, type JobRegistry } from '../jobs/registry.js';
 import { startBoss } from '../pgboss/boss.js';
-import { FlagCache } from '../rollout/flags.js';
+import type { OpsContext } from '../ops/context.js';
+import { defaultActor, FlagCache } from '../rollout/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import type { CommandContext } from './context.js';
 
@@ -11,6 +12,8 @@ export interface Services {
   registry: JobRegistry;
   boss(): Promise<PgBoss>;
   manager(): Promise<RolloutManager>;
+  /** What operator commands take; `actor` defaults to the OS user. */
+  ops(actor?: string): Promise<OpsContext>;
 }
 
 /** The long-lived pieces a command needs, opened lazily and always closed. */
@@ -28,6 +31,9 @@ export async function withServices<T>(
     pool,
     registry,
     boss: () => (boss ??= startBoss({ databaseUrl: context.db.url, log: context.log, max: 4 })),
+    async ops(actor) {
+      return { pool, databaseUrl: context.db.url, boss: await services.boss(), registry, log: context.log, actor: actor ?? defaultActor() };
+    },
     async manager() {
       flags ??= new FlagCache({ pool, log: context.log, ttlMs: context.config.flagTtlMs });
       manager ??= new RolloutManager({ pool, boss: await services.boss(), registry, flags, log: context.log, env: context.config.envOverride });

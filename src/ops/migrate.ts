@@ -1,24 +1,16 @@
 import pLimit from 'p-limit';
-import type { PgBoss } from 'pg-boss';
-import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
 import { clientDb } from '../pgboss/boss.js';
 import { ensureQueues } from '../pgboss/queues.js';
 import { audit } from '../rollout/flags.js';
 import { pgbossPriority } from '../rollout/priority.js';
 import { pgbossIdFor } from './ids.js';
+import type { OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
 import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRow } from './migrate.sql.js';
 
-export interface MigrateOptions {
-  pool: Pool;
-  databaseUrl: string;
-  boss: PgBoss;
-  registry: JobRegistry;
-  log: Logger;
-  actor: string;
+export interface MigrateOptions extends OpsContext {
   types?: readonly string[];
   olderThanSeconds?: number;
   /** At most this many rows moved in this run. */

@@ -1,21 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PgBoss } from 'pg-boss';
-import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
 import { clientDb } from '../pgboss/boss.js';
 import { audit, changeFlag, DEFAULT_FLAG } from '../rollout/flags.js';
+import type { OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
 import { activeJobs, countUnstarted, flipToLegacy, lockUnstartedJobs } from './rollback.sql.js';
 
-export interface RollbackOptions {
-  pool: Pool;
-  databaseUrl: string;
-  boss: PgBoss;
-  registry: JobRegistry;
-  log: Logger;
-  actor: string;
+export interface RollbackOptions extends OpsContext {
   reason?: string;
   /** Job types to roll back; all when empty (the kill switch then goes on `*`). */
   types?: readonly string[];

@@ -3,10 +3,9 @@ import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { poolConfig, type Pool } from '../db/pool.js';
 import { CheckFailedError, UsageError } from '../errors.js';
-import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
 import { engineOutcome } from '../ops/compare.js';
 import { findInconsistencies } from '../ops/reconcile.js';
+import type { OpsContext } from '../ops/context.js';
 import { rollback } from '../ops/rollback.js';
 import { audit, changeFlag, DEFAULT_FLAG, readFlags } from './flags.js';
 import { evaluateGates, type GateResult, type GateStatus } from './gates.js';
@@ -27,12 +26,7 @@ export interface PlanRun {
   reason: string | null;
 }
 
-export interface PlanContext {
-  pool: Pool;
-  databaseUrl: string;
-  registry: JobRegistry;
-  log: Logger;
-  actor: string;
+export interface PlanContext extends Omit<OpsContext, 'boss'> {
   /** Only needed to abort (rollback moves pg-boss jobs). */
   boss?: PgBoss;
   /** Passed to the abort's rollback. @defaultValue 5000 */

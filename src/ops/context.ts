@@ -1,0 +1,16 @@
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../db/pool.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+
+/** What every operator command works with: the database, pg-boss, the job registry, and who acts. */
+export interface OpsContext {
+  pool: Pool;
+  /** For the sessions that hold advisory locks. */
+  databaseUrl: string;
+  boss: PgBoss;
+  registry: JobRegistry;
+  log: Logger;
+  /** Recorded in the audit log. */
+  actor: string;
+}
