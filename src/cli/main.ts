@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { CutoverError, isConnectionError } from '../errors.js';
+import { CutoverError } from '../errors.js';
 import { redactSecrets } from '../log.js';
 import { registerDbCommands } from './db.js';
 import { registerStatusCommand } from './status.js';
@@ -41,7 +41,7 @@ export function buildProgram(): Command {
 export function exitCodeFor(error: unknown): number {
   if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
   if (error instanceof CutoverError) return error.exitCode;
-  if (isConnectionError(error)) return 3;
+  // Anything unforeseen (a driver error mid-command, a bug) is a runtime failure.
   return 3;
 }
 

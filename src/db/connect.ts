@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Config } from '../config.js';
-import { DatabaseUnavailableError, isConnectionError } from '../errors.js';
+import { DatabaseUnavailableError } from '../errors.js';
 import { redactConnectionString, redactSecrets, type Logger } from '../log.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { poolConfig } from './pool.js';
@@ -48,4 +48,3 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   return { url: server.url, embedded: true, close: () => server.stop() };
 }
 
-export { isConnectionError };
