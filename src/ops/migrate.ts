@@ -119,7 +119,11 @@ async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: n
     const { moves, rejects } = await mapRows(options.registry, rows);
     const db = clientDb(client);
     const byType = new Map<string, typeof moves>();
-    for (const move of moves) byType.set(move.row.type, [...(byType.get(move.row.type) ?? []), move]);
+    for (const move of moves) {
+      const group = byType.get(move.row.type);
+      if (group) group.push(move);
+      else byType.set(move.row.type, [move]);
+    }
     const landed: typeof moves = [];
     for (const [type, group] of byType) {
       const ids = await options.boss.insert(
