@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
+import { looksLikeUuid } from '../ops/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
@@ -11,8 +12,6 @@ interface DlqOptions {
   registry?: string;
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export function registerDlqCommands(program: Command): void {
   const dlq = program.command('dlq').description('pg-boss jobs that failed for good (dead letter queues)');
 
@@ -23,7 +22,7 @@ export function registerDlqCommands(program: Command): void {
       .option('--registry <module>', 'job registry module (default: the demo jobs)');
 
   withLetters(dlq.command('list').description('dead-lettered jobs with their last error')).action(async (options: DlqOptions, command: Command) => {
-    if (options.id && !uuid.test(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
+    if (options.id && !looksLikeUuid(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
     await withContext(command, async (context) => {
       await withServices(context, { registry: options.registry }, async ({ pool, registry }) => {
         const types = options.type ? [registry.require(options.type).name] : registry.names();
@@ -39,7 +38,7 @@ export function registerDlqCommands(program: Command): void {
   });
 
   withLetters(dlq.command('retry').description('send dead-lettered jobs back to their queue')).action(async (options: DlqOptions, command: Command) => {
-    if (options.id && !uuid.test(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
+    if (options.id && !looksLikeUuid(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
     await withContext(command, async (context) => {
       await withServices(context, { registry: options.registry }, async ({ pool, registry, boss }) => {
         const types = options.type ? [registry.require(options.type).name] : registry.names();

@@ -45,6 +45,9 @@ export interface JobDefinitionInput<Payload, Result> {
   sideEffects?: SideEffects;
 }
 
+/** The retry policy of a definition that sets none, and of a row whose type is unknown. */
+export const DEFAULT_RETRY: RetryPolicy = { limit: 2, delaySeconds: 5, backoff: true };
+
 const jobName = /^[A-Za-z0-9_.-]{1,100}$/;
 
 /** One definition that both engines run the same way. */
@@ -52,7 +55,7 @@ export function defineJob<Payload, Result>(input: JobDefinitionInput<Payload, Re
   if (!jobName.test(input.name)) {
     throw new TypeError(`job name must be 1-100 letters, digits, '.', '_' or '-', got '${input.name}'`);
   }
-  const retry: RetryPolicy = { limit: 2, delaySeconds: 5, backoff: true, ...input.retry };
+  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...input.retry };
   if (!Number.isInteger(retry.limit) || retry.limit < 0 || retry.limit > 100) {
     throw new TypeError(`${input.name}: retry.limit must be an integer from 0 to 100, got ${retry.limit}`);
   }

@@ -2,7 +2,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import { retryDelaySeconds, type RetryPolicy } from '../jobs/define.js';
+import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
@@ -51,8 +51,6 @@ export interface RunnerStats {
   recovered: number;
   released: number;
 }
-
-const defaultRetry: RetryPolicy = { limit: 2, delaySeconds: 5, backoff: true };
 
 export function defaultWorkerId(): string {
   return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
@@ -197,7 +195,7 @@ export class LegacyRunner {
 
   private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: { id: string; type: string; attempts: number; maxAttempts: number }, failure: JobFailure): Promise<void> {
     if (failure.kind === 'non-retryable' || failed.attempts >= failed.maxAttempts) return;
-    const retry = this.options.registry.get(failed.type)?.retry ?? defaultRetry;
+    const retry = this.options.registry.get(failed.type)?.retry ?? DEFAULT_RETRY;
     await insertRetryRow(client, failed.id, retryDelaySeconds(retry, failed.attempts, failure));
     this.stats.retried += 1;
   }

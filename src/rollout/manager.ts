@@ -4,6 +4,7 @@ import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
 import { UsageError } from '../errors.js';
+import { looksLikeUuid } from '../ops/ids.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
@@ -46,8 +47,6 @@ export interface RolloutManagerOptions {
   env?: EnvOverride;
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /**
  * Routes each new job to legacy or pg-boss and writes its `Job` row, plus for pg-boss the
  * pg-boss job with the same id, in one transaction. If pg-boss refuses the job and the flag's
@@ -80,7 +79,7 @@ export class RolloutManager {
     const payloads = await Promise.all(items.map((item) => registry.validate(type, item.payload)));
     const { typeFlag, defaultFlag } = await flags.get(type);
     const planned = items.map((item, index) => {
-      if (item.id !== undefined && !uuid.test(item.id)) throw new UsageError(`job id must be a UUID, got '${item.id}'`);
+      if (item.id !== undefined && !looksLikeUuid(item.id)) throw new UsageError(`job id must be a UUID, got '${item.id}'`);
       const id = item.id ?? randomUUID();
       const route = decideRoute({ type, key: item.key ?? id, typeFlag, defaultFlag, env: this.options.env ?? {} });
       return { id, route, payload: payloads[index], priority: item.priority ?? 0 };
