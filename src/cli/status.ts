@@ -1,9 +1,8 @@
 import type { Command } from 'commander';
-import { createPool } from '../db/pool.js';
 import { getStatus } from '../ops/status.js';
-import { loadRegistry } from '../jobs/registry.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
+import { withServices } from './services.js';
 
 export function registerStatusCommand(program: Command): void {
   program
@@ -11,10 +10,9 @@ export function registerStatusCommand(program: Command): void {
     .description('flags, job counts by type, engine and status, last reconcile')
     .option('--registry <module>', 'job registry module, for the queue list (default: the demo jobs)')
     .action(async (options: { registry?: string }, command: Command) => {
-      const registry = await loadRegistry(options.registry);
-      await withContext(command, async ({ db, json }) => {
-        const pool = createPool(db.url, { max: 4 });
-        try {
+      await withContext(command, async (context) => {
+        const { json } = context;
+        await withServices(context, { registry: options.registry }, async ({ pool, registry }) => {
           const report = await getStatus(pool, registry.names());
           if (json) return printJson(report);
           const lines = ['Rollout flags:'];
@@ -40,9 +38,7 @@ export function registerStatusCommand(program: Command): void {
           );
           lines.push('', `Last reconcile: ${report.lastReconcile ? `${report.lastReconcile.at}, ${report.lastReconcile.findings} findings` : 'never'}`);
           printLines(lines);
-        } finally {
-          await pool.end();
-        }
+        });
       });
     });
 }
