@@ -3,7 +3,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/generated/', 'node_modules/', '.cutover/', '.ci/node/', 'test-results/', 'bench-results/'] },
+  { ignores: ['dist/', 'src/generated/', 'node_modules/', '.cutover/', '.ci/node/', 'test-results/', 'bench-results/', '.test-tmp/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -54,3 +54,6 @@ export class InvalidPayloadError extends UsageError {
     super(`invalid payload for ${type}: ${detail}`);
   }
 }
+
+/** The legacy adapter (cutover.config) names something the table lacks, or one of its functions failed. */
+export class AdapterError extends UsageError {}

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../config.js';
-import { UsageError } from '../errors.js';
+import { loadConfigFile, type ProjectConfig } from '../config-file.js';
 import { openDatabase, type Database } from '../db/connect.js';
 import { createLogger, type Logger } from '../log.js';
 
@@ -14,6 +14,8 @@ export interface GlobalOptions {
 
 export interface CommandContext {
   config: Config;
+  /** The cutover.config file: the legacy adapter, the job registry, the migrations directory. */
+  project: ProjectConfig;
   log: Logger;
   db: Database;
   json: boolean;
@@ -37,11 +39,7 @@ export function contextLogger(options: GlobalOptions, config?: Config): Logger {
  */
 export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>): Promise<T> {
   const options = globalOptions(command);
-  if (options.config !== undefined) {
-    // Adopting a team's own table through an adapter file is not built yet: say so rather than
-    // silently run against the generic table.
-    throw new UsageError(`--config ${options.config}: legacy adapters are not supported by this version yet; cutover works on its generic Job table`);
-  }
+  const project = await loadConfigFile(options.config);
   const config = loadConfig(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl });
   const log = contextLogger(options, config);
   const controller = new AbortController();
@@ -59,7 +57,7 @@ export async function withContext<T>(command: Command, run: (context: CommandCon
   process.on('SIGTERM', onSignal);
   try {
     db = await openDatabase(config, log);
-    return await run({ config, log, db, json: options.json ?? false, yes: options.yes ?? false, signal: controller.signal });
+    return await run({ config, project, log, db, json: options.json ?? false, yes: options.yes ?? false, signal: controller.signal });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

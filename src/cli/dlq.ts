@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { looksLikeUuid } from '../ops/ids.js';
+import { looksLikeUuid } from '../legacy/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
@@ -40,10 +40,10 @@ export function registerDlqCommands(program: Command): void {
   withLetters(dlq.command('retry').description('send dead-lettered jobs back to their queue')).action(async (options: DlqOptions, command: Command) => {
     if (options.id && !looksLikeUuid(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
     await withContext(command, async (context) => {
-      await withServices(context, { registry: options.registry }, async ({ pool, registry, boss }) => {
+      await withServices(context, { registry: options.registry }, async ({ pool, registry, boss, table }) => {
         const types = options.type ? [registry.require(options.type).name] : registry.names();
         const letters = await listDeadLetters(pool, types, options.id);
-        const retried = letters.length ? await retryDeadLetters(pool, await boss(), letters) : 0;
+        const retried = letters.length ? await retryDeadLetters(pool, await boss(), table, letters) : 0;
         if (context.json) return printJson({ retried, jobs: letters.map((l) => l.jobId) });
         printLines([`sent ${retried} job(s) back to their queue`]);
       });

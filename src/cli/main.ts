@@ -12,17 +12,19 @@ import { registerOpsCommands } from './ops.js';
 import { registerReconcileCommand } from './reconcile.js';
 import { registerPlanCommands } from './plan.js';
 import { registerDemoCommand } from './demo.js';
+import { registerInitCommand } from './init.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
     .description('move a legacy Postgres job table onto pg-boss, with a way back at every step')
-    .option('--config <file>', 'legacy adapter for your own table (not supported yet: the generic Job table is used)')
+    .option('--config <file>', 'cutover config: your legacy table\'s adapter and job registry (default: cutover.config.{ts,mjs,js} here, else the generic Job table)')
     .option('--database-url <url>', 'Postgres connection string (default: DATABASE_URL, else the embedded Postgres in .cutover/)')
     .option('--json', 'print one JSON document on stdout; logs stay on stderr')
     .option('--yes', 'do destructive actions without asking')
     .option('--verbose', 'debug logs and stack traces')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
+  registerInitCommand(program);
   registerDbCommands(program);
   registerStatusCommand(program);
   registerEnqueueCommand(program);

@@ -21,6 +21,7 @@ async function planContext(context: CommandContext, services: Services, flags: P
     pool: services.pool,
     databaseUrl: context.db.url,
     registry: services.registry,
+    table: services.table,
     log: context.log,
     actor: flags.actor ?? defaultActor(),
     settleMs: context.config.flagTtlMs,

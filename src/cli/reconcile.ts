@@ -62,10 +62,11 @@ export function registerReconcileCommand(program: Command): void {
     .option('--registry <module>', 'job registry module (default: the demo jobs)')
     .action(async (flags: ReconcileFlags, command: Command) => {
       await withContext(command, async (context) => {
-        await withServices(context, { registry: flags.registry }, async ({ pool, registry, boss }) => {
+        await withServices(context, { registry: flags.registry }, async ({ pool, registry, table, boss }) => {
           const report = await reconcile({
             pool,
             registry,
+            table,
             log: context.log,
             actor: flags.actor ?? defaultActor(),
             sinceSeconds: flags.since,

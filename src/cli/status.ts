@@ -12,8 +12,8 @@ export function registerStatusCommand(program: Command): void {
     .action(async (options: { registry?: string }, command: Command) => {
       await withContext(command, async (context) => {
         const { json } = context;
-        await withServices(context, { registry: options.registry }, async ({ pool, registry }) => {
-          const report = await getStatus(pool, registry.names());
+        await withServices(context, { registry: options.registry }, async ({ pool, registry, table }) => {
+          const report = await getStatus(pool, table, registry.names());
           if (json) return printJson(report);
           const lines = ['Rollout flags:'];
           lines.push(

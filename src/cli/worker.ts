@@ -1,6 +1,7 @@
 import { Option, type Command } from 'commander';
 import { createPool } from '../db/pool.js';
 import { loadRegistry } from '../jobs/registry.js';
+import { legacyTable } from './services.js';
 import { LegacyRunner } from '../legacy/runner.js';
 import { startBoss } from '../pgboss/boss.js';
 import { BossWorker } from '../pgboss/worker.js';
@@ -30,14 +31,15 @@ export function registerWorkerCommand(program: Command): void {
     .option('--shutdown-timeout <s>', 'seconds to let running jobs finish on shutdown', integerIn(0, 3600), 30)
     .option('--supervise-interval <s>', 'pg-boss: how often to expire and retry jobs of dead workers', integerIn(1, 3600), 30)
     .action(async (options: WorkerOptions, command: Command) => {
-      await withContext(command, async ({ db, log, json, signal }) => {
-        const registry = await loadRegistry(options.registry);
+      await withContext(command, async ({ db, log, json, signal, project }) => {
+        const registry = await loadRegistry(options.registry ?? project.registry);
         for (const type of options.types ?? []) registry.require(type);
         if (options.engine === 'pgboss') {
           const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
           try {
+            const table = await legacyTable(pool, project);
             const boss = await startBoss({ databaseUrl: db.url, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval });
-            const worker = new BossWorker({ boss, pool, registry, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
+            const worker = new BossWorker({ boss, pool, registry, table, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
             await worker.start();
             await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
             const stats = await worker.stop(options.shutdownTimeout * 1000);
@@ -53,6 +55,7 @@ export function registerWorkerCommand(program: Command): void {
             pool,
             databaseUrl: db.url,
             registry,
+            table: await legacyTable(pool, project),
             log,
             shutdownTimeoutMs: options.shutdownTimeout * 1000,
             ...(options.concurrency ? { concurrency: options.concurrency } : {}),

@@ -1,5 +1,5 @@
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { importUserModule } from '../modules.js';
 import { InvalidPayloadError, UnknownJobTypeError, UsageError } from '../errors.js';
 import type { AnyJobDefinition, JobDefinition } from './define.js';
 
@@ -62,7 +62,7 @@ export async function loadRegistry(modulePath?: string, cwd = process.cwd()): Pr
   const absolute = isAbsolute(modulePath) ? modulePath : resolve(cwd, modulePath);
   let loaded: Record<string, unknown>;
   try {
-    loaded = (await import(pathToFileURL(absolute).href)) as Record<string, unknown>;
+    loaded = await importUserModule(absolute);
   } catch (error) {
     throw new UsageError(`cannot load the job registry ${absolute}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
   }

@@ -2,21 +2,23 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
+import { AdapterError } from '../errors.js';
 import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { executeInChild, type ChildOutcome } from './executor.js';
-import {
-  claimNextLegacyJob,
-  completeLegacyJob,
-  failLegacyJob,
-  heartbeat,
-  insertRetryRow,
-  lockStaleLegacyJobs,
-  releaseLegacyJob,
-  type ClaimedJob,
-} from './sql.js';
+import { claimNextLegacyJob, completeLegacyJob, failLegacyJob, heartbeat, insertRetryRow, lockStaleLegacyJobs, releaseLegacyJob, type TypedRow } from './sql.js';
+import { GENERIC_TABLE, maxAttemptsOf, newRowId, resultColumns, rowId, toJob, type LegacyTable } from './table.js';
+
+/** A claimed legacy row, as the runner needs it. */
+interface ClaimedJob {
+  id: string;
+  type: string;
+  payload: unknown;
+  /** This run's number within the retry chain. */
+  attempts: number;
+}
 
 export interface LegacyRunnerOptions {
   pool: Pool;
@@ -24,6 +26,8 @@ export interface LegacyRunnerOptions {
   databaseUrl: string;
   registry: JobRegistry;
   log: Logger;
+  /** The legacy table, through its adapter. @defaultValue cutover's generic table */
+  table?: LegacyTable;
   /** @defaultValue `<hostname>:<pid>:<random>` */
   workerId?: string;
   /** Children at once, 1..20. @defaultValue 4 (the legacy cap of a few children per host) */
@@ -82,6 +86,7 @@ export class LegacyRunner {
       shutdownTimeoutMs: 30_000,
       killGraceMs: 5000,
       pollMs: 1000,
+      table: GENERIC_TABLE,
       ...options,
       concurrency,
       log: options.log.child({ engine: 'legacy', workerId: this.workerId }),
@@ -119,11 +124,12 @@ export class LegacyRunner {
 
   /** Stale-row recovery as one pass, for the loop and for operators: counts what it recovered. */
   async recoverStale(limit = 100): Promise<number> {
+    const { table } = this.options;
     const recovered = await withTransaction(this.options.pool, async (client) => {
-      const stale = await lockStaleLegacyJobs(client, this.options.staleAfterMs / 1000, limit);
+      const stale = await lockStaleLegacyJobs(client, table, this.options.staleAfterMs / 1000, limit);
       for (const row of stale) {
         const message = `worker ${row.workerId ?? 'unknown'} stopped heartbeating; job presumed dead`;
-        const failed = await failLegacyJob(client, row.id, null, message, null);
+        const failed = await failLegacyJob(client, table, row.id, null, message, null);
         if (failed) await this.maybeRetry(client, failed, { message, kind: 'retryable' });
       }
       return stale.length;
@@ -138,11 +144,27 @@ export class LegacyRunner {
   }
 
   private async claim(): Promise<ClaimedJob | undefined> {
+    const { pool, table, log } = this.options;
+    let row: TypedRow | undefined;
     try {
-      return await claimNextLegacyJob(this.options.pool, this.workerId, this.options.types);
+      row = await claimNextLegacyJob(pool, table, this.workerId, this.options.types);
     } catch (error) {
       // A database blip must not kill the runner: back off one poll and try again.
-      this.options.log.error({ err: error }, 'claim failed');
+      log.error({ err: error }, 'claim failed');
+      return undefined;
+    }
+    if (!row) return undefined;
+    const id = rowId(table, row);
+    const attempts = Number(row[table.names.attempts]);
+    try {
+      const job = toJob(table, row);
+      return { id, type: job.type, payload: job.payload, attempts };
+    } catch (error) {
+      // A row the adapter cannot read would fail the same way on every run: fail it for good.
+      const message = error instanceof Error ? error.message : String(error);
+      log.error({ jobId: id, error: message }, 'claimed a row the legacy adapter cannot map');
+      await failLegacyJob(pool, table, id, this.workerId, message, null).catch((failure: unknown) => log.error({ err: failure, jobId: id }, 'could not fail an unmappable row'));
+      this.stats.failed += 1;
       return undefined;
     }
   }
@@ -174,34 +196,47 @@ export class LegacyRunner {
   }
 
   private async record(job: ClaimedJob, outcome: ChildOutcome): Promise<void> {
-    const { pool, log } = this.options;
+    const { pool, log, table } = this.options;
+    let failure: JobFailure;
     if (outcome.ok) {
-      if (await completeLegacyJob(pool, job.id, this.workerId, outcome.result, outcome.logs)) this.stats.completed += 1;
-      return;
+      try {
+        const result = resultColumns(table, outcome.result, { type: job.type, payload: job.payload });
+        if (await completeLegacyJob(pool, table, job.id, this.workerId, result, outcome.logs)) this.stats.completed += 1;
+        return;
+      } catch (error) {
+        if (!(error instanceof AdapterError)) throw error;
+        // The job ran; only its result has nowhere to go. Running it again would not help.
+        failure = { kind: 'non-retryable', message: error.message };
+      }
+    } else {
+      failure = outcome.failure;
     }
-    if (this.shutdown.signal.aborted && outcome.failure.message === 'interrupted by worker shutdown') {
-      await releaseLegacyJob(pool, job.id, this.workerId, 'interrupted by worker shutdown; queued again');
+    if (this.shutdown.signal.aborted && failure.message === 'interrupted by worker shutdown') {
+      await releaseLegacyJob(pool, table, job.id, this.workerId, 'interrupted by worker shutdown; queued again');
       this.stats.released += 1;
       return;
     }
     const failed = await withTransaction(pool, async (client) => {
-      const row = await failLegacyJob(client, job.id, this.workerId, outcome.failure.message, outcome.logs);
-      if (row) await this.maybeRetry(client, row, outcome.failure);
+      const row = await failLegacyJob(client, table, job.id, this.workerId, failure.message, outcome.logs);
+      if (row) await this.maybeRetry(client, row, failure);
       return row;
     });
     if (failed) this.stats.failed += 1;
-    log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: outcome.failure.message }, 'job failed');
+    log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: failure.message }, 'job failed');
   }
 
-  private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: { id: string; type: string; attempts: number; maxAttempts: number }, failure: JobFailure): Promise<void> {
-    if (failure.kind === 'non-retryable' || failed.attempts >= failed.maxAttempts) return;
-    const retry = this.options.registry.get(failed.type)?.retry ?? DEFAULT_RETRY;
-    await insertRetryRow(client, failed.id, retryDelaySeconds(retry, failed.attempts, failure));
+  private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: TypedRow, failure: JobFailure): Promise<void> {
+    const { table, registry } = this.options;
+    const type = failed.cutover_type;
+    const attempts = Number(failed[table.names.attempts]);
+    if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) return;
+    const retry = registry.get(type)?.retry ?? DEFAULT_RETRY;
+    await insertRetryRow(client, table, rowId(table, failed), newRowId(table), retryDelaySeconds(retry, attempts, failure));
     this.stats.retried += 1;
   }
 
   private async beat(): Promise<void> {
-    await heartbeat(this.options.pool, this.workerId, [...this.running.keys()]).catch((error: unknown) =>
+    await heartbeat(this.options.pool, this.options.table, this.workerId, [...this.running.keys()]).catch((error: unknown) =>
       this.options.log.error({ err: error }, 'heartbeat failed'),
     );
   }

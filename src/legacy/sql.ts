@@ -1,111 +1,113 @@
-import type { PoolClient } from '../db/pool.js';
-import type { Pool } from '../db/pool.js';
-
-/** A claimed legacy row, as the runner needs it. */
-export interface ClaimedJob {
-  id: string;
-  type: string;
-  payload: unknown;
-  attempts: number;
-  maxAttempts: number;
-}
+import type { Pool, PoolClient } from '../db/pool.js';
+import type { LegacyRow } from './adapter.js';
+import { assignColumns, Params, setIf } from './rows.js';
+import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from './table.js';
 
 type Queryable = Pick<Pool, 'query'> | PoolClient;
+
+/** A legacy row with its job type as the table says it (`cutover_type`). */
+export type TypedRow = LegacyRow & { cutover_type: string };
 
 /**
  * The claim of DESIGN §5: one row, only `engine = 'LEGACY'`, highest priority then oldest,
  * due (`runAfter`), skipping rows another runner or a migrate batch holds. `attempts` counts
  * this run, so it is the attempt number within the retry chain.
  */
-export async function claimNextLegacyJob(db: Queryable, workerId: string, types: readonly string[] | undefined): Promise<ClaimedJob | undefined> {
-  const { rows } = await db.query<ClaimedJob>(
-    `UPDATE "Job" SET status = 'RUNNING', attempts = attempts + 1, "startedAt" = now(), "workerId" = $1,
-            "heartbeatAt" = now(), "completedAt" = NULL, "updatedAt" = now()
-      WHERE id = (
-        SELECT id FROM "Job"
-         WHERE status = 'PENDING' AND engine = 'LEGACY' AND "runAfter" <= now()
-           AND ($2::text[] IS NULL OR type = ANY($2::text[]))
-         ORDER BY priority DESC, "createdAt"
+export async function claimNextLegacyJob(db: Queryable, table: LegacyTable, workerId: string, types: readonly string[] | undefined): Promise<TypedRow | undefined> {
+  const { col, status } = table;
+  const { rows } = await db.query<TypedRow>(
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = j.${col.attempts} + 1, ${col.startedAt} = now(),
+            "workerId" = $1, "heartbeatAt" = now(), ${col.completedAt} = NULL, ${col.updatedAt} = now()
+      WHERE j.${col.id} = (
+        SELECT j.${col.id} FROM ${table.ref} j
+         WHERE j.${col.status} = ${status.pending} AND j.engine = 'LEGACY' AND j."runAfter" <= now()
+           AND ($2::text[] IS NULL OR ${typeSql(table)} = ANY($2::text[]))
+         ORDER BY ${backlogOrderSql(table)}
          LIMIT 1
          FOR UPDATE SKIP LOCKED)
-      RETURNING id, type, payload, attempts, "maxAttempts"`,
+      RETURNING j.*, ${typeSql(table)} AS cutover_type`,
     [workerId, types?.length ? types : null],
   );
   return rows[0];
 }
 
-export async function heartbeat(db: Queryable, workerId: string, ids: readonly string[]): Promise<void> {
+export async function heartbeat(db: Queryable, table: LegacyTable, workerId: string, ids: readonly string[]): Promise<void> {
   if (!ids.length) return;
   await db.query(
-    `UPDATE "Job" SET "heartbeatAt" = now() WHERE id = ANY($1::uuid[]) AND "workerId" = $2 AND status = 'RUNNING'`,
+    `UPDATE ${table.ref} SET "heartbeatAt" = now() WHERE ${table.col.id} = ANY($1::${table.idType}[]) AND "workerId" = $2 AND ${table.col.status} = ${table.status.running}`,
     [ids, workerId],
   );
 }
 
-/** False when the row is no longer ours (recovered as stale meanwhile): nothing is written. */
-export async function completeLegacyJob(db: Queryable, id: string, workerId: string, result: unknown, logs: string): Promise<boolean> {
+const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - j.${table.col.startedAt}))`);
+
+/**
+ * `result` goes where the adapter's onResult puts it. False when the row is no longer ours
+ * (recovered as stale meanwhile): nothing is written.
+ */
+export async function completeLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string, result: LegacyRow, logs: string): Promise<boolean> {
+  const { col, status } = table;
+  const params = new Params();
+  const assigned = assignColumns(table, result, params);
   const { rowCount } = await db.query(
-    `UPDATE "Job" SET status = 'COMPLETED', result = $3::jsonb, logs = $4, error = NULL, "completedAt" = now(),
-            "durationInSeconds" = EXTRACT(EPOCH FROM (now() - "startedAt")), "heartbeatAt" = NULL, "updatedAt" = now()
-      WHERE id = $1 AND "workerId" = $2 AND status = 'RUNNING'`,
-    [id, workerId, JSON.stringify(result ?? null), logs],
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
+       FROM ${assigned.from}
+      WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
+    params.values,
   );
   return rowCount === 1;
 }
 
-export interface FailedRow {
-  id: string;
-  type: string;
-  attempts: number;
-  maxAttempts: number;
-}
-
 /** Marks a running row FAILED; `workerId` null means "whoever owned it" (stale recovery). */
-export async function failLegacyJob(db: Queryable, id: string, workerId: string | null, error: string, logs: string | null): Promise<FailedRow | undefined> {
-  const { rows } = await db.query<FailedRow>(
-    `UPDATE "Job" SET status = 'FAILED', error = $3, logs = COALESCE($4, logs), "completedAt" = now(),
-            "durationInSeconds" = EXTRACT(EPOCH FROM (now() - "startedAt")), "heartbeatAt" = NULL, "updatedAt" = now()
-      WHERE id = $1 AND ($2::text IS NULL OR "workerId" = $2) AND status = 'RUNNING'
-      RETURNING id, type, attempts, "maxAttempts"`,
-    [id, workerId, error, logs],
+export async function failLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string | null, error: string, logs: string | null): Promise<TypedRow | undefined> {
+  const { col, status } = table;
+  const params = new Params();
+  const owner = params.add(workerId, 'text');
+  const { rows } = await db.query<TypedRow>(
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.failed}, ${col.error} = ${params.add(error)}, ${col.completedAt} = now(),
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${col.logs ? setIf(col.logs, `COALESCE(${params.add(logs, 'text')}, j.${col.logs})`) : ''}${duration(table)}
+      WHERE j.${col.id} = ${params.add(id)} AND (${owner} IS NULL OR j."workerId" = ${owner}) AND j.${col.status} = ${status.running}
+      RETURNING j.*, ${typeSql(table)} AS cutover_type`,
+    params.values,
   );
   return rows[0];
 }
 
 /**
  * The legacy retry model: a new PENDING row pointing at the chain's first row, on the legacy
- * engine, due after the backoff. It carries the attempt count so the chain stops at maxAttempts.
+ * engine, due after the backoff, carrying the job's own columns and the attempt count so the
+ * chain stops at its maximum.
  */
-export async function insertRetryRow(db: Queryable, failedId: string, delaySeconds: number): Promise<string> {
-  const { rows } = await db.query<{ id: string }>(
-    `INSERT INTO "Job" (id, type, payload, status, priority, attempts, "maxAttempts", "originalJobId",
-                        engine, "routeReason", bucket, "runAfter", "createdAt", "updatedAt")
-     SELECT gen_random_uuid(), type, payload, 'PENDING', priority, attempts, "maxAttempts", COALESCE("originalJobId", id),
-            'LEGACY', "routeReason", bucket, now() + make_interval(secs => $2), now(), now()
-       FROM "Job" WHERE id = $1
-     RETURNING id`,
-    [failedId, delaySeconds],
+export async function insertRetryRow(db: Queryable, table: LegacyTable, failedId: string, retryId: string, delaySeconds: number): Promise<void> {
+  const { col } = table;
+  const copied = table.copyOnRetry.map(quoteIdent);
+  const { rowCount } = await db.query(
+    `INSERT INTO ${table.ref} (${col.id}, ${col.status}, ${col.attempts}, ${col.originalJobId}, engine, "runAfter", ${col.createdAt}, ${col.updatedAt}${copied.map((c) => `, ${c}`).join('')})
+     SELECT $3::${table.idType}, ${table.status.pending}, ${col.attempts}, COALESCE(${col.originalJobId}, ${col.id}), 'LEGACY',
+            now() + make_interval(secs => $2), now(), now()${copied.map((c) => `, ${c}`).join('')}
+       FROM ${table.ref} WHERE ${col.id} = $1`,
+    [failedId, delaySeconds, retryId],
   );
-  const row = rows[0];
-  if (!row) throw new Error(`retry of ${failedId}: the failed row vanished`);
-  return row.id;
+  if (rowCount !== 1) throw new Error(`retry of ${failedId}: the failed row vanished`);
 }
 
 /** Gives a row cut off by a worker shutdown back to the queue, not counting the interrupted run. */
-export async function releaseLegacyJob(db: Queryable, id: string, workerId: string, reason: string): Promise<void> {
+export async function releaseLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string, reason: string): Promise<void> {
+  const { col, status } = table;
   await db.query(
-    `UPDATE "Job" SET status = 'PENDING', attempts = GREATEST(attempts - 1, 0), error = $3, "workerId" = NULL,
-            "startedAt" = NULL, "heartbeatAt" = NULL, "runAfter" = now(), "updatedAt" = now()
-      WHERE id = $1 AND "workerId" = $2 AND status = 'RUNNING'`,
+    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.attempts} = GREATEST(${col.attempts} - 1, 0), ${col.error} = $3,
+            "workerId" = NULL, ${col.startedAt} = NULL, "heartbeatAt" = NULL, "runAfter" = now(), ${col.updatedAt} = now()
+      WHERE ${col.id} = $1 AND "workerId" = $2 AND ${col.status} = ${status.running}`,
     [id, workerId, reason],
   );
 }
 
 /** Running rows whose owner stopped heartbeating, locked for this transaction. */
-export async function lockStaleLegacyJobs(db: Queryable, staleAfterSeconds: number, limit: number): Promise<{ id: string; workerId: string | null }[]> {
+export async function lockStaleLegacyJobs(db: Queryable, table: LegacyTable, staleAfterSeconds: number, limit: number): Promise<{ id: string; workerId: string | null }[]> {
   const { rows } = await db.query<{ id: string; workerId: string | null }>(
-    `SELECT id, "workerId" FROM "Job"
-      WHERE status = 'RUNNING' AND engine = 'LEGACY' AND "heartbeatAt" < now() - make_interval(secs => $1)
+    `SELECT ${table.col.id}::text AS id, "workerId" FROM ${table.ref}
+      WHERE ${table.col.status} = ${table.status.running} AND engine = 'LEGACY' AND "heartbeatAt" < now() - make_interval(secs => $1)
       ORDER BY "heartbeatAt" LIMIT $2 FOR UPDATE SKIP LOCKED`,
     [staleAfterSeconds, limit],
   );

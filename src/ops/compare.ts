@@ -1,5 +1,6 @@
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
+import { typeSql, type LegacyTable } from '../legacy/table.js';
 import { compareSuccessRates, type Verdict } from './stats.js';
 
 export interface EngineOutcome {
@@ -38,31 +39,33 @@ interface OutcomeRow {
  * chain belongs to the engine of its latest row; chains still in flight are left out. Latency
  * is from the chain's creation to its successful completion.
  */
-const inWindow = `j.type = ANY($1::text[]) AND j."createdAt" >= (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8)`;
-
-const outcomesSql = `
+function outcomesSql(table: LegacyTable): string {
+  const { col, status, ref } = table;
+  const type = typeSql(table);
+  const inWindow = `${type} = ANY($1::text[]) AND j.${col.createdAt} >= (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8)`;
+  return `
   WITH retried AS (
     -- Chains with more than one row: few, found through the originalJobId index.
-    SELECT DISTINCT j."originalJobId" AS root FROM "Job" j WHERE j."originalJobId" IS NOT NULL AND ${inWindow}
+    SELECT DISTINCT j.${col.originalJobId} AS root FROM ${ref} j WHERE j.${col.originalJobId} IS NOT NULL AND ${inWindow}
   ),
   -- Most jobs are a chain of one row: no grouping needed for them, which keeps millions fast.
   singles AS (
-    SELECT j.type, j.engine, j.status = 'COMPLETED' AS succeeded, j.status IN ('PENDING', 'RUNNING') AS in_flight,
-           j.attempts, j."createdAt" AS created, CASE WHEN j.status = 'COMPLETED' THEN j."completedAt" END AS completed
-      FROM "Job" j
-     WHERE ${inWindow} AND j."originalJobId" IS NULL AND NOT EXISTS (SELECT 1 FROM retried r WHERE r.root = j.id)
+    SELECT ${type} AS type, j.engine, j.${col.status} = ${status.completed} AS succeeded, j.${col.status} IN (${status.pending}, ${status.running}) AS in_flight,
+           j.${col.attempts} AS attempts, j.${col.createdAt} AS created, CASE WHEN j.${col.status} = ${status.completed} THEN j.${col.completedAt} END AS completed
+      FROM ${ref} j
+     WHERE ${inWindow} AND j.${col.originalJobId} IS NULL AND NOT EXISTS (SELECT 1 FROM retried r WHERE r.root = j.${col.id})
   ),
   chains AS (
-    SELECT j.type,
-           (array_agg(j.engine ORDER BY j."createdAt" DESC, j.attempts DESC))[1] AS engine,
-           bool_or(j.status = 'COMPLETED') AS succeeded,
-           bool_or(j.status IN ('PENDING', 'RUNNING')) AS in_flight,
-           max(j.attempts) AS attempts,
-           min(j."createdAt") AS created,
-           max(j."completedAt") FILTER (WHERE j.status = 'COMPLETED') AS completed
-      FROM "Job" j JOIN retried r ON r.root = COALESCE(j."originalJobId", j.id)
+    SELECT ${type} AS type,
+           (array_agg(j.engine ORDER BY j.${col.createdAt} DESC, j.${col.attempts} DESC))[1] AS engine,
+           bool_or(j.${col.status} = ${status.completed}) AS succeeded,
+           bool_or(j.${col.status} IN (${status.pending}, ${status.running})) AS in_flight,
+           max(j.${col.attempts}) AS attempts,
+           min(j.${col.createdAt}) AS created,
+           max(j.${col.completedAt}) FILTER (WHERE j.${col.status} = ${status.completed}) AS completed
+      FROM ${ref} j JOIN retried r ON r.root = COALESCE(j.${col.originalJobId}, j.${col.id})
      WHERE ${inWindow}
-     GROUP BY r.root, j.type
+     GROUP BY r.root, 1
   ),
   jobs AS (SELECT * FROM singles UNION ALL SELECT * FROM chains)
   SELECT CASE WHEN $3::boolean THEN type ELSE '*' END AS type, engine::text AS engine, count(*)::int AS jobs, count(*) FILTER (WHERE succeeded)::int AS succeeded,
@@ -70,10 +73,11 @@ const outcomesSql = `
          percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM completed - created)) FILTER (WHERE succeeded) AS percentiles
     FROM jobs WHERE NOT in_flight
    GROUP BY 1, 2`;
+}
 
 /** Outcomes of one engine over all the given types together (rollout gates on `*`). */
-export async function engineOutcome(pool: Pool, engine: 'LEGACY' | 'PGBOSS', types: readonly string[], sinceSeconds: number): Promise<EngineOutcome> {
-  const rows = await queryOutcomes(pool, [types, sinceSeconds, false]);
+export async function engineOutcome(pool: Pool, table: LegacyTable, engine: 'LEGACY' | 'PGBOSS', types: readonly string[], sinceSeconds: number): Promise<EngineOutcome> {
+  const rows = await queryOutcomes(pool, table, [types, sinceSeconds, false]);
   return outcome(engine, rows.find((row) => row.engine === engine));
 }
 
@@ -96,15 +100,15 @@ function outcome(engine: 'LEGACY' | 'PGBOSS', row: OutcomeRow | undefined): Engi
  * Percentiles over millions of jobs sort them all: with the default 4 MB of work_mem the sort
  * spills to disk and takes several times longer, so this one statement gets more.
  */
-async function queryOutcomes(pool: Pool, params: unknown[]): Promise<OutcomeRow[]> {
+async function queryOutcomes(pool: Pool, table: LegacyTable, params: unknown[]): Promise<OutcomeRow[]> {
   return withTransaction(pool, async (client) => {
     await client.query(`SET LOCAL work_mem = '128MB'`);
-    return (await client.query<OutcomeRow>(outcomesSql, params)).rows;
+    return (await client.query<OutcomeRow>(outcomesSql(table), params)).rows;
   });
 }
 
-export async function compareOutcomes(pool: Pool, types: readonly string[], sinceSeconds: number, minSample = 30): Promise<TypeComparison[]> {
-  const rows = await queryOutcomes(pool, [types, sinceSeconds, true]);
+export async function compareOutcomes(pool: Pool, table: LegacyTable, types: readonly string[], sinceSeconds: number, minSample = 30): Promise<TypeComparison[]> {
+  const rows = await queryOutcomes(pool, table, [types, sinceSeconds, true]);
   return types
     .map((type) => {
       const legacy = outcome('LEGACY', rows.find((r) => r.type === type && r.engine === 'LEGACY'));

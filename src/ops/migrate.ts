@@ -5,10 +5,38 @@ import { clientDb } from '../pgboss/boss.js';
 import { ensureQueues } from '../pgboss/queues.js';
 import { audit } from '../rollout/flags.js';
 import { pgbossPriority } from '../rollout/priority.js';
-import { pgbossIdFor } from './ids.js';
-import type { OpsContext } from './context.js';
+import { pgbossIdFor } from '../legacy/ids.js';
+import { tableOf, type OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
-import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRow } from './migrate.sql.js';
+import { maxAttemptsOf, rowId, toJob, type LegacyTable } from '../legacy/table.js';
+import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRecord } from './migrate.sql.js';
+
+/** A backlog row read as a job by the adapter. */
+interface BacklogRow {
+  id: string;
+  type: string;
+  payload: unknown;
+  priority: number;
+  attempts: number;
+  maxAttempts: number;
+  ageSeconds: number;
+}
+
+/** The mapper's first half, the adapter's toJob: an adapter that cannot read a row stops the run. */
+function readRows(table: LegacyTable, registry: JobRegistry, records: readonly BacklogRecord[]): BacklogRow[] {
+  return records.map((record) => {
+    const job = toJob(table, record);
+    return {
+      id: rowId(table, record),
+      type: job.type,
+      payload: job.payload,
+      priority: job.priority ?? 0,
+      attempts: Number(record[table.names.attempts] ?? 0),
+      maxAttempts: maxAttemptsOf(table, record, registry, job.type),
+      ageSeconds: record.cutover_age,
+    };
+  });
+}
 
 export interface MigrateOptions extends OpsContext {
   types?: readonly string[];
@@ -77,7 +105,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
   const filter: BacklogFilter = { types: options.types?.length ? [...options.types] : null, olderThanSeconds: options.olderThanSeconds ?? null };
   const batchSize = options.batchSize ?? 500;
   const summary: MigrateSummary = { dryRun: options.dryRun ?? false, moved: 0, quarantined: 0, skipped: 0, batches: 0, seconds: 0, byType: {}, quarantine: [] };
-  const total = await countBacklog(pool, filter);
+  const total = await countBacklog(pool, tableOf(options), filter);
   const lockTypes = filter.types ?? registry.names();
 
   if (options.dryRun) {
@@ -103,7 +131,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
       }
     };
     await Promise.all(Array.from({ length: options.concurrency ?? 1 }, () => limit(lane)));
-    summary.skipped = options.limit !== undefined ? await countBacklog(pool, filter) : 0;
+    summary.skipped = options.limit !== undefined ? await countBacklog(pool, tableOf(options), filter) : 0;
   } finally {
     await locks.release();
   }
@@ -115,7 +143,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
 
 async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: number, summary: MigrateSummary): Promise<{ selected: number; handled: number }> {
   const batch = await withTransaction(options.pool, async (client) => {
-    const rows = await lockBacklogBatch(client, filter, size);
+    const rows = readRows(tableOf(options), options.registry, await lockBacklogBatch(client, tableOf(options), filter, size));
     const { moves, rejects } = await mapRows(options.registry, rows);
     const db = clientDb(client);
     const byType = new Map<string, typeof moves>();
@@ -138,7 +166,7 @@ async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: n
         else rejects.push({ jobId: move.row.id, jobType: type, reason: `pg-boss already has a job with id ${move.pgbossId}` });
       }
     }
-    await flipToPgboss(client, landed.map(({ row, pgbossId }) => ({ id: row.id, pgbossId })));
+    await flipToPgboss(client, tableOf(options), landed.map(({ row, pgbossId }) => ({ id: row.id, pgbossId })));
     await quarantine(client, rejects);
     return { rows, landed, rejects };
   });
@@ -155,10 +183,10 @@ async function dryRun(options: MigrateOptions, filter: BacklogFilter, batchSize:
   let after: string | null = null;
   let budget = options.limit ?? Number.POSITIVE_INFINITY;
   for (;;) {
-    const page = await readBacklogPage(options.pool, filter, after, batchSize);
+    const page = readRows(tableOf(options), options.registry, await readBacklogPage(options.pool, tableOf(options), filter, after, batchSize));
     if (!page.length) break;
     after = page[page.length - 1]!.id;
-    const { moves, rejects } = await mapRows(options.registry, page.map((row) => ({ ...row, ageSeconds: 0 })));
+    const { moves, rejects } = await mapRows(options.registry, page);
     const take = moves.slice(0, Math.max(0, Math.min(moves.length, budget)));
     budget -= take.length;
     summary.moved += take.length;

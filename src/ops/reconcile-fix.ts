@@ -1,11 +1,16 @@
 import type { PgBoss } from 'pg-boss';
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { clientTx } from '../db/sql.js';
 import { withTransaction } from '../db/transaction.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { LegacyRow } from '../legacy/adapter.js';
+import { assignColumns, insertRows, Params, setIf } from '../legacy/rows.js';
+import { maxAttemptsOf, newRowId, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../legacy/table.js';
 import { clientDb, PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { audit, readFlags } from '../rollout/flags.js';
 import { pgbossPriority } from '../rollout/priority.js';
 import { findingQueries } from './reconcile.sql.js';
-import { stateMappingSql } from './states.js';
+import { FINAL_PGBOSS_STATES, rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
 
 /** What `--fix` may repair: lost, orphan and drift. Stuck and double need a person. */
 export interface FixCounts {
@@ -17,6 +22,8 @@ export interface FixCounts {
 export interface FixContext {
   pool: Pool;
   boss: PgBoss;
+  table: LegacyTable;
+  registry: JobRegistry;
   actor: string;
   types: readonly string[];
   graceSeconds: number;
@@ -25,85 +32,118 @@ export interface FixContext {
 const PAGE = 500;
 
 /**
- * Re-sends a lost job to pg-boss with the same id, or, when the type's kill switch is on,
- * hands it back to legacy. The row is re-checked under lock: a job that found its way back
- * meanwhile is left alone.
+ * Runs one class's repair over its findings, a page at a time, each finding in its own
+ * transaction; stops when a page repairs nothing (what is left needs a person).
  */
-async function fixLost(context: FixContext): Promise<number> {
-  const flags = await readFlags(context.pool);
-  const killed = (type: string) => Boolean(flags.get(type)?.killSwitch || flags.get('*')?.killSwitch);
+async function repairAll(context: FixContext, query: string, repair: (client: PoolClient, finding: { id: string; type: string }) => Promise<number>): Promise<number> {
   let fixed = 0;
   for (;;) {
-    const { rows } = await context.pool.query<{ id: string }>(`${findingQueries.lost} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
+    const { rows } = await context.pool.query<{ id: string; type: string }>(`${query} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
     let progressed = 0;
-    for (const { id } of rows) {
-      progressed += await withTransaction(context.pool, async (client) => {
-        const { rows: locked } = await client.query<{ id: string; type: string; payload: object; priority: number; pgbossJobId: string; attempts: number; maxAttempts: number; status: string }>(
-          `SELECT id, type, payload, priority, "pgbossJobId", attempts, "maxAttempts", status FROM "Job"
-            WHERE id = $1 AND engine = 'PGBOSS' AND status IN ('PENDING', 'RUNNING') FOR UPDATE`,
-          [id],
-        );
-        const row = locked[0];
-        if (!row) return 0;
-        const { rows: present } = await client.query(`SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2`, [row.type, row.pgbossJobId]);
-        if (present.length) return 0;
-        if (killed(row.type)) {
-          await client.query(
-            `UPDATE "Job" SET engine = 'LEGACY', "routeReason" = 'rolledback', status = 'PENDING', "pgbossJobId" = NULL, "workerId" = NULL,
-                    "runAfter" = now(), "updatedAt" = now() WHERE id = $1`,
-            [id],
-          );
-        } else {
-          await context.boss.insert(
-            row.type,
-            [{ id: row.pgbossJobId, data: row.payload, priority: pgbossPriority(row.priority), retryLimit: Math.max(0, row.maxAttempts - row.attempts - 1) }],
-            { db: clientDb(client) },
-          );
-          await client.query(`UPDATE "Job" SET status = 'PENDING', "workerId" = NULL, "updatedAt" = now() WHERE id = $1`, [id]);
-        }
-        await audit(client, {
-          actor: context.actor,
-          action: 'reconcile.fix.lost',
-          jobType: row.type,
-          before: { id, engine: 'PGBOSS', status: row.status },
-          after: killed(row.type) ? { engine: 'LEGACY', status: 'PENDING' } : { engine: 'PGBOSS', status: 'PENDING', resent: row.pgbossJobId },
-        });
-        return 1;
-      });
-    }
+    for (const finding of rows) progressed += await withTransaction(context.pool, (client) => repair(client, finding));
     fixed += progressed;
     if (rows.length < PAGE || progressed === 0) return fixed;
   }
 }
 
-/** Adopts a pg-boss job that has no row: the row is created from the job, in its mapped state. */
-async function fixOrphans(context: FixContext): Promise<number> {
-  let fixed = 0;
-  for (;;) {
-    const { rows } = await context.pool.query<{ id: string; type: string }>(`${findingQueries.orphan} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
-    let progressed = 0;
-    for (const { id, type } of rows) {
-      progressed += await withTransaction(context.pool, async (client) => {
-        const { rowCount } = await client.query(
-          `INSERT INTO "Job" (id, type, payload, status, priority, attempts, "maxAttempts", engine, "pgbossJobId", "routeReason",
-                              result, error, "createdAt", "updatedAt", "startedAt", "completedAt", "runAfter")
-           SELECT b.id, b.name, COALESCE(b.data, '{}'::jsonb), map.row_status::"JobStatus", b.priority / 1000, b.retry_count + CASE WHEN b.state IN ('created', 'retry') THEN 0 ELSE 1 END,
-                  b.retry_limit + 1, 'PGBOSS', b.id, 'adopted',
-                  CASE WHEN b.state = 'completed' THEN b.output END,
-                  CASE WHEN b.state IN ('failed', 'cancelled') THEN COALESCE(b.output ->> 'message', b.state::text) END,
-                  b.created_on AT TIME ZONE 'UTC', now(), b.started_on AT TIME ZONE 'UTC', b.completed_on AT TIME ZONE 'UTC', now()
-             FROM ${PGBOSS_SCHEMA}.job b JOIN ${stateMappingSql()} ON map.state = b.state::text
-            WHERE b.name = $1 AND b.id = $2 AND NOT EXISTS (SELECT 1 FROM "Job" j WHERE j."pgbossJobId" = b.id OR j.id = b.id)`,
-          [type, id],
-        );
-        if (!rowCount) return 0;
-        await audit(client, { actor: context.actor, action: 'reconcile.fix.orphan', jobType: type, before: null, after: { id, adopted: true } });
-        return 1;
-      });
+/**
+ * Re-sends a lost job to pg-boss with the same id, or, when the type's kill switch is on,
+ * hands it back to legacy. The row is re-checked under lock: a job that found its way back
+ * meanwhile is left alone.
+ */
+async function fixLost(context: FixContext): Promise<number> {
+  const { table } = context;
+  const { col, status } = table;
+  const flags = await readFlags(context.pool);
+  const killed = (type: string) => Boolean(flags.get(type)?.killSwitch || flags.get('*')?.killSwitch);
+  return repairAll(context, findingQueries(table).lost, async (client, { id }) => {
+    const { rows } = await client.query<LegacyRow & { cutover_type: string; pgbossJobId: string }>(
+      `SELECT j.*, ${typeSql(table)} AS cutover_type FROM ${table.ref} j
+        WHERE j.${col.id} = $1 AND j.engine = 'PGBOSS' AND j.${col.status} IN (${status.pending}, ${status.running}) FOR UPDATE`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) return 0;
+    const type = row.cutover_type;
+    const { rows: present } = await client.query(`SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2`, [type, row.pgbossJobId]);
+    if (present.length) return 0;
+    const before = { id, engine: 'PGBOSS', status: row[table.names.status] };
+    if (killed(type)) {
+      await client.query(
+        `UPDATE ${table.ref} SET engine = 'LEGACY', "routeReason" = 'rolledback', ${col.status} = ${status.pending}, "workerId" = NULL,
+                "runAfter" = now(), ${col.updatedAt} = now() WHERE ${col.id} = $1`,
+        [id],
+      );
+      await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'LEGACY', status: table.statusValue.pending } });
+      return 1;
     }
-    fixed += progressed;
-    if (rows.length < PAGE || progressed === 0) return fixed;
-  }
+    const job = toJob(table, row);
+    const attempts = Number(row[table.names.attempts] ?? 0);
+    await context.boss.insert(
+      type,
+      [{ id: row.pgbossJobId, data: job.payload as object, priority: pgbossPriority(job.priority ?? 0), retryLimit: Math.max(0, maxAttemptsOf(table, row, context.registry, type) - attempts - 1) }],
+      { db: clientDb(client) },
+    );
+    await client.query(`UPDATE ${table.ref} SET ${col.status} = ${status.pending}, "workerId" = NULL, ${col.updatedAt} = now() WHERE ${col.id} = $1`, [id]);
+    await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'PGBOSS', status: table.statusValue.pending, resent: row.pgbossJobId } });
+    return 1;
+  });
+}
+
+interface PgbossJobRow {
+  id: string;
+  name: string;
+  data: unknown;
+  state: PgbossState;
+  priority: number;
+  retryCount: number;
+  retryLimit: number;
+  output: { message?: string } | null;
+  createdOn: Date;
+  startedOn: Date | null;
+  completedOn: Date | null;
+}
+
+/** Adopts a pg-boss job that has no row: the row is made from the job, in its mapped state. */
+async function fixOrphans(context: FixContext): Promise<number> {
+  const { table } = context;
+  const { names } = table;
+  return repairAll(context, findingQueries(table).orphan, async (client, { id, type }) => {
+    const { rows } = await client.query<PgbossJobRow>(
+      `SELECT b.id, b.name, b.data, b.state::text AS state, b.priority, b.retry_count AS "retryCount", b.retry_limit AS "retryLimit",
+              b.output, b.created_on AS "createdOn", b.started_on AS "startedOn", b.completed_on AS "completedOn"
+         FROM ${PGBOSS_SCHEMA}.job b
+        WHERE b.name = $1 AND b.id = $2
+          AND NOT EXISTS (SELECT 1 FROM ${table.ref} j WHERE j."pgbossJobId" = b.id${table.idType === 'uuid' ? ` OR j.${table.col.id} = b.id` : ''})
+        FOR UPDATE`,
+      [type, id],
+    );
+    const job = rows[0];
+    if (!job) return 0;
+    const payload = job.data ?? {};
+    const unstarted = job.state === 'created' || job.state === 'retry';
+    const failed = job.state === 'failed' || job.state === 'cancelled';
+    const row: LegacyRow = {
+      ...toRow(table, job.name, payload),
+      // On a uuid table the row takes the job's id, as the RolloutManager would have written it.
+      [names.id]: table.idType === 'uuid' ? job.id : newRowId(table),
+      [names.status]: rowStatusFor(table, job.state),
+      [names.attempts]: job.retryCount + (unstarted ? 0 : 1),
+      ...(names.priority ? { [names.priority]: Math.trunc(job.priority / 1000) } : {}),
+      ...(names.maxAttempts ? { [names.maxAttempts]: job.retryLimit + 1 } : {}),
+      engine: 'PGBOSS',
+      pgbossJobId: job.id,
+      routeReason: 'adopted',
+      [names.error]: failed ? (job.output?.message ?? job.state) : null,
+      [names.createdAt]: job.createdOn,
+      [names.startedAt]: job.startedOn,
+      [names.completedAt]: job.completedOn,
+      ...(job.state === 'completed' ? resultColumns(table, job.output, { type: job.name, payload }) : {}),
+    };
+    await insertRows(clientTx(client), table, [row]);
+    await audit(client, { actor: context.actor, action: 'reconcile.fix.orphan', jobType: type, before: null, after: { id: row[names.id], pgbossJobId: id, adopted: true } });
+    return 1;
+  });
 }
 
 /**
@@ -112,39 +152,40 @@ async function fixOrphans(context: FixContext): Promise<number> {
  * while pg-boss will still run the job is reported, never "fixed".
  */
 async function fixDrift(context: FixContext): Promise<number> {
+  const { table } = context;
+  const { col, status } = table;
   const fixable = `
-    SELECT j.id, j.type, j.status::text AS "rowStatus", b.state::text AS state, map.row_status AS "target", b.output, b.retry_count AS "retryCount"
-      FROM "Job" j
-      JOIN ${PGBOSS_SCHEMA}.job b ON b.name = j.type AND b.id = j."pgbossJobId"
-      JOIN ${stateMappingSql()} ON map.state = b.state::text
-     WHERE j.id = ANY($1::uuid[]) AND j.status::text <> map.row_status
-       AND (map.final OR (b.state IN ('created', 'retry') AND j.status = 'RUNNING'))
+    SELECT j.*, ${typeSql(table)} AS cutover_type, j.${col.status}::text AS cutover_row_status, b.state::text AS cutover_state,
+           b.output AS cutover_output, b.retry_count AS cutover_retry_count
+      FROM ${table.ref} j
+      JOIN ${PGBOSS_SCHEMA}.job b ON b.name = ${typeSql(table)} AND b.id = j."pgbossJobId"
+      JOIN ${stateMappingSql(table)} ON map.state = b.state::text
+     WHERE j.${col.id} = $1 AND j.${col.status}::text <> map.row_status
+       AND (map.final OR (b.state IN ('created', 'retry') AND j.${col.status} = ${status.running}))
      FOR UPDATE OF j`;
-  let fixed = 0;
-  for (;;) {
-    const { rows: found } = await context.pool.query<{ id: string }>(`${findingQueries.drift} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
-    let progressed = 0;
-    for (const { id } of found) {
-      progressed += await withTransaction(context.pool, async (client) => {
-        const { rows } = await client.query<{ id: string; type: string; rowStatus: string; state: string; target: string; output: { message?: string } | null; retryCount: number }>(fixable, [[id]]);
-        const row = rows[0];
-        if (!row) return 0;
-        const finalState = row.state !== 'created' && row.state !== 'retry';
-        await client.query(
-          `UPDATE "Job" SET status = $2::"JobStatus", attempts = $3, "updatedAt" = now(), "workerId" = NULL,
-                  result = CASE WHEN $2 = 'COMPLETED' THEN $4::jsonb ELSE result END,
-                  error = CASE WHEN $2 = 'FAILED' THEN $5 ELSE error END,
-                  "completedAt" = CASE WHEN $6 THEN COALESCE("completedAt", now() AT TIME ZONE 'UTC') ELSE NULL END
-            WHERE id = $1`,
-          [row.id, row.target, row.retryCount + (finalState ? 1 : 0), JSON.stringify(row.output ?? null), row.output?.message ?? `pg-boss ${row.state}`, finalState],
-        );
-        await audit(client, { actor: context.actor, action: 'reconcile.fix.drift', jobType: row.type, before: { id, status: row.rowStatus }, after: { status: row.target, pgboss: row.state } });
-        return 1;
-      });
-    }
-    fixed += progressed;
-    if (found.length < PAGE || progressed === 0) return fixed;
-  }
+  type Fixable = LegacyRow & { cutover_type: string; cutover_row_status: string; cutover_state: PgbossState; cutover_output: { message?: string } | null; cutover_retry_count: number };
+  return repairAll(context, findingQueries(table).drift, async (client, { id }) => {
+    const { rows } = await client.query<Fixable>(fixable, [id]);
+    const row = rows[0];
+    if (!row) return 0;
+    const state = row.cutover_state;
+    const final = FINAL_PGBOSS_STATES.includes(state);
+    const target = rowStatusFor(table, state);
+    const params = new Params();
+    const result = state === 'completed' ? resultColumns(table, row.cutover_output, toJob(table, row)) : {};
+    const assigned = assignColumns(table, result, params);
+    await client.query(
+      `UPDATE ${table.ref} AS j SET ${col.status} = ${quoteLiteral(target)}, ${col.attempts} = ${params.add(row.cutover_retry_count + (final ? 1 : 0))},
+              ${col.updatedAt} = now(), "workerId" = NULL,
+              ${col.completedAt} = ${final ? `COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')` : 'NULL'}
+              ${state === 'failed' || state === 'cancelled' ? setIf(col.error, params.add(row.cutover_output?.message ?? `pg-boss ${state}`)) : ''}${assigned.set}
+         FROM ${assigned.from}
+        WHERE j.${col.id} = ${params.add(id)}`,
+      params.values,
+    );
+    await audit(client, { actor: context.actor, action: 'reconcile.fix.drift', jobType: row.cutover_type, before: { id, status: row.cutover_row_status }, after: { status: target, pgboss: state } });
+    return 1;
+  });
 }
 
 export async function fixFindings(context: FixContext): Promise<FixCounts> {

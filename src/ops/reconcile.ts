@@ -1,7 +1,9 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import type { JobRegistry } from '../jobs/registry.js';
+import type { LegacyTable } from '../legacy/table.js';
 import type { Logger } from '../log.js';
+import { tableOf } from './context.js';
 import { compareOutcomes, type TypeComparison } from './compare.js';
 import { fixFindings, type FixCounts } from './reconcile-fix.js';
 import { findingQueries, summarize, type FindingClass } from './reconcile.sql.js';
@@ -25,6 +27,8 @@ export interface ReconcileReport {
 export interface ReconcileOptions {
   pool: Pool;
   registry: JobRegistry;
+  /** @defaultValue cutover's generic table */
+  table?: LegacyTable;
   log: Logger;
   actor: string;
   /** Needed for --fix (lost jobs are re-sent). */
@@ -43,12 +47,12 @@ const CLASSES: readonly FindingClass[] = ['lost', 'orphan', 'drift', 'stuck', 'd
 const SAMPLE = 20;
 
 /** Every finding class, counted with a sample, without fixing anything. */
-export async function findInconsistencies(options: Pick<ReconcileOptions, 'pool' | 'registry' | 'graceSeconds'>, types: readonly string[]): Promise<ReconcileReport['findings']> {
+export async function findInconsistencies(options: Pick<ReconcileOptions, 'pool' | 'registry' | 'table' | 'graceSeconds'>, types: readonly string[]): Promise<ReconcileReport['findings']> {
   const timeouts = types.map((type) => Math.ceil(options.registry.require(type).timeoutSeconds));
   const params = [types, options.graceSeconds ?? 60, types, timeouts];
   const results = await Promise.all(
     CLASSES.map(async (name) => {
-      const query = findingQueries[name];
+      const query = findingQueries(tableOf(options))[name];
       // Only the stuck query reads the timeouts; Postgres can't type a parameter no query uses.
       const { rows } = await options.pool.query<{ count: number; sample: Finding[] }>(summarize(query, SAMPLE), name === 'stuck' ? params : params.slice(0, 2));
       return [name, rows[0] ?? { count: 0, sample: [] }] as const;
@@ -69,9 +73,9 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   let fixed: FixCounts | null = null;
   if (options.fix) {
     if (!options.boss) throw new Error('reconcile --fix needs a pg-boss instance');
-    fixed = await fixFindings({ pool: options.pool, boss: options.boss, actor: options.actor, types, graceSeconds: options.graceSeconds ?? 60 });
+    fixed = await fixFindings({ pool: options.pool, boss: options.boss, table: tableOf(options), registry: options.registry, actor: options.actor, types, graceSeconds: options.graceSeconds ?? 60 });
   }
-  const [findings, comparison] = await Promise.all([findInconsistencies(options, types), compareOutcomes(options.pool, types, sinceSeconds, options.minSample ?? 30)]);
+  const [findings, comparison] = await Promise.all([findInconsistencies(options, types), compareOutcomes(options.pool, tableOf(options), types, sinceSeconds, options.minSample ?? 30)]);
   const total = CLASSES.reduce((sum, name) => sum + findings[name].count, 0);
   const report: ReconcileReport = { findings, total, fixed, comparison, window: { sinceSeconds }, seconds: Math.round((performance.now() - started) / 10) / 100 };
   await options.pool.query(`INSERT INTO "ReconcileRun" ("startedAt", "finishedAt", findings, summary) VALUES (now() - make_interval(secs => $1), now(), $2, $3::jsonb)`, [

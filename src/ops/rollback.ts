@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { withTransaction } from '../db/transaction.js';
 import { clientDb } from '../pgboss/boss.js';
 import { audit, changeFlag, DEFAULT_FLAG } from '../rollout/flags.js';
-import type { OpsContext } from './context.js';
+import { tableOf, type OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
 import { activeJobs, countUnstarted, flipToLegacy, lockUnstartedJobs } from './rollback.sql.js';
 
@@ -51,7 +51,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
   const summary: RollbackSummary = { dryRun: options.dryRun ?? false, killSwitch: killTargets, moved: 0, byType: {}, stillActive: [], drained: false, seconds: 0 };
 
   if (options.dryRun) {
-    summary.byType = await countUnstarted(pool, types);
+    summary.byType = await countUnstarted(pool, tableOf(options), types);
     summary.moved = Object.values(summary.byType).reduce((a, b) => a + b, 0);
     summary.stillActive = (await activeJobs(pool, types)).map((job) => ({ id: job.id, type: job.name }));
     summary.seconds = round((performance.now() - started) / 1000);
@@ -96,10 +96,10 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
 
 async function moveBatch(options: RollbackOptions, type: string, size: number): Promise<number> {
   return withTransaction(options.pool, async (client) => {
-    const jobs = await lockUnstartedJobs(client, type, size);
+    const jobs = await lockUnstartedJobs(client, tableOf(options), type, size);
     if (jobs.length) {
       await options.boss.deleteJob(type, jobs.map((job) => job.id), { db: clientDb(client) });
-      await flipToLegacy(client, jobs);
+      await flipToLegacy(client, tableOf(options), jobs);
     }
     return jobs.length;
   });

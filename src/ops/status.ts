@@ -1,4 +1,5 @@
 import type { Pool } from '../db/pool.js';
+import { typeSql, type LegacyTable } from '../legacy/table.js';
 import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { deadLetterQueue } from '../pgboss/queues.js';
 
@@ -43,14 +44,14 @@ async function queueSizes(pool: Pool, queues: readonly string[]): Promise<QueueS
 }
 
 /** One read-only snapshot for `cutover status`: flags, job counts, pg-boss queues, last reconcile. */
-export async function getStatus(pool: Pool, jobTypes: readonly string[]): Promise<StatusReport> {
+export async function getStatus(pool: Pool, table: LegacyTable, jobTypes: readonly string[]): Promise<StatusReport> {
   const [flags, jobs, reconcile, queues] = await Promise.all([
     pool.query<{ jobType: string; basisPoints: number; killSwitch: boolean; fallbackToLegacy: boolean; updatedAt: Date; updatedBy: string | null }>(
       `SELECT "jobType", "basisPoints", "killSwitch", "fallbackToLegacy", "updatedAt", "updatedBy" FROM "RolloutFlag" ORDER BY "jobType"`,
     ),
     pool.query<{ type: string; engine: string; status: string; count: string }>(
-      `SELECT type, engine::text AS engine, status::text AS status, count(*) AS count
-         FROM "Job" GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
+      `SELECT ${typeSql(table)} AS type, j.engine::text AS engine, j.${table.col.status}::text AS status, count(*) AS count
+         FROM ${table.ref} j GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
     ),
     pool.query<{ finishedAt: Date; findings: number }>(`SELECT "finishedAt", findings FROM "ReconcileRun" ORDER BY id DESC LIMIT 1`),
     queueSizes(pool, jobTypes.flatMap((type) => [type, deadLetterQueue(type)])),

@@ -2,6 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
+import type { LegacyTable } from '../legacy/table.js';
 import { markRequeued } from './mirror.js';
 import { deadLetterQueue } from './queues.js';
 
@@ -34,14 +35,14 @@ export async function listDeadLetters(pool: Pool, types: readonly string[], id?:
  * Sends dead-lettered jobs back to their queue: per job one transaction retries the failed
  * job, removes its dead-letter copy and sets the mirror row PENDING.
  */
-export async function retryDeadLetters(pool: Pool, boss: PgBoss, letters: readonly DeadLetter[]): Promise<number> {
+export async function retryDeadLetters(pool: Pool, boss: PgBoss, table: LegacyTable, letters: readonly DeadLetter[]): Promise<number> {
   let retried = 0;
   for (const letter of letters) {
     await withTransaction(pool, async (client) => {
       const db = clientDb(client);
       await boss.retry(letter.type, [letter.jobId], { db });
       await boss.deleteJob(deadLetterQueue(letter.type), letter.dlqJobId, { db });
-      await markRequeued(client, letter.jobId);
+      await markRequeued(client, table, letter.jobId);
     });
     retried += 1;
   }

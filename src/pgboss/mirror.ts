@@ -1,50 +1,63 @@
 import type { Pool, PoolClient } from '../db/pool.js';
+import type { LegacyRow } from '../legacy/adapter.js';
+import { assignColumns, Params, setIf } from '../legacy/rows.js';
+import type { LegacyTable } from '../legacy/table.js';
 
 type Queryable = Pick<Pool, 'query'> | PoolClient;
 
 /**
- * The mirror row of a pg-boss job is the `Job` row whose `pgbossJobId` is the job's id. These
- * are the only writes the pg-boss engine makes to it; each lands in the same transaction as the
- * pg-boss state change it mirrors, except "started", which pg-boss's fetch has already made.
+ * The mirror row of a pg-boss job is the legacy row whose `pgbossJobId` is the job's id and
+ * whose engine is PGBOSS. These are the only writes the pg-boss engine makes to it; each lands
+ * in the same transaction as the pg-boss state change it mirrors, except "started", which
+ * pg-boss's fetch has already made.
  */
-export async function markStarted(db: Queryable, jobs: readonly { id: string; attempt: number }[], workerId: string): Promise<void> {
+export async function markStarted(db: Queryable, table: LegacyTable, jobs: readonly { id: string; attempt: number }[], workerId: string): Promise<void> {
   if (!jobs.length) return;
+  const { col, status } = table;
   await db.query(
-    `UPDATE "Job" AS j SET status = 'RUNNING', attempts = t.attempt, "startedAt" = now(), "completedAt" = NULL,
-            "workerId" = $3, "updatedAt" = now()
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
+            ${col.completedAt} = NULL, "workerId" = $3, ${col.updatedAt} = now()
        FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-      WHERE j."pgbossJobId" = t.id AND j.status <> 'COMPLETED'`,
+      WHERE j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed}`,
     [jobs.map((job) => job.id), jobs.map((job) => job.attempt), workerId],
   );
 }
 
-export async function markCompleted(db: Queryable, id: string, result: unknown): Promise<number> {
+const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - COALESCE(j.${table.col.startedAt}, now())))`);
+
+/** `result` is what the adapter's onResult made of the job's result: columns to set. */
+export async function markCompleted(db: Queryable, table: LegacyTable, id: string, result: LegacyRow): Promise<number> {
+  const { col, status } = table;
+  const params = new Params();
+  const assigned = assignColumns(table, result, params);
   const { rowCount } = await db.query(
-    `UPDATE "Job" SET status = 'COMPLETED', result = $2::jsonb, error = NULL, "completedAt" = now(),
-            "durationInSeconds" = EXTRACT(EPOCH FROM (now() - COALESCE("startedAt", now()))), "updatedAt" = now()
-      WHERE "pgbossJobId" = $1`,
-    [id, JSON.stringify(result ?? null)],
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
+            ${col.updatedAt} = now()${duration(table)}${assigned.set}
+       FROM ${assigned.from}
+      WHERE j."pgbossJobId" = ${params.add(id, 'uuid')} AND j.engine = 'PGBOSS'`,
+    params.values,
   );
   return rowCount ?? 0;
 }
 
 /** While pg-boss will retry, the row says PENDING with the attempts so far, never FAILED. */
-export async function markFailed(db: Queryable, id: string, error: string, attempt: number, willRetry: boolean): Promise<number> {
+export async function markFailed(db: Queryable, table: LegacyTable, id: string, error: string, attempt: number, willRetry: boolean): Promise<number> {
+  const { col, status } = table;
   const { rowCount } = await db.query(
-    `UPDATE "Job" SET status = $3::"JobStatus", error = $2, attempts = $4,
-            "completedAt" = CASE WHEN $5 THEN NULL ELSE now() END,
-            "durationInSeconds" = CASE WHEN $5 THEN NULL ELSE EXTRACT(EPOCH FROM (now() - COALESCE("startedAt", now()))) END,
-            "updatedAt" = now()
-      WHERE "pgbossJobId" = $1`,
-    [id, error, willRetry ? 'PENDING' : 'FAILED', attempt, willRetry],
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = $3,
+            ${col.completedAt} = ${willRetry ? 'NULL' : 'now()'}, ${col.updatedAt} = now()${willRetry ? setIf(col.durationInSeconds, 'NULL') : duration(table)}
+      WHERE j."pgbossJobId" = $1 AND j.engine = 'PGBOSS'`,
+    [id, error, attempt],
   );
   return rowCount ?? 0;
 }
 
 /** A dead-lettered job sent back to its queue: the row waits again. */
-export async function markRequeued(db: Queryable, id: string): Promise<number> {
+export async function markRequeued(db: Queryable, table: LegacyTable, id: string): Promise<number> {
+  const { col, status } = table;
   const { rowCount } = await db.query(
-    `UPDATE "Job" SET status = 'PENDING', "completedAt" = NULL, "updatedAt" = now() WHERE "pgbossJobId" = $1`,
+    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.completedAt} = NULL, ${col.updatedAt} = now()
+      WHERE "pgbossJobId" = $1 AND engine = 'PGBOSS'`,
     [id],
   );
   return rowCount ?? 0;

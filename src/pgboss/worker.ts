@@ -1,11 +1,14 @@
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
+import { AdapterError } from '../errors.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { defaultWorkerId } from '../legacy/runner.js';
+import type { LegacyRow } from '../legacy/adapter.js';
+import { GENERIC_TABLE, resultColumns, type LegacyTable } from '../legacy/table.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markCompleted, markFailed, markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
@@ -15,6 +18,8 @@ export interface BossWorkerOptions {
   pool: Pool;
   registry: JobRegistry;
   log: Logger;
+  /** The legacy table the mirror rows live in. @defaultValue cutover's generic table */
+  table?: LegacyTable;
   /** Jobs in flight per job type in this process. @defaultValue 4 */
   concurrency?: number;
   types?: readonly string[];
@@ -34,6 +39,9 @@ export interface BossWorkerStats {
 
 type BossJob = JobWithMetadata<unknown>;
 
+/** A handler's outcome; `columns` is where the adapter puts a result on the row. */
+type Outcome = { ok: true; result: unknown; columns?: LegacyRow } | { ok: false; failure: JobFailure };
+
 /**
  * Runs registry handlers for pg-boss jobs, in process. The mirror row and the pg-boss state
  * change commit in one transaction per job, so `Job` never says COMPLETED for a job pg-boss
@@ -45,8 +53,10 @@ export class BossWorker {
   private readonly stats: BossWorkerStats = { completed: 0, failed: 0, retried: 0 };
   private readonly types: readonly string[];
   private readonly log: Logger;
+  private readonly table: LegacyTable;
 
   constructor(private readonly options: BossWorkerOptions) {
+    this.table = options.table ?? GENERIC_TABLE;
     this.workerId = options.workerId ?? defaultWorkerId();
     this.types = options.types?.length ? options.types : options.registry.names();
     for (const type of this.types) options.registry.require(type);
@@ -81,6 +91,7 @@ export class BossWorker {
   private async runBatch(definition: JobDefinition, jobs: BossJob[]): Promise<void> {
     await markStarted(
       this.options.pool,
+      this.table,
       jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })),
       this.workerId,
     );
@@ -93,7 +104,7 @@ export class BossWorker {
 
   private async runOne(definition: JobDefinition, job: BossJob): Promise<void> {
     const attempt = job.retryCount + 1;
-    let outcome: { ok: true; result: unknown } | { ok: false; failure: JobFailure };
+    let outcome: Outcome;
     try {
       const payload = await this.options.registry.validate(definition.name, job.data).catch((error: unknown) => {
         throw new NonRetryableError(error instanceof Error ? error.message : String(error));
@@ -121,21 +132,30 @@ export class BossWorker {
   }
 
   /** The mirror row and pg-boss's state change, in one transaction. */
-  private async settle(definition: JobDefinition, job: BossJob, outcome: { ok: true; result: unknown } | { ok: false; failure: JobFailure }): Promise<void> {
+  private async settle(definition: JobDefinition, job: BossJob, outcome: Outcome): Promise<void> {
     const { boss, pool } = this.options;
     const attempt = job.retryCount + 1;
     const fence = { id: job.id, retryCount: job.retryCount };
+    if (outcome.ok) {
+      try {
+        outcome = { ok: true, result: outcome.result, columns: resultColumns(this.table, outcome.result, { type: definition.name, payload: job.data }) };
+      } catch (error) {
+        if (!(error instanceof AdapterError)) throw error;
+        // The job ran; only its result has nowhere to go. Running it again would not help.
+        outcome = { ok: false, failure: { kind: 'non-retryable', message: error.message } };
+      }
+    }
     const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
     try {
       await withTransaction(pool, async (client) => {
         const db = clientDb(client);
         if (outcome.ok) {
-          await markCompleted(client, job.id, outcome.result);
+          await markCompleted(client, this.table, job.id, outcome.columns ?? {});
           await boss.complete(definition.name, fence, toOutput(outcome.result), { db });
         } else {
           const { failure } = outcome;
           if (!willRetry) await exhaustRetries(client, definition.name, job.id);
-          await markFailed(client, job.id, failure.message, attempt, willRetry);
+          await markFailed(client, this.table, job.id, failure.message, attempt, willRetry);
           await boss.fail(definition.name, fence, { message: failure.message, kind: failure.kind }, { db });
           if (willRetry && failure.kind === 'rate-limited') {
             await delayRetry(client, definition.name, job.id, retryDelaySeconds(definition.retry, attempt, failure));

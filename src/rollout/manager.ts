@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
-import { UsageError } from '../errors.js';
-import { looksLikeUuid } from '../ops/ids.js';
+import { pgbossIdFor } from '../legacy/ids.js';
+import { assertIdType, GENERIC_TABLE, newRowId, type LegacyTable } from '../legacy/table.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
@@ -17,14 +16,17 @@ export interface EnqueueOptions {
   /** Sticky routing key: the same key goes to the same engine while the flag is unchanged. @defaultValue the job id */
   key?: string;
   priority?: number;
-  /** A UUID; generated when absent. */
+  /** The row's id (a UUID on a uuid table); generated when absent. */
   id?: string;
   /** Join the caller's transaction (a Prisma interactive transaction, or a pg client inside BEGIN). */
   tx?: PrismaTransaction | Tx;
 }
 
 export interface EnqueueResult {
+  /** The legacy row's id. */
   id: string;
+  /** The job's id in pg-boss, when routed there: the row id, or its uuidv5 when that is not a UUID. */
+  pgbossJobId?: string;
   engine: Engine;
   bucket: number;
   reason: RouteReason;
@@ -43,6 +45,8 @@ export interface RolloutManagerOptions {
   registry: JobRegistry;
   flags: FlagCache;
   log: Logger;
+  /** The legacy table the tracking rows go to. @defaultValue cutover's generic table */
+  table?: LegacyTable;
   /** PGBOSS_ROLLOUT_PERCENTAGE / USE_PGBOSS, for teams coming from the env-var approach. */
   env?: EnvOverride;
 }
@@ -75,12 +79,13 @@ export class RolloutManager {
   private async write(type: string, items: readonly EnqueueItem[], tx: PrismaTransaction | Tx | undefined): Promise<EnqueueResult[]> {
     if (!items.length) return [];
     const { registry, flags } = this.options;
+    const table = this.options.table ?? GENERIC_TABLE;
     const definition = registry.require(type);
     const payloads = await Promise.all(items.map((item) => registry.validate(type, item.payload)));
     const { typeFlag, defaultFlag } = await flags.get(type);
     const planned = items.map((item, index) => {
-      if (item.id !== undefined && !looksLikeUuid(item.id)) throw new UsageError(`job id must be a UUID, got '${item.id}'`);
-      const id = item.id ?? randomUUID();
+      if (item.id !== undefined) assertIdType(table, item.id);
+      const id = item.id ?? newRowId(table);
       const route = decideRoute({ type, key: item.key ?? id, typeFlag, defaultFlag, env: this.options.env ?? {} });
       return { id, route, payload: payloads[index], priority: item.priority ?? 0 };
     });
@@ -99,16 +104,16 @@ export class RolloutManager {
     const run = async (t: Tx): Promise<EnqueueResult[]> => {
       const toBoss = planned.filter((job) => job.route.engine === 'PGBOSS');
       if (!toBoss.length) {
-        await insertJobRows(t, planned.map((job) => row(job, 'LEGACY', job.route.reason)));
+        await insertJobRows(t, table, planned.map((job) => row(job, 'LEGACY', job.route.reason)));
         return planned.map((job) => result(job.id, job.route));
       }
       // A savepoint lets a refused pg-boss write fall back without undoing the caller's work.
       await t.query('SAVEPOINT cutover_enqueue');
       try {
-        await insertJobRows(t, planned.map((job) => row(job, job.route.engine, job.route.reason)));
+        await insertJobRows(t, table, planned.map((job) => row(job, job.route.engine, job.route.reason)));
         const ids = await this.options.boss.insert(
           type,
-          toBoss.map((job) => ({ id: job.id, data: job.payload as object, priority: pgbossPriority(job.priority) })),
+          toBoss.map((job) => ({ id: pgbossIdFor(job.id), data: job.payload as object, priority: pgbossPriority(job.priority) })),
           { db: t.boss, returnId: true },
         );
         if ((ids?.length ?? 0) !== toBoss.length) throw new Error('pg-boss skipped jobs whose id already exists');
@@ -120,7 +125,7 @@ export class RolloutManager {
         if (!fallback) throw error;
         this.fallbacks += toBoss.length;
         this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
-        await insertJobRows(t, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
+        await insertJobRows(t, table, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
         return planned.map((job) =>
           job.route.engine === 'PGBOSS' ? { id: job.id, engine: 'LEGACY', bucket: job.route.bucket, reason: 'fallback' } : result(job.id, job.route),
         );
@@ -133,5 +138,5 @@ export class RolloutManager {
 }
 
 function result(id: string, route: Route): EnqueueResult {
-  return { id, engine: route.engine, bucket: route.bucket, reason: route.reason };
+  return { id, ...(route.engine === 'PGBOSS' ? { pgbossJobId: pgbossIdFor(id) } : {}), engine: route.engine, bucket: route.bucket, reason: route.reason };
 }

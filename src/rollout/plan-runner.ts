@@ -5,7 +5,7 @@ import { poolConfig, type Pool } from '../db/pool.js';
 import { CheckFailedError, UsageError } from '../errors.js';
 import { engineOutcome } from '../ops/compare.js';
 import { findInconsistencies } from '../ops/reconcile.js';
-import type { OpsContext } from '../ops/context.js';
+import { tableOf, type OpsContext } from '../ops/context.js';
 import { rollback } from '../ops/rollback.js';
 import { audit, changeFlag, DEFAULT_FLAG, readFlags } from './flags.js';
 import { evaluateGates, type GateResult, type GateStatus } from './gates.js';
@@ -122,9 +122,9 @@ export async function evaluateStep(context: PlanContext, run: PlanRun): Promise<
   const window = Math.max(1, (Date.now() - run.stepStartedAt.getTime()) / 1000);
   const baseline = Math.max(window, context.baselineSeconds ?? 86_400);
   const [pgboss, legacy, findings] = await Promise.all([
-    engineOutcome(context.pool, 'PGBOSS', types, window),
-    engineOutcome(context.pool, 'LEGACY', types, baseline),
-    findInconsistencies({ pool: context.pool, registry: context.registry, graceSeconds: 60 }, types),
+    engineOutcome(context.pool, tableOf(context), 'PGBOSS', types, window),
+    engineOutcome(context.pool, tableOf(context), 'LEGACY', types, baseline),
+    findInconsistencies({ pool: context.pool, registry: context.registry, table: tableOf(context), graceSeconds: 60 }, types),
   ]);
   return evaluateGates(step.analysis.gates, { pgboss, legacy, lost: findings.lost.count, double: findings.double.count });
 }
@@ -189,6 +189,7 @@ export async function abortPlan(context: PlanContext, run: PlanRun, reason: stri
     databaseUrl: context.databaseUrl,
     boss: context.boss,
     registry: context.registry,
+    table: tableOf(context),
     log: context.log,
     actor: context.actor,
     reason: `plan ${run.planName} aborted: ${reason}`,

@@ -1,8 +1,11 @@
-import { randomUUID } from 'node:crypto';
 import type { Engine } from '../jobs/define.js';
 import type { Tx } from '../db/sql.js';
+import type { LegacyRow } from '../legacy/adapter.js';
+import { pgbossIdFor } from '../legacy/ids.js';
+import { insertRows } from '../legacy/rows.js';
+import { newRowId, toRow, type LegacyTable } from '../legacy/table.js';
 
-/** One `Job` row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
+/** One legacy row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
 export interface NewJobRow {
   id?: string;
   type: string;
@@ -14,27 +17,26 @@ export interface NewJobRow {
   bucket?: number | null;
 }
 
-/** Writes any number of `Job` rows in one statement; pg-boss rows get `pgbossJobId = id`. */
-export async function insertJobRows(tx: Pick<Tx, 'query'>, rows: readonly NewJobRow[]): Promise<string[]> {
-  if (!rows.length) return [];
-  const ids = rows.map((row) => row.id ?? randomUUID());
-  await tx.query(
-    `INSERT INTO "Job" (id, type, payload, priority, "maxAttempts", engine, "pgbossJobId", "routeReason", bucket,
-                        status, "createdAt", "updatedAt", "runAfter")
-     SELECT t.id, t.type, t.payload, t.priority, t."maxAttempts", t.engine::"JobEngine",
-            CASE WHEN t.engine = 'PGBOSS' THEN t.id END, t."routeReason", t.bucket, 'PENDING', now(), now(), now()
-       FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[], $6::text[], $7::text[], $8::int[])
-            AS t(id, type, payload, priority, "maxAttempts", engine, "routeReason", bucket)`,
-    [
-      ids,
-      rows.map((row) => row.type),
-      rows.map((row) => JSON.stringify(row.payload)),
-      rows.map((row) => row.priority ?? 0),
-      rows.map((row) => row.maxAttempts),
-      rows.map((row) => row.engine),
-      rows.map((row) => row.routeReason ?? null),
-      rows.map((row) => row.bucket ?? null),
-    ],
-  );
+/** The row's columns: the job's own through the adapter's toRow, then cutover's. */
+function columnsOf(table: LegacyTable, id: string, row: NewJobRow): LegacyRow {
+  const { names } = table;
+  return {
+    ...toRow(table, row.type, row.payload),
+    [names.id]: id,
+    [names.status]: table.statusValue.pending,
+    [names.attempts]: 0,
+    ...(names.priority ? { [names.priority]: row.priority ?? 0 } : {}),
+    ...(names.maxAttempts ? { [names.maxAttempts]: row.maxAttempts } : {}),
+    engine: row.engine,
+    pgbossJobId: row.engine === 'PGBOSS' ? pgbossIdFor(id) : null,
+    routeReason: row.routeReason ?? null,
+    bucket: row.bucket ?? null,
+  };
+}
+
+/** Writes any number of rows in one statement; a pg-boss row's `pgbossJobId` is its id mapped to a UUID. */
+export async function insertJobRows(tx: Pick<Tx, 'query'>, table: LegacyTable, rows: readonly NewJobRow[]): Promise<string[]> {
+  const ids = rows.map((row) => row.id ?? newRowId(table));
+  await insertRows(tx, table, rows.map((row, index) => columnsOf(table, ids[index]!, row)));
   return ids;
 }

@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
+import type { LegacyTable } from '../../src/legacy/table.js';
 import { createLogger } from '../../src/log.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { ensureQueues } from '../../src/pgboss/queues.js';
@@ -17,12 +18,12 @@ export interface Producer {
 }
 
 /** A producer as an application would have one: pg-boss client, flag cache, RolloutManager. */
-export async function startProducer(url: string, pool: Pool, registry: JobRegistry, options: { ttlMs?: number } = {}): Promise<Producer> {
+export async function startProducer(url: string, pool: Pool, registry: JobRegistry, options: { ttlMs?: number; table?: LegacyTable } = {}): Promise<Producer> {
   const boss = await startBoss({ databaseUrl: url, log: quietLog, max: 4 });
   await ensureQueues(boss, registry, quietLog);
   const flags = new FlagCache({ pool, databaseUrl: url, log: quietLog, ttlMs: options.ttlMs ?? 5000 });
   await flags.listen();
-  const manager = new RolloutManager({ pool, boss, registry, flags, log: quietLog });
+  const manager = new RolloutManager({ pool, boss, registry, flags, log: quietLog, ...(options.table ? { table: options.table } : {}) });
   return {
     boss,
     flags,

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { insertJobRows, type NewJobRow } from '../../src/rollout/tracking.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
+import { GENERIC_TABLE } from '../../src/legacy/table.js';
 import { join } from 'node:path';
 import { repoRoot } from './cli.js';
 
@@ -12,7 +13,7 @@ export function testPool(url: string): Pool {
 
 export async function addLegacyJobs(pool: Pool, type: string, payloads: readonly unknown[], extra: Partial<NewJobRow> = {}): Promise<string[]> {
   const tx = { query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[] };
-  return insertJobRows(tx, payloads.map((payload) => ({ type, payload, maxAttempts: 3, engine: 'LEGACY' as const, ...extra })));
+  return insertJobRows(tx, GENERIC_TABLE, payloads.map((payload) => ({ type, payload, maxAttempts: 3, engine: 'LEGACY' as const, ...extra })));
 }
 
 export interface JobRow {

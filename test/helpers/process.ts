@@ -19,9 +19,9 @@ export async function killStragglers(): Promise<void> {
 }
 
 /** A long-running CLI command (a worker) in its own process, as an operator would start it. */
-export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}): CliProcess {
+export function startCli(args: readonly string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): CliProcess {
   const child = spawn(process.execPath, [cliEntry, ...args], {
-    cwd: repoRoot,
+    cwd: options.cwd ?? repoRoot,
     env: { ...process.env, CUTOVER_LOG_LEVEL: 'warn', CUTOVER_FLAG_TTL_MS: '200', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

@@ -1,0 +1,101 @@
+import { randomUUID } from 'node:crypto';
+
+/** The four legacy states every legacy job table has, under whatever names it gives them. */
+export type LegacyStatus = 'pending' | 'running' | 'completed' | 'failed';
+
+/**
+ * Where the columns cutover reads and writes live in the team's table. Optional columns the
+ * table does not have are left out (`priority`: every job has priority 0; `maxAttempts`: the
+ * registry's retry policy decides; `logs`, `durationInSeconds`: not recorded).
+ */
+export interface LegacyColumns {
+  id: string;
+  status: string;
+  attempts: string;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string;
+  completedAt: string;
+  /** The legacy retry chain: a retry row points at the chain's first row. */
+  originalJobId: string;
+  error: string;
+  priority?: string;
+  maxAttempts?: string;
+  logs?: string;
+  durationInSeconds?: string;
+}
+
+/** A legacy row read as a job: what the mapper sends to pg-boss. */
+export interface LegacyJob {
+  type: string;
+  payload: unknown;
+  priority?: number;
+}
+
+/** A row as node-postgres returns it: column name to value. */
+export type LegacyRow = Record<string, unknown>;
+
+/**
+ * How cutover reads and writes a team's own legacy job table. Only `table`, `jobType`,
+ * `toJob` and `toRow` are required; column and status names default to the generic table's.
+ */
+export interface LegacyAdapter {
+  /** @defaultValue 'public' */
+  schema?: string;
+  table: string;
+  /** The column that holds the job type, or the one type every row of the table is. */
+  jobType: string | { column: string };
+  columns?: Partial<LegacyColumns>;
+  /** The table's values for the four states. @defaultValue PENDING, RUNNING, COMPLETED, FAILED */
+  status?: Partial<Record<LegacyStatus, string>>;
+  /** The mapper: a row (all its columns) to the job it stands for. */
+  toJob(row: LegacyRow): LegacyJob;
+  /** The domain columns of a row for a new job (dual-write tracking rows, adopted orphans). */
+  toRow(type: string, payload: unknown): LegacyRow;
+  /** Where a finished job's result goes: columns to set on its row. @defaultValue nothing is kept */
+  onResult?(result: unknown, job: LegacyJob): LegacyRow;
+  /** Ids for rows cutover creates (retries, tracking rows). @defaultValue a random UUID */
+  newId?(): string;
+}
+
+export interface CutoverConfig {
+  /** The team's legacy table; without it, cutover's generic `Job` table. */
+  legacy?: LegacyAdapter;
+  /** The job registry module, relative to the config file. @defaultValue the demo registry */
+  registry?: string;
+  /**
+   * The migrations `cutover db migrate` applies for an adopted table (where `cutover init`
+   * writes), relative to the config file. @defaultValue 'prisma/migrations'
+   */
+  migrations?: string;
+}
+
+/** Types the config file; it returns what it is given. */
+export function defineConfig(config: CutoverConfig): CutoverConfig {
+  return config;
+}
+
+export const DEFAULT_STATUS: Record<LegacyStatus, string> = { pending: 'PENDING', running: 'RUNNING', completed: 'COMPLETED', failed: 'FAILED' };
+
+export const DEFAULT_COLUMNS: LegacyColumns = {
+  id: 'id',
+  status: 'status',
+  attempts: 'attempts',
+  createdAt: 'createdAt',
+  updatedAt: 'updatedAt',
+  startedAt: 'startedAt',
+  completedAt: 'completedAt',
+  originalJobId: 'originalJobId',
+  error: 'error',
+};
+
+/** cutover's generic table (migration 0001): a `type` and a `payload` column, results as JSON. */
+export const genericAdapter: LegacyAdapter = {
+  table: 'Job',
+  jobType: { column: 'type' },
+  columns: { priority: 'priority', maxAttempts: 'maxAttempts', logs: 'logs', durationInSeconds: 'durationInSeconds' },
+  toJob: (row) => ({ type: String(row.type), payload: row.payload, priority: Number(row.priority ?? 0) }),
+  toRow: (type, payload) => ({ type, payload }),
+  onResult: (result) => ({ result: result ?? null }),
+  newId: randomUUID,
+};

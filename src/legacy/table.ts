@@ -1,0 +1,264 @@
+import { AdapterError, UsageError } from '../errors.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import { maxAttempts } from '../jobs/define.js';
+import { looksLikeUuid } from './ids.js';
+import { DEFAULT_COLUMNS, DEFAULT_STATUS, genericAdapter, type LegacyAdapter, type LegacyColumns, type LegacyJob, type LegacyRow, type LegacyStatus } from './adapter.js';
+
+/** Columns cutover adds to the legacy table (`cutover init`, migration 0002 for the generic one). */
+export const CUTOVER_COLUMNS = ['engine', 'pgbossJobId', 'routeReason', 'bucket', 'workerId', 'heartbeatAt', 'runAfter'] as const;
+
+/** Columns cutover itself sets on the rows it writes; toRow and onResult may not return them. */
+const MANAGED_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'logs', 'durationInSeconds', 'priority', 'maxAttempts'] as const;
+
+/** What the catalog says about one column of the table. */
+export interface CatalogColumn {
+  name: string;
+  /** As format_type prints it, usable in a cast: uuid, text, "JobStatus". */
+  type: string;
+  /** Enum labels, when the column is an enum. */
+  labels: string[] | null;
+  /** Identity, generated, or a sequence default: never copied into a retry row. */
+  generated: boolean;
+}
+
+/**
+ * A legacy adapter checked against the database: every identifier it names exists and is
+ * quoted here once, every status value is one the column accepts. All SQL on the legacy table
+ * is written from this, so no module spells a column name of its own.
+ */
+export interface LegacyTable {
+  readonly adapter: LegacyAdapter;
+  /** Schema-qualified, quoted: `"public"."Job"`. Also the row type for json_populate_record. */
+  readonly ref: string;
+  /** For messages: `public.Job`. */
+  readonly label: string;
+  /** The id column's SQL type, for casts of bound arrays: `uuid`, `text`. */
+  readonly idType: string;
+  /** Raw column names by role; optional roles the table lacks are undefined. */
+  readonly names: LegacyColumns;
+  /** The same, quoted for SQL. */
+  readonly col: LegacyColumns;
+  /** Status values as SQL literals (`'PENDING'`), and raw. */
+  readonly status: Record<LegacyStatus, string>;
+  readonly statusValue: Record<LegacyStatus, string>;
+  /** Columns a retry row copies from the failed row: the job's own data, not its run's. */
+  readonly copyOnRetry: readonly string[];
+  readonly columns: ReadonlySet<string>;
+  readonly timestampColumns: ReadonlySet<string>;
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+export function quoteLiteral(value: string): string {
+  return `'${value.replace(/'/g, "''")}'`;
+}
+
+/** The job type of a row, as SQL: the type column, or the table's one type as a literal. */
+export function typeSql(table: LegacyTable, alias = 'j'): string {
+  const { jobType } = table.adapter;
+  return typeof jobType === 'string' ? quoteLiteral(jobType) : `${alias}.${quoteIdent(jobType.column)}`;
+}
+
+/** `ORDER BY` of the backlog: highest priority, then oldest; oldest alone without a priority column. */
+export function backlogOrderSql(table: LegacyTable, alias = 'j'): string {
+  return `${table.col.priority ? `${alias}.${table.col.priority} DESC, ` : ''}${alias}.${table.col.createdAt}`;
+}
+
+function resolveColumns(adapter: LegacyAdapter): LegacyColumns {
+  const merged: Record<string, string | undefined> = { ...DEFAULT_COLUMNS, ...adapter.columns };
+  for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key];
+  return merged as unknown as LegacyColumns;
+}
+
+/** Builds the table from an adapter and the catalog's columns, checking every name on the way. */
+export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogColumn[], options: { requireCutoverColumns?: boolean } = {}): LegacyTable {
+  const schema = adapter.schema ?? 'public';
+  const label = `${schema}.${adapter.table}`;
+  if (!catalog.length) throw new AdapterError(`legacy.table: table ${label} does not exist`);
+  const byName = new Map(catalog.map((column) => [column.name, column]));
+  const names = resolveColumns(adapter);
+  const require = (field: string, name: string): CatalogColumn => {
+    const column = byName.get(name);
+    if (!column) throw new AdapterError(`${field}: column "${name}" does not exist in ${label}`);
+    return column;
+  };
+  for (const [role, name] of Object.entries(names)) require(`legacy.columns.${role}`, name as string);
+  if (typeof adapter.jobType !== 'string') require('legacy.jobType.column', adapter.jobType.column);
+
+  const statusValue = { ...DEFAULT_STATUS, ...adapter.status };
+  const statusColumn = byName.get(names.status)!;
+  for (const [state, value] of Object.entries(statusValue)) {
+    if (statusColumn.labels && !statusColumn.labels.includes(value)) {
+      throw new AdapterError(`legacy.status.${state}: '${value}' is not a value of ${statusColumn.type} (${statusColumn.labels.join(', ')})`);
+    }
+  }
+  if (new Set(Object.values(statusValue)).size !== 4) throw new AdapterError(`legacy.status: the four states need four different values, got ${Object.values(statusValue).join(', ')}`);
+
+  if (options.requireCutoverColumns ?? true) {
+    const missing = CUTOVER_COLUMNS.filter((name) => !byName.has(name));
+    if (missing.length) {
+      throw new AdapterError(`${label} lacks cutover's columns (${missing.join(', ')}): run \`cutover init\`, then \`cutover db migrate\``);
+    }
+  }
+
+  const managed = new Set<string>([...MANAGED_ROLES.flatMap((role) => (names[role] ? [names[role]] : [])), ...CUTOVER_COLUMNS]);
+  const copyOnRetry = [
+    ...(names.priority ? [names.priority] : []),
+    ...(names.maxAttempts ? [names.maxAttempts] : []),
+    ...catalog.filter((column) => !managed.has(column.name) && !column.generated).map((column) => column.name),
+    'routeReason',
+    'bucket',
+  ].filter((name) => byName.has(name));
+  const quoted = Object.fromEntries(Object.entries(names).map(([role, name]) => [role, quoteIdent(name as string)])) as unknown as LegacyColumns;
+  return {
+    adapter,
+    ref: `${quoteIdent(schema)}.${quoteIdent(adapter.table)}`,
+    label,
+    idType: byName.get(names.id)!.type,
+    names,
+    col: quoted,
+    status: Object.fromEntries(Object.entries(statusValue).map(([state, value]) => [state, quoteLiteral(value)])) as Record<LegacyStatus, string>,
+    statusValue,
+    copyOnRetry,
+    columns: new Set(byName.keys()),
+    timestampColumns: new Set([names.createdAt, names.updatedAt, 'runAfter']),
+  };
+}
+
+interface CatalogRow {
+  name: string;
+  type: string;
+  labels: string[] | null;
+  generated: boolean;
+}
+
+/** Reads the table's columns from the catalog and checks the adapter against them. */
+export async function bindLegacyTable(
+  db: { query<R extends object>(text: string, values?: unknown[]): Promise<{ rows: R[] }> },
+  adapter: LegacyAdapter,
+  options: { requireCutoverColumns?: boolean } = {},
+): Promise<LegacyTable> {
+  const { rows } = await db.query<CatalogRow>(
+    `SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
+            (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid) AS labels,
+            (a.attidentity <> '' OR a.attgenerated <> '' OR COALESCE(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated
+       FROM pg_class c
+       JOIN pg_namespace n ON n.oid = c.relnamespace
+       JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+       LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
+      WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
+      ORDER BY a.attnum`,
+    [adapter.schema ?? 'public', adapter.table],
+  );
+  return describeTable(adapter, rows, options);
+}
+
+const GENERIC_CATALOG: CatalogColumn[] = [
+  ['id', 'uuid'],
+  ['type', 'text'],
+  ['payload', 'jsonb'],
+  ['status', '"JobStatus"'],
+  ['priority', 'integer'],
+  ['attempts', 'integer'],
+  ['maxAttempts', 'integer'],
+  ['originalJobId', 'uuid'],
+  ['error', 'text'],
+  ['logs', 'text'],
+  ['result', 'jsonb'],
+  ['createdAt', 'timestamp(3) without time zone'],
+  ['updatedAt', 'timestamp(3) without time zone'],
+  ['startedAt', 'timestamp(3) without time zone'],
+  ['completedAt', 'timestamp(3) without time zone'],
+  ['durationInSeconds', 'double precision'],
+  ['engine', '"JobEngine"'],
+  ['pgbossJobId', 'uuid'],
+  ['routeReason', 'text'],
+  ['bucket', 'integer'],
+  ['workerId', 'text'],
+  ['heartbeatAt', 'timestamp(3) with time zone'],
+  ['runAfter', 'timestamp(3) with time zone'],
+].map(([name, type]) => ({ name: name!, type: type!, labels: name === 'status' ? Object.values(DEFAULT_STATUS) : null, generated: false }));
+
+/** cutover's generic `Job` table, as its migrations create it: known without asking the catalog. */
+export const GENERIC_TABLE: LegacyTable = describeTable(genericAdapter, GENERIC_CATALOG);
+
+/** The row's id as text, whatever the column's type. */
+export function rowId(table: LegacyTable, row: LegacyRow): string {
+  return String(row[table.names.id]);
+}
+
+/** The mapper, with the adapter's mistakes reported as such (naming the row), not as a crash. */
+export function toJob(table: LegacyTable, row: LegacyRow): LegacyJob {
+  let job: LegacyJob;
+  try {
+    job = table.adapter.toJob(row);
+  } catch (error) {
+    throw new AdapterError(`legacy.toJob failed on row ${rowId(table, row)} of ${table.label}: ${messageOf(error)}`, { cause: error });
+  }
+  if (typeof job !== 'object' || job === null || typeof job.type !== 'string' || !job.type) {
+    throw new AdapterError(`legacy.toJob must return { type, payload } with a job type, got ${JSON.stringify(job)} for row ${rowId(table, row)}`);
+  }
+  const priority = job.priority ?? (table.names.priority ? Number(row[table.names.priority] ?? 0) : 0);
+  if (!Number.isInteger(priority)) throw new AdapterError(`legacy.toJob returned priority ${String(job.priority)} for row ${rowId(table, row)}: it must be an integer`);
+  return { type: job.type, payload: job.payload, priority };
+}
+
+function checkColumns(table: LegacyTable, field: string, columns: unknown): LegacyRow {
+  if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) throw new AdapterError(`${field} must return an object of column values, got ${JSON.stringify(columns)}`);
+  const managed = new Set<string>([table.names.id, table.names.status, table.names.attempts, table.names.createdAt, table.names.updatedAt, ...CUTOVER_COLUMNS]);
+  for (const key of Object.keys(columns)) {
+    if (!table.columns.has(key)) throw new AdapterError(`${field} returned column "${key}", which does not exist in ${table.label}`);
+    if (managed.has(key)) throw new AdapterError(`${field} returned column "${key}", which cutover writes itself`);
+  }
+  return columns as LegacyRow;
+}
+
+/** The domain columns of a new row for a job. */
+export function toRow(table: LegacyTable, type: string, payload: unknown): LegacyRow {
+  let columns: unknown;
+  try {
+    columns = table.adapter.toRow(type, payload);
+  } catch (error) {
+    throw new AdapterError(`legacy.toRow failed for a ${type} job: ${messageOf(error)}`, { cause: error });
+  }
+  return checkColumns(table, 'legacy.toRow', columns);
+}
+
+/** The columns a finished job's result sets on its row; none without onResult. */
+export function resultColumns(table: LegacyTable, result: unknown, job: LegacyJob): LegacyRow {
+  if (!table.adapter.onResult) return {};
+  let columns: unknown;
+  try {
+    columns = table.adapter.onResult(result, job);
+  } catch (error) {
+    throw new AdapterError(`legacy.onResult failed for a ${job.type} job: ${messageOf(error)}`, { cause: error });
+  }
+  return checkColumns(table, 'legacy.onResult', columns);
+}
+
+export function newRowId(table: LegacyTable): string {
+  const id = (table.adapter.newId ?? (() => crypto.randomUUID()))();
+  if (typeof id !== 'string' || !id) throw new AdapterError(`legacy.newId must return a non-empty string, got ${JSON.stringify(id)}`);
+  return id;
+}
+
+/** The attempts a job may make: its row's `maxAttempts` column, else its type's retry policy. */
+export function maxAttemptsOf(table: LegacyTable, row: LegacyRow, registry: JobRegistry, type: string): number {
+  const value = table.names.maxAttempts ? row[table.names.maxAttempts] : undefined;
+  if (typeof value === 'number') return value;
+  const definition = registry.get(type);
+  return definition ? maxAttempts(definition) : 1;
+}
+
+/** A caller-chosen id must fit the id column: a uuid table takes only UUIDs. */
+export function assertIdType(table: LegacyTable, id: string): void {
+  if (table.idType === 'uuid' && !looksLikeUuid(id)) {
+    throw new UsageError(`job id must be a UUID (${table.label}.${table.names.id} is uuid), got '${id}'`);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,96 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { builtinMigrationsDir } from '../db/migrate.js';
+import { quoteIdent, type LegacyTable } from '../legacy/table.js';
+
+/** The built-in migration that creates cutover's own tables; an adoption migration carries it too. */
+const CUTOVER_TABLES_MIGRATION = '0003_cutover_tables';
+
+export const ADOPT_SUFFIX = '_cutover_adopt';
+
+/** A name that fits Postgres's 63 characters however long the table's name is. */
+function indexName(table: LegacyTable, what: string): string {
+  const name = `${table.adapter.table}_cutover_${what}`;
+  return quoteIdent(name.length <= 63 ? name : `${name.slice(0, 54)}_${createHash('sha256').update(name).digest('hex').slice(0, 8)}`);
+}
+
+/**
+ * The SQL that adopts a team's table: cutover's columns, the indexes its queries need, and
+ * cutover's own tables, all IF NOT EXISTS, so it applies on a table that already has some of
+ * them. It holds no timestamp: generating it twice gives the same text.
+ */
+export async function adoptionSql(table: LegacyTable): Promise<string> {
+  const { col, status, ref } = table;
+  const schema = quoteIdent(table.adapter.schema ?? 'public');
+  const engineType = `${schema}."JobEngine"`;
+  const typeColumn = typeof table.adapter.jobType === 'string' ? undefined : quoteIdent(table.adapter.jobType.column);
+  const cutoverTables = await readFile(join(builtinMigrationsDir, CUTOVER_TABLES_MIGRATION, 'migration.sql'), 'utf8');
+  return `-- cutover adopts ${table.label}: written by \`cutover init\` from the legacy adapter in cutover.config.
+-- Everything is IF NOT EXISTS: on a busy table, build the indexes CONCURRENTLY beforehand
+-- (RUNBOOK.md, "Adopting your table") and this migration then takes no long lock. Adding a
+-- column with a constant default does not rewrite the table (Postgres 11+).
+
+DO $$ BEGIN
+    CREATE TYPE ${engineType} AS ENUM ('LEGACY', 'PGBOSS');
+EXCEPTION WHEN duplicate_object THEN NULL;
+END $$;
+
+ALTER TABLE ${ref}
+    ADD COLUMN IF NOT EXISTS "engine" ${engineType} NOT NULL DEFAULT 'LEGACY',
+    ADD COLUMN IF NOT EXISTS "pgbossJobId" UUID,
+    ADD COLUMN IF NOT EXISTS "routeReason" TEXT,
+    ADD COLUMN IF NOT EXISTS "bucket" INTEGER,
+    ADD COLUMN IF NOT EXISTS "workerId" TEXT,
+    ADD COLUMN IF NOT EXISTS "heartbeatAt" TIMESTAMPTZ(3),
+    ADD COLUMN IF NOT EXISTS "runAfter" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP;
+
+-- The pg-boss id of each job that went through pg-boss: mirror updates, rollback, reconcile.
+CREATE UNIQUE INDEX IF NOT EXISTS ${indexName(table, 'pgbossJobId_key')} ON ${ref} ("pgbossJobId");
+
+-- The legacy backlog in claim order, only rows waiting on legacy: the claim and the mapper.
+CREATE INDEX IF NOT EXISTS ${indexName(table, 'backlog_idx')} ON ${ref} (${col.priority ? `${col.priority} DESC, ` : ''}${col.createdAt})
+    WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY';
+
+-- Rows by engine and state: stale-job recovery, reconcile.
+CREATE INDEX IF NOT EXISTS ${indexName(table, 'claim_idx')} ON ${ref} ("engine", ${col.status}, "runAfter");
+
+-- Retry chains.
+CREATE INDEX IF NOT EXISTS ${indexName(table, 'originalJobId_idx')} ON ${ref} (${col.originalJobId});
+
+-- Per-type windows for reconcile and outcome comparison.
+CREATE INDEX IF NOT EXISTS ${indexName(table, 'type_createdAt_idx')} ON ${ref} (${typeColumn ? `${typeColumn}, ` : ''}${col.createdAt});
+
+${cutoverTables}`;
+}
+
+export interface AdoptionResult {
+  path: string;
+  /** False when an identical adoption migration already exists (nothing was written). */
+  written: boolean;
+}
+
+/** Prisma's migration folder prefix: the UTC time as YYYYMMDDHHMMSS. */
+function prismaTimestamp(now: Date): string {
+  return now.toISOString().replace(/[-:T]/g, '').slice(0, 14);
+}
+
+/**
+ * Writes the adoption migration into the migrations directory (or to `out`), unless one with
+ * the same SQL is already there: running `cutover init` twice adds nothing.
+ */
+export async function writeAdoptionMigration(table: LegacyTable, options: { migrationsDir: string; out?: string; now?: Date }): Promise<AdoptionResult> {
+  const sql = await adoptionSql(table);
+  if (!options.out) {
+    const existing = await readdir(options.migrationsDir, { withFileTypes: true }).catch(() => []);
+    for (const entry of existing) {
+      if (!entry.isDirectory() || !entry.name.endsWith(ADOPT_SUFFIX)) continue;
+      const path = join(options.migrationsDir, entry.name, 'migration.sql');
+      if ((await readFile(path, 'utf8').catch(() => undefined)) === sql) return { path, written: false };
+    }
+  }
+  const path = options.out ?? join(options.migrationsDir, `${prismaTimestamp(options.now ?? new Date())}${ADOPT_SUFFIX}`, 'migration.sql');
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, sql, { flag: options.out ? 'w' : 'wx' });
+  return { path, written: true };
+}
