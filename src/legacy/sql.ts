@@ -42,16 +42,18 @@ export async function heartbeat(db: Queryable, table: LegacyTable, workerId: str
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - j.${table.col.startedAt}))`);
 
 /**
- * `result` goes where the adapter's onResult puts it. False when the row is no longer ours
+ * `result` is the columns the adapter's onResult made of the job's result. False when the row is no longer ours
  * (recovered as stale meanwhile): nothing is written.
  */
 export async function completeLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string, result: LegacyRow, logs: string): Promise<boolean> {
   const { col, status } = table;
   const params = new Params();
   const assigned = assignColumns(table, result, params);
+  // The job's output, unless the adapter puts something of the result there itself.
+  const keepLogs = table.names.logs !== undefined && !(table.names.logs in result);
   const { rowCount } = await db.query(
     `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
-            "heartbeatAt" = NULL, ${col.updatedAt} = now()${col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${keepLogs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
        FROM ${assigned.from}
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
