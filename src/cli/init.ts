@@ -27,10 +27,11 @@ export function registerInitCommand(program: Command): void {
           if (options.print) return void process.stdout.write(await adoptionSql(table));
           const result = await writeAdoptionMigration(table, { migrationsDir: project.migrationsDir, ...(options.out ? { out: options.out } : {}) });
           if (json) return printJson({ table: table.label, ...result });
-          printLines([
-            result.written ? `wrote ${result.path}` : `${table.label} is already adopted by ${result.path} (unchanged)`,
-            'next: cutover db migrate (or your own `prisma migrate deploy`)',
-          ]);
+          printLines(
+            result.written
+              ? [`wrote ${result.path}`, 'next: cutover db migrate (or your own `prisma migrate deploy`)']
+              : [`${table.label} is already adopted by ${result.path}: nothing written`],
+          );
         } finally {
           await pool.end();
         }
