@@ -2,6 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
+import { AdapterError } from '../errors.js';
 import { pgbossIdFor } from '../legacy/ids.js';
 import { assertIdType, GENERIC_TABLE, newRowId, type LegacyTable } from '../legacy/table.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
@@ -120,7 +121,8 @@ export class RolloutManager {
         await t.query('RELEASE SAVEPOINT cutover_enqueue');
         return planned.map((job) => result(job.id, job.route));
       } catch (error) {
-        const fallback = toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true);
+        // A legacy adapter that cannot write the row is not pg-boss refusing: no fallback.
+        const fallback = !(error instanceof AdapterError) && toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true);
         await t.query('ROLLBACK TO SAVEPOINT cutover_enqueue');
         if (!fallback) throw error;
         this.fallbacks += toBoss.length;
