@@ -179,6 +179,43 @@ describe('adopting a real-shaped legacy table', () => {
     }
   }, 180_000);
 
+  it('reconcile --fix repairs through the adapter: adopts an orphan, copies a final state with its result, hands a lost job back', async () => {
+    const config = await loadConfigFile(undefined, project);
+    const registry = await loadRegistry(config.registry);
+    const producer = await startProducer(database.url, pool, registry, { ttlMs: 200, table: await bindLegacyTable(pool, config.legacy!) });
+    try {
+      // Sent around cutover: a pg-boss job with no row.
+      const orphan = await producer.boss.send(TYPE, { evaluationId: 'ev-orphan', batchId: 'batch-5' });
+      // Finished in pg-boss while its row still says RUNNING (its worker died before the commit).
+      const finished = (await producer.boss.send(TYPE, { evaluationId: 'ev-drift', batchId: null }))!;
+      await pool.query(`UPDATE pgboss.job SET state = 'completed', output = $2, completed_on = now() WHERE name = $1 AND id = $3`, [
+        TYPE,
+        { llmThinking: 'finished while nobody watched', costInCents: 42 },
+        finished,
+      ]);
+      await pool.query(
+        `INSERT INTO "Job" (id, status, "evaluationId", attempts, engine, "pgbossJobId", "updatedAt", "startedAt")
+         VALUES ('ckdrift0001', 'RUNNING', 'ev-drift', 1, 'PGBOSS', $1, now(), now()),
+                ('cklost00001', 'PENDING', 'ev-lost', 0, 'PGBOSS', gen_random_uuid(), now(), NULL)`,
+        [finished],
+      );
+      const result = await cli('reconcile', '--fix', '--grace', '0', '--json');
+      const report = JSON.parse(result.stdout) as { total: number; fixed: Record<string, number> };
+      expect(report.fixed, result.stdout).toEqual({ lost: 1, orphan: 1, drift: 1 });
+      expect(report.total, result.stdout).toBe(0);
+      expect(result.code).toBe(0);
+      const { rows: adopted } = await pool.query(`SELECT id, status, "evaluationId", "agentEvalBatchId", "routeReason" FROM "Job" WHERE "pgbossJobId" = $1`, [orphan]);
+      expect(adopted).toEqual([{ id: expect.stringMatching(/^c[0-9a-z]+$/), status: 'PENDING', evaluationId: 'ev-orphan', agentEvalBatchId: 'batch-5', routeReason: 'adopted' }]);
+      const { rows: drifted } = await pool.query(`SELECT status, "llmThinking", "costInCents" FROM "Job" WHERE id = 'ckdrift0001'`);
+      expect(drifted).toEqual([{ status: 'COMPLETED', llmThinking: 'finished while nobody watched', costInCents: 42 }]);
+      // The rollback's kill switch is still on: a lost job goes back to legacy, not to pg-boss.
+      const { rows: lost } = await pool.query(`SELECT status, engine FROM "Job" WHERE id = 'cklost00001'`);
+      expect(lost).toEqual([{ status: 'PENDING', engine: 'LEGACY' }]);
+    } finally {
+      await producer.close();
+    }
+  }, 60_000);
+
   describe('a misconfigured adapter fails with a clear message and writes nothing', () => {
     /** A variant of the example config, with one thing wrong. */
     async function variant(name: string, legacy: string): Promise<string> {
