@@ -215,7 +215,7 @@ function checkColumns(table: LegacyTable, field: string, columns: unknown): Lega
   return columns as LegacyRow;
 }
 
-/** The domain columns of a new row for a job. */
+/** The domain columns of a new row for a job, its type column included. */
 export function toRow(table: LegacyTable, type: string, payload: unknown): LegacyRow {
   let columns: unknown;
   try {
@@ -223,7 +223,9 @@ export function toRow(table: LegacyTable, type: string, payload: unknown): Legac
   } catch (error) {
     throw new AdapterError(`legacy.toRow failed for a ${type} job: ${messageOf(error)}`, { cause: error });
   }
-  return checkColumns(table, 'legacy.toRow', columns);
+  const checked = checkColumns(table, 'legacy.toRow', columns);
+  // The type column, when the table has one, holds the job's type whatever toRow returned.
+  return typeof table.adapter.jobType === 'string' ? checked : { ...checked, [table.adapter.jobType.column]: type };
 }
 
 /** The columns a finished job's result sets on its row; none without onResult. */
@@ -254,6 +256,7 @@ export function maxAttemptsOf(table: LegacyTable, row: LegacyRow, registry: JobR
 
 /** A caller-chosen id must fit the id column: a uuid table takes only UUIDs. */
 export function assertIdType(table: LegacyTable, id: string): void {
+  if (!id) throw new UsageError('job id must not be empty');
   if (table.idType === 'uuid' && !looksLikeUuid(id)) {
     throw new UsageError(`job id must be a UUID (${table.label}.${table.names.id} is uuid), got '${id}'`);
   }

@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import type { ProjectConfig } from '../config-file.js';
 import { builtinMigrationsDir } from '../db/migrate.js';
+import { UsageError } from '../errors.js';
 import { quoteIdent, type LegacyTable } from '../legacy/table.js';
 
 /** The built-in migration that creates cutover's own tables; an adoption migration carries it too. */
@@ -93,4 +95,18 @@ export async function writeAdoptionMigration(table: LegacyTable, options: { migr
   await mkdir(dirname(path), { recursive: true });
   await writeFile(path, sql, { flag: options.out ? 'w' : 'wx' });
   return { path, written: true };
+}
+
+/**
+ * The generic table: cutover's built-in migrations. An adopted table: only the team's own
+ * migrations directory, where `cutover init` wrote the whole cutover schema for it, so the
+ * team's history alone (applied by this or by `prisma migrate deploy`) describes the database.
+ */
+export async function migrationDirs(project: ProjectConfig): Promise<string[]> {
+  if (!project.legacy) return [builtinMigrationsDir];
+  const found = await readdir(project.migrationsDir).catch(() => undefined);
+  if (!found?.some((name) => name.endsWith(ADOPT_SUFFIX))) {
+    throw new UsageError(`${project.migrationsDir} holds no cutover adoption migration: run \`cutover init\` first`);
+  }
+  return [project.migrationsDir];
 }
