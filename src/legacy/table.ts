@@ -44,6 +44,8 @@ export interface LegacyTable {
   /** Columns a retry row copies from the failed row: the job's own data, not its run's. */
   readonly copyOnRetry: readonly string[];
   readonly columns: ReadonlySet<string>;
+  /** Columns cutover writes itself on every new row: toRow and onResult may not return them. */
+  readonly reserved: ReadonlySet<string>;
   readonly timestampColumns: ReadonlySet<string>;
 }
 
@@ -123,6 +125,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     statusValue,
     copyOnRetry,
     columns: new Set(byName.keys()),
+    reserved: new Set([names.id, names.status, names.attempts, names.createdAt, names.updatedAt, ...CUTOVER_COLUMNS]),
     timestampColumns: new Set([names.createdAt, names.updatedAt, 'runAfter']),
   };
 }
@@ -207,10 +210,9 @@ export function toJob(table: LegacyTable, row: LegacyRow): LegacyJob {
 
 function checkColumns(table: LegacyTable, field: string, columns: unknown): LegacyRow {
   if (typeof columns !== 'object' || columns === null || Array.isArray(columns)) throw new AdapterError(`${field} must return an object of column values, got ${JSON.stringify(columns)}`);
-  const managed = new Set<string>([table.names.id, table.names.status, table.names.attempts, table.names.createdAt, table.names.updatedAt, ...CUTOVER_COLUMNS]);
   for (const key of Object.keys(columns)) {
     if (!table.columns.has(key)) throw new AdapterError(`${field} returned column "${key}", which does not exist in ${table.label}`);
-    if (managed.has(key)) throw new AdapterError(`${field} returned column "${key}", which cutover writes itself`);
+    if (table.reserved.has(key)) throw new AdapterError(`${field} returned column "${key}", which cutover writes itself`);
   }
   return columns as LegacyRow;
 }
