@@ -2,14 +2,13 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import { AdapterError } from '../errors.js';
 import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { executeInChild, type ChildOutcome } from './executor.js';
 import { claimNextLegacyJob, completeLegacyJob, failLegacyJob, heartbeat, insertRetryRow, lockStaleLegacyJobs, releaseLegacyJob, type TypedRow } from './sql.js';
-import { GENERIC_TABLE, maxAttemptsOf, newRowId, resultColumns, rowId, toJob, type LegacyTable } from './table.js';
+import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, rowId, toJob, type LegacyTable } from './table.js';
 
 /** A claimed legacy row, as the runner needs it. */
 interface ClaimedJob {
@@ -199,15 +198,12 @@ export class LegacyRunner {
     const { pool, log, table } = this.options;
     let failure: JobFailure;
     if (outcome.ok) {
-      try {
-        const result = resultColumns(table, outcome.result, { type: job.type, payload: job.payload });
-        if (await completeLegacyJob(pool, table, job.id, this.workerId, result, outcome.logs)) this.stats.completed += 1;
+      const placed = placeResult(table, outcome.result, { type: job.type, payload: job.payload });
+      if (placed.ok) {
+        if (await completeLegacyJob(pool, table, job.id, this.workerId, placed.columns, outcome.logs)) this.stats.completed += 1;
         return;
-      } catch (error) {
-        if (!(error instanceof AdapterError)) throw error;
-        // The job ran; only its result has nowhere to go. Running it again would not help.
-        failure = { kind: 'non-retryable', message: error.message };
       }
+      failure = placed.failure;
     } else {
       failure = outcome.failure;
     }

@@ -1,4 +1,5 @@
 import { AdapterError, UsageError } from '../errors.js';
+import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { maxAttempts } from '../jobs/define.js';
 import { looksLikeUuid } from './ids.js';
@@ -240,6 +241,19 @@ export function resultColumns(table: LegacyTable, result: unknown, job: LegacyJo
     throw new AdapterError(`legacy.onResult failed for a ${job.type} job: ${messageOf(error)}`, { cause: error });
   }
   return checkColumns(table, 'legacy.onResult', columns);
+}
+
+/**
+ * A finished job's result as row columns, or, when the adapter cannot place it, the final
+ * failure that takes the success's place: the job ran, and running it again would not help.
+ */
+export function placeResult(table: LegacyTable, result: unknown, job: LegacyJob): { ok: true; columns: LegacyRow } | { ok: false; failure: JobFailure } {
+  try {
+    return { ok: true, columns: resultColumns(table, result, job) };
+  } catch (error) {
+    if (!(error instanceof AdapterError)) throw error;
+    return { ok: false, failure: { kind: 'non-retryable', message: error.message } };
+  }
 }
 
 export function newRowId(table: LegacyTable): string {

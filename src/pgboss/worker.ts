@@ -1,14 +1,13 @@
 import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import { AdapterError } from '../errors.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { defaultWorkerId } from '../legacy/runner.js';
 import type { LegacyRow } from '../legacy/adapter.js';
-import { GENERIC_TABLE, resultColumns, type LegacyTable } from '../legacy/table.js';
+import { GENERIC_TABLE, placeResult, type LegacyTable } from '../legacy/table.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markCompleted, markFailed, markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
@@ -137,13 +136,8 @@ export class BossWorker {
     const attempt = job.retryCount + 1;
     const fence = { id: job.id, retryCount: job.retryCount };
     if (outcome.ok) {
-      try {
-        outcome = { ok: true, result: outcome.result, columns: resultColumns(this.table, outcome.result, { type: definition.name, payload: job.data }) };
-      } catch (error) {
-        if (!(error instanceof AdapterError)) throw error;
-        // The job ran; only its result has nowhere to go. Running it again would not help.
-        outcome = { ok: false, failure: { kind: 'non-retryable', message: error.message } };
-      }
+      const placed = placeResult(this.table, outcome.result, { type: definition.name, payload: job.data });
+      outcome = placed.ok ? { ok: true, result: outcome.result, columns: placed.columns } : placed;
     }
     const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
     try {
