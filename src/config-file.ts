@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { UsageError } from './errors.js';
+import { UsageError, messageOf } from './errors.js';
 import type { CutoverConfig, LegacyAdapter } from './legacy/adapter.js';
 import { importUserModule } from './modules.js';
 
@@ -78,7 +78,7 @@ export async function loadConfigFile(path: string | undefined, cwd = process.cwd
   try {
     loaded = await importUserModule(file);
   } catch (error) {
-    throw new UsageError(`cannot load ${file}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new UsageError(`cannot load ${file}: ${messageOf(error)}`, { cause: error });
   }
   const parsed = configSchema.safeParse(loaded.default ?? loaded.config);
   if (!parsed.success) throw new UsageError(`${file}: ${parsed.error.issues.map(describeIssue).join('; ')}`);

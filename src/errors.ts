@@ -57,3 +57,8 @@ export class InvalidPayloadError extends UsageError {
 
 /** The legacy adapter (cutover.config) names something the table lacks, or one of its functions failed. */
 export class AdapterError extends UsageError {}
+
+/** What a thrown value says, whether or not it is an Error. */
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { CutoverError } from '../errors.js';
+import { CutoverError, messageOf } from '../errors.js';
 import { redactSecrets } from '../log.js';
 import { registerDbCommands } from './db.js';
 import { registerStatusCommand } from './status.js';
@@ -48,7 +48,7 @@ export function exitCodeFor(error: unknown): number {
 }
 
 function describe(error: unknown): string {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   return redactSecrets(message.split('\n')[0] ?? message);
 }
 

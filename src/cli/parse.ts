@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import ms, { type StringValue } from 'ms';
+import { messageOf } from '../errors.js';
 
 /** Commander argument parsers that state the rule in their error (exit 2 via CommanderError). */
 export function integerIn(min: number, max: number): (value: string) => number {
@@ -21,7 +22,7 @@ export function jsonValue(value: string): unknown {
   try {
     return JSON.parse(value);
   } catch (error) {
-    throw new InvalidArgumentError(`must be JSON (${error instanceof Error ? error.message : String(error)})`);
+    throw new InvalidArgumentError(`must be JSON (${messageOf(error)})`);
   }
 }
 

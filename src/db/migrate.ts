@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { MigrationChecksumError, RuntimeFailure } from '../errors.js';
+import { MigrationChecksumError, RuntimeFailure, messageOf } from '../errors.js';
 import type { Logger } from '../log.js';
 import { poolConfig } from './pool.js';
 
@@ -161,7 +161,7 @@ async function applyOne(client: pg.Client, file: MigrationFile): Promise<void> {
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = messageOf(error);
     throw new RuntimeFailure(`migration ${file.name} failed and was rolled back: ${reason}`, { cause: error });
   }
 }

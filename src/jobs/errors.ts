@@ -1,3 +1,4 @@
+import { messageOf } from '../errors.js';
 /**
  * How a job's failure should be treated. Both engines read these the same way: a
  * NonRetryableError fails the job at once; a RateLimitError retries after a longer delay;
@@ -31,7 +32,7 @@ export interface JobFailure {
 }
 
 export function classifyFailure(error: unknown): JobFailure {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = messageOf(error);
   if (error instanceof NonRetryableError || (error instanceof Error && error.name === 'NonRetryableError')) {
     return { message, kind: 'non-retryable' };
   }

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
 import { importUserModule } from '../modules.js';
-import { InvalidPayloadError, UnknownJobTypeError, UsageError } from '../errors.js';
+import { InvalidPayloadError, UnknownJobTypeError, UsageError, messageOf } from '../errors.js';
 import type { AnyJobDefinition, JobDefinition } from './define.js';
 
 export interface JobRegistry {
@@ -64,7 +64,7 @@ export async function loadRegistry(modulePath?: string, cwd = process.cwd()): Pr
   try {
     loaded = await importUserModule(absolute);
   } catch (error) {
-    throw new UsageError(`cannot load the job registry ${absolute}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    throw new UsageError(`cannot load the job registry ${absolute}: ${messageOf(error)}`, { cause: error });
   }
   const exported = loaded.default ?? loaded.jobs;
   if (!Array.isArray(exported) || !exported.every(isDefinition)) {

@@ -5,6 +5,7 @@ import { createPool, type Pool } from '../db/pool.js';
 import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
 import { loadRegistry } from '../jobs/registry.js';
 import { CHILD_DATABASE_URL_ENV, type ChildJob, type ChildMessage } from './protocol.js';
+import { messageOf } from '../errors.js';
 
 function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve) => process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve()));
@@ -22,7 +23,7 @@ async function main(): Promise<number> {
       // An unknown type or a payload that fails its schema can never succeed: no retry.
       payload = await registry.validate(job.type, job.payload);
     } catch (error) {
-      throw new NonRetryableError(error instanceof Error ? error.message : String(error));
+      throw new NonRetryableError(messageOf(error));
     }
     const result = await registry.require(job.type).handler(payload, {
       jobId: job.jobId,

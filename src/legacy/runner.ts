@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { executeInChild, type ChildOutcome } from './executor.js';
 import { claimNextLegacyJob, completeLegacyJob, failLegacyJob, heartbeat, insertRetryRow, lockStaleLegacyJobs, releaseLegacyJob, type TypedRow } from './sql.js';
 import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, rowId, toJob, type LegacyTable } from './table.js';
+import { messageOf } from '../errors.js';
 
 /** A claimed legacy row, as the runner needs it. */
 interface ClaimedJob {
@@ -160,7 +161,7 @@ export class LegacyRunner {
       return { id, type: job.type, payload: job.payload, attempts };
     } catch (error) {
       // A row the adapter cannot read would fail the same way on every run: fail it for good.
-      const message = error instanceof Error ? error.message : String(error);
+      const message = messageOf(error);
       log.error({ jobId: id, error: message }, 'claimed a row the legacy adapter cannot map');
       await failLegacyJob(pool, table, id, this.workerId, message, null).catch((failure: unknown) => log.error({ err: failure, jobId: id }, 'could not fail an unmappable row'));
       this.stats.failed += 1;

@@ -1,4 +1,4 @@
-import { AdapterError, UsageError } from '../errors.js';
+import { AdapterError, messageOf, UsageError } from '../errors.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { maxAttempts } from '../jobs/define.js';
@@ -276,8 +276,4 @@ export function assertIdType(table: LegacyTable, id: string): void {
   if (table.idType === 'uuid' && !looksLikeUuid(id)) {
     throw new UsageError(`job id must be a UUID (${table.label}.${table.names.id} is uuid), got '${id}'`);
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

@@ -10,6 +10,7 @@ import { tableOf, type OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
 import { maxAttemptsOf, rowId, toJob, type LegacyTable } from '../legacy/table.js';
 import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRecord } from './migrate.sql.js';
+import { messageOf } from '../errors.js';
 
 /** A backlog row read as a job by the adapter. */
 interface BacklogRow {
@@ -87,7 +88,7 @@ async function mapRows(registry: JobRegistry, rows: readonly BacklogRow[]): Prom
       const retryLimit = Math.max(0, row.maxAttempts - row.attempts - 1);
       mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id), retryLimit });
     } catch (error) {
-      mapped.rejects.push({ jobId: row.id, jobType: row.type, reason: error instanceof Error ? error.message : String(error) });
+      mapped.rejects.push({ jobId: row.id, jobType: row.type, reason: messageOf(error) });
     }
   }
   return mapped;

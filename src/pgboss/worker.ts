@@ -11,6 +11,7 @@ import { GENERIC_TABLE, placeResult, type LegacyTable } from '../legacy/table.js
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markCompleted, markFailed, markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
+import { messageOf } from '../errors.js';
 
 export interface BossWorkerOptions {
   boss: PgBoss;
@@ -106,7 +107,7 @@ export class BossWorker {
     let outcome: Outcome;
     try {
       const payload = await this.options.registry.validate(definition.name, job.data).catch((error: unknown) => {
-        throw new NonRetryableError(error instanceof Error ? error.message : String(error));
+        throw new NonRetryableError(messageOf(error));
       });
       const timeout = AbortSignal.timeout(definition.timeoutSeconds * 1000);
       const signal = AbortSignal.any([job.signal, timeout]);
