@@ -1,5 +1,6 @@
 import pLimit from 'p-limit';
 import { withTransaction } from '../db/transaction.js';
+import { retriesLeft } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { clientDb } from '../pgboss/boss.js';
 import { ensureQueues } from '../pgboss/queues.js';
@@ -84,9 +85,7 @@ async function mapRows(registry: JobRegistry, rows: readonly BacklogRow[]): Prom
   for (const row of rows) {
     try {
       await registry.validate(row.type, row.payload);
-      // The retry budget left: the attempts the legacy chain has not used, minus this run.
-      const retryLimit = Math.max(0, row.maxAttempts - row.attempts - 1);
-      mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id), retryLimit });
+      mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id), retryLimit: retriesLeft(row.maxAttempts, row.attempts) });
     } catch (error) {
       mapped.rejects.push({ jobId: row.id, jobType: row.type, reason: messageOf(error) });
     }

@@ -2,6 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { clientTx } from '../db/sql.js';
 import { withTransaction } from '../db/transaction.js';
+import { retriesLeft } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { LegacyRow } from '../legacy/adapter.js';
 import { assignColumns, insertRows, Params, setIf } from '../legacy/rows.js';
@@ -81,7 +82,7 @@ async function fixLost(context: FixContext): Promise<number> {
     const attempts = Number(row[table.names.attempts] ?? 0);
     await context.boss.insert(
       type,
-      [{ id: row.pgbossJobId, data: job.payload as object, priority: pgbossPriority(job.priority ?? 0), retryLimit: Math.max(0, maxAttemptsOf(table, row, context.registry, type) - attempts - 1) }],
+      [{ id: row.pgbossJobId, data: job.payload as object, priority: pgbossPriority(job.priority ?? 0), retryLimit: retriesLeft(maxAttemptsOf(table, row, context.registry, type), attempts) }],
       { db: clientDb(client) },
     );
     await client.query(`UPDATE ${table.ref} SET ${col.status} = ${status.pending}, "workerId" = NULL, ${col.updatedAt} = now() WHERE ${col.id} = $1`, [id]);
