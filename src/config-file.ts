@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { UsageError, messageOf } from './errors.js';
-import type { CutoverConfig, LegacyAdapter } from './legacy/adapter.js';
+import type { CutoverConfig, LegacyAdapter } from './table/adapter.js';
 import { importUserModule } from './modules.js';
 
 /** Looked for in the working directory, in this order, when --config is not given. */

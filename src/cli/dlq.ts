@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { UsageError } from '../errors.js';
-import { looksLikeUuid } from '../legacy/ids.js';
+import { looksLikeUuid } from '../table/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { createPool } from '../db/pool.js';
 import { UsageError } from '../errors.js';
-import { bindLegacyTable } from '../legacy/table.js';
+import { bindLegacyTable } from '../table/table.js';
 import { adoptionSql, writeAdoptionMigration } from '../ops/adopt.js';
 import { CONFIG_FILE_NAMES } from '../config-file.js';
 import { withContext } from './context.js';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
 import { CheckFailedError, UsageError } from '../errors.js';
-import { defaultActor } from '../rollout/flags.js';
-import { describeStep, loadPlan } from '../rollout/plan.js';
-import { abortPlan, activeRun, advancePlan, recentRuns, runPlan, startPlan, type PlanContext, type PlanRun, type TickResult } from '../rollout/plan-runner.js';
+import { defaultActor } from '../db/audit.js';
+import { describeStep, loadPlan } from '../plans/plan.js';
+import { abortPlan, activeRun, advancePlan, recentRuns, runPlan, startPlan, type PlanContext, type PlanRun, type TickResult } from '../plans/plan-runner.js';
 import { confirm } from './confirm.js';
 import { withContext, type CommandContext } from './context.js';
 import { printJson, printLines } from './output.js';

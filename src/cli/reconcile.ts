@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { CheckFailedError } from '../errors.js';
 import { reconcile, type ReconcileReport } from '../ops/reconcile.js';
-import { defaultActor } from '../rollout/flags.js';
+import { defaultActor } from '../db/audit.js';
 import { withContext } from './context.js';
 import { durationSeconds, integerIn } from './parse.js';
 import { formatTable, printJson, printLines } from './output.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { changeFlag, DEFAULT_FLAG, defaultActor, parsePercent, readFlags } from '../rollout/flags.js';
+import { defaultActor } from '../db/audit.js';
+import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags } from '../rollout/flags.js';
 import { rolloutHistory } from '../rollout/history.js';
 import { withContext, type CommandContext } from './context.js';
 import { integerIn } from './parse.js';

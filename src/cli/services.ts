@@ -2,10 +2,11 @@ import type { PgBoss } from 'pg-boss';
 import type { ProjectConfig } from '../config-file.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { loadRegistry, type JobRegistry } from '../jobs/registry.js';
-import { bindLegacyTable, GENERIC_TABLE, type LegacyTable } from '../legacy/table.js';
+import { bindLegacyTable, GENERIC_TABLE, type LegacyTable } from '../table/table.js';
 import { startBoss } from '../pgboss/boss.js';
 import type { OpsContext } from '../ops/context.js';
-import { defaultActor, FlagCache } from '../rollout/flags.js';
+import { defaultActor } from '../db/audit.js';
+import { FlagCache } from '../rollout/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import type { CommandContext } from './context.js';
 

@@ -41,3 +41,5 @@ export function createPool(connectionString: string, options: PoolOptions = {}):
 
 export type Pool = pg.Pool;
 export type PoolClient = pg.PoolClient;
+/** A pool or one of its clients: whatever can run a single statement (inside a caller's transaction if a client). */
+export type Queryable = Pick<Pool, 'query'> | PoolClient;

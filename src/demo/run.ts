@@ -13,8 +13,8 @@ import { startBoss } from '../pgboss/boss.js';
 import { ensureQueues } from '../pgboss/queues.js';
 import { changeFlag, FlagCache } from '../rollout/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
-import { loadPlan } from '../rollout/plan.js';
-import { runPlan, type PlanRun, type TickResult } from '../rollout/plan-runner.js';
+import { loadPlan } from '../plans/plan.js';
+import { runPlan, type PlanRun, type TickResult } from '../plans/plan-runner.js';
 import demoRegistryJobs, { DEMO_FAULT_ENV } from './registry.js';
 
 export interface DemoOptions {

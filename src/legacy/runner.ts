@@ -1,5 +1,3 @@
-import { hostname } from 'node:os';
-import { randomUUID } from 'node:crypto';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
@@ -8,8 +6,9 @@ import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { executeInChild, type ChildOutcome } from './executor.js';
 import { claimNextLegacyJob, completeLegacyJob, failLegacyJob, heartbeat, insertRetryRow, lockStaleLegacyJobs, releaseLegacyJob, type TypedRow } from './sql.js';
-import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, rowId, toJob, type LegacyTable } from './table.js';
+import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, rowId, toJob, type LegacyTable } from '../table/table.js';
 import { messageOf } from '../errors.js';
+import { defaultWorkerId } from '../table/worker-id.js';
 
 /** A claimed legacy row, as the runner needs it. */
 interface ClaimedJob {
@@ -54,10 +53,6 @@ export interface RunnerStats {
   retried: number;
   recovered: number;
   released: number;
-}
-
-export function defaultWorkerId(): string {
-  return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 }
 
 /**

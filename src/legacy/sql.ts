@@ -1,9 +1,7 @@
-import type { Pool, PoolClient } from '../db/pool.js';
-import type { LegacyRow } from './adapter.js';
-import { assignColumns, Params, setIf } from './rows.js';
-import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from './table.js';
-
-type Queryable = Pick<Pool, 'query'> | PoolClient;
+import type { Queryable } from '../db/pool.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { assignColumns, Params, setIf } from '../table/rows.js';
+import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
 
 /** A legacy row with its job type as the table says it (`cutover_type`). */
 export type TypedRow = LegacyRow & { cutover_type: string };

@@ -4,7 +4,7 @@ import { dirname, join } from 'node:path';
 import type { ProjectConfig } from '../config-file.js';
 import { builtinMigrationsDir } from '../db/migrate.js';
 import { UsageError } from '../errors.js';
-import { quoteIdent, type LegacyTable } from '../legacy/table.js';
+import { quoteIdent, type LegacyTable } from '../table/table.js';
 
 /** The built-in migration that creates cutover's own tables; an adoption migration carries it too. */
 const CUTOVER_TABLES_MIGRATION = '0003_cutover_tables';

@@ -1,6 +1,6 @@
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import { typeSql, type LegacyTable } from '../legacy/table.js';
+import { typeSql, type LegacyTable } from '../table/table.js';
 import { compareSuccessRates, type Verdict } from './stats.js';
 
 export interface EngineOutcome {

@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import { GENERIC_TABLE, type LegacyTable } from '../legacy/table.js';
+import { GENERIC_TABLE, type LegacyTable } from '../table/table.js';
 import type { Logger } from '../log.js';
 
 /** What every operator command works with: the database, pg-boss, the job registry, and who acts. */

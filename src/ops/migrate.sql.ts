@@ -1,6 +1,6 @@
 import type { PoolClient } from '../db/pool.js';
-import type { LegacyRow } from '../legacy/adapter.js';
-import { backlogOrderSql, typeSql, type LegacyTable } from '../legacy/table.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { backlogOrderSql, typeSql, type LegacyTable } from '../table/table.js';
 
 /** A backlog row with its age and job type as the table says them. */
 export type BacklogRecord = LegacyRow & { cutover_type: string; cutover_age: number };

@@ -4,12 +4,12 @@ import { retriesLeft } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { clientDb } from '../pgboss/boss.js';
 import { ensureQueues } from '../pgboss/queues.js';
-import { audit } from '../rollout/flags.js';
+import { audit } from '../db/audit.js';
 import { pgbossPriority } from '../rollout/priority.js';
-import { pgbossIdFor } from '../legacy/ids.js';
+import { pgbossIdFor } from '../table/ids.js';
 import { tableOf, type OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
-import { maxAttemptsOf, rowId, toJob, type LegacyTable } from '../legacy/table.js';
+import { maxAttemptsOf, rowId, toJob, type LegacyTable } from '../table/table.js';
 import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRecord } from './migrate.sql.js';
 import { messageOf } from '../errors.js';
 

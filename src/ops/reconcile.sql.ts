@@ -1,4 +1,4 @@
-import { typeSql, type LegacyTable } from '../legacy/table.js';
+import { typeSql, type LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { rowStatusForSql } from './states.js';
 

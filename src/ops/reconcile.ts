@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { LegacyTable } from '../legacy/table.js';
+import type { LegacyTable } from '../table/table.js';
 import type { Logger } from '../log.js';
 import { tableOf } from './context.js';
 import { compareOutcomes, type TypeComparison } from './compare.js';

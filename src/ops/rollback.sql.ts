@@ -1,5 +1,5 @@
 import type { PoolClient } from '../db/pool.js';
-import type { LegacyTable } from '../legacy/table.js';
+import type { LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 
 export interface UnstartedJob {

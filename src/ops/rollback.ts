@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { withTransaction } from '../db/transaction.js';
 import { clientDb } from '../pgboss/boss.js';
-import { audit, changeFlag, DEFAULT_FLAG } from '../rollout/flags.js';
+import { audit } from '../db/audit.js';
+import { changeFlag, DEFAULT_FLAG } from '../rollout/flags.js';
 import { tableOf, type OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
 import { activeJobs, countUnstarted, flipToLegacy, lockUnstartedJobs } from './rollback.sql.js';

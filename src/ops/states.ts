@@ -1,4 +1,4 @@
-import type { LegacyTable } from '../legacy/table.js';
+import type { LegacyTable } from '../table/table.js';
 
 /**
  * The two state machines, mapped in one place.

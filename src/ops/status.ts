@@ -1,5 +1,5 @@
 import type { Pool } from '../db/pool.js';
-import { typeSql, type LegacyTable } from '../legacy/table.js';
+import { typeSql, type LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { deadLetterQueue } from '../pgboss/queues.js';
 

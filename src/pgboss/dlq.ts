@@ -2,7 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
-import type { LegacyTable } from '../legacy/table.js';
+import type { LegacyTable } from '../table/table.js';
 import { markRequeued } from './mirror.js';
 import { deadLetterQueue } from './queues.js';
 

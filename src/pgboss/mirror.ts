@@ -1,9 +1,7 @@
-import type { Pool, PoolClient } from '../db/pool.js';
-import type { LegacyRow } from '../legacy/adapter.js';
-import { assignColumns, Params, setIf } from '../legacy/rows.js';
-import type { LegacyTable } from '../legacy/table.js';
-
-type Queryable = Pick<Pool, 'query'> | PoolClient;
+import type { Queryable } from '../db/pool.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { assignColumns, Params, setIf } from '../table/rows.js';
+import type { LegacyTable } from '../table/table.js';
 
 /**
  * The mirror row of a pg-boss job is the legacy row whose `pgbossJobId` is the job's id and

@@ -5,9 +5,9 @@ import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/err
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
-import { defaultWorkerId } from '../legacy/runner.js';
-import type { LegacyRow } from '../legacy/adapter.js';
-import { GENERIC_TABLE, placeResult, type LegacyTable } from '../legacy/table.js';
+import { defaultWorkerId } from '../table/worker-id.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markCompleted, markFailed, markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';

@@ -1,7 +1,6 @@
-import { userInfo } from 'node:os';
 import pg from 'pg';
-import type { Pool, PoolClient } from '../db/pool.js';
-import { poolConfig } from '../db/pool.js';
+import { audit } from '../db/audit.js';
+import { poolConfig, type Pool, type PoolClient, type Queryable } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { UsageError } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -10,8 +9,6 @@ import type { Flag } from './decide.js';
 /** Postgres NOTIFY channel on which every flag change is announced. */
 export const FLAGS_CHANNEL = 'cutover_flags';
 export const DEFAULT_FLAG = '*';
-
-type Queryable = Pick<Pool, 'query'> | PoolClient;
 
 export async function readFlags(db: Queryable): Promise<Map<string, Flag>> {
   const { rows } = await db.query<Flag>(`SELECT "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy" FROM "RolloutFlag"`);
@@ -30,37 +27,12 @@ export function parsePercent(input: string): number {
   return Math.round(Number(text) * 100);
 }
 
-export function defaultActor(): string {
-  try {
-    return userInfo().username || 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
-
 export interface FlagChange {
   jobType: string;
   basisPoints?: number;
   killSwitch?: boolean;
   fallbackToLegacy?: boolean;
   salt?: string;
-}
-
-export interface AuditEntry {
-  actor: string;
-  action: string;
-  jobType?: string | null;
-  before?: unknown;
-  after?: unknown;
-  reason?: string | null;
-}
-
-/** Appends one row to the audit log (RolloutEvent), inside the caller's transaction if given. */
-export async function audit(db: Queryable, entry: AuditEntry): Promise<void> {
-  await db.query(
-    `INSERT INTO "RolloutEvent" (actor, action, "jobType", before, after, reason) VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)`,
-    [entry.actor, entry.action, entry.jobType ?? null, JSON.stringify(entry.before ?? null), JSON.stringify(entry.after ?? null), entry.reason ?? null],
-  );
 }
 
 /**

@@ -3,15 +3,15 @@ import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
 import { AdapterError } from '../errors.js';
-import { pgbossIdFor } from '../legacy/ids.js';
-import { assertIdType, GENERIC_TABLE, newRowId, type LegacyTable } from '../legacy/table.js';
+import { pgbossIdFor } from '../table/ids.js';
+import { assertIdType, GENERIC_TABLE, newRowId, type LegacyTable } from '../table/table.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { decideRoute, type EnvOverride, type Route, type RouteReason } from './decide.js';
 import type { FlagCache } from './flags.js';
 import { pgbossPriority } from './priority.js';
-import { insertJobRows, type NewJobRow } from './tracking.js';
+import { insertJobRows, type NewJobRow } from '../table/tracking.js';
 
 export interface EnqueueOptions {
   /** Sticky routing key: the same key goes to the same engine while the flag is unchanged. @defaultValue the job id */

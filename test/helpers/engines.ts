@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
-import type { LegacyTable } from '../../src/legacy/table.js';
+import type { LegacyTable } from '../../src/table/table.js';
 import { createLogger } from '../../src/log.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { ensureQueues } from '../../src/pgboss/queues.js';

@@ -1,7 +1,7 @@
 import pg from 'pg';
-import { insertJobRows, type NewJobRow } from '../../src/rollout/tracking.js';
+import { insertJobRows, type NewJobRow } from '../../src/table/tracking.js';
 import { createPool, type Pool } from '../../src/db/pool.js';
-import { GENERIC_TABLE } from '../../src/legacy/table.js';
+import { GENERIC_TABLE } from '../../src/table/table.js';
 import { join } from 'node:path';
 import { repoRoot } from './cli.js';
 

@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config-file.js';
-import type { LegacyAdapter } from '../../src/legacy/adapter.js';
-import { describeTable, GENERIC_TABLE, toJob, toRow, type CatalogColumn } from '../../src/legacy/table.js';
+import type { LegacyAdapter } from '../../src/table/adapter.js';
+import { describeTable, GENERIC_TABLE, toJob, toRow, type CatalogColumn } from '../../src/table/table.js';
 import { adoptionSql } from '../../src/ops/adopt.js';
 
 const column = (name: string, type = 'text', labels: string[] | null = null): CatalogColumn => ({ name, type, labels, generated: false });

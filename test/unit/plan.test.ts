@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { EngineOutcome } from '../../src/ops/compare.js';
-import { evaluateGates } from '../../src/rollout/gates.js';
-import { describeStep, gatesSchema, loadPlan } from '../../src/rollout/plan.js';
+import { evaluateGates } from '../../src/plans/gates.js';
+import { describeStep, gatesSchema, loadPlan } from '../../src/plans/plan.js';
 import { repoRoot } from '../helpers/cli.js';
 
 function outcome(engine: 'LEGACY' | 'PGBOSS', jobs: number, succeeded: number, p95: number | null): EngineOutcome {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compareSuccessRates } from '../../src/ops/stats.js';
 import { pgbossPriority } from '../../src/rollout/priority.js';
-import { pgbossIdFor } from '../../src/legacy/ids.js';
+import { pgbossIdFor } from '../../src/table/ids.js';
 import { retryDelaySeconds } from '../../src/jobs/define.js';
 import { parsePercent } from '../../src/rollout/flags.js';
 

@@ -1,9 +1,9 @@
 import type { Engine } from '../jobs/define.js';
 import type { Tx } from '../db/sql.js';
-import type { LegacyRow } from '../legacy/adapter.js';
-import { pgbossIdFor } from '../legacy/ids.js';
-import { insertRows } from '../legacy/rows.js';
-import { newRowId, toRow, type LegacyTable } from '../legacy/table.js';
+import type { LegacyRow } from './adapter.js';
+import { pgbossIdFor } from './ids.js';
+import { insertRows } from './rows.js';
+import { newRowId, toRow, type LegacyTable } from './table.js';
 
 /** One legacy row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
 export interface NewJobRow {

@@ -7,7 +7,8 @@ import { engineOutcome } from '../ops/compare.js';
 import { findInconsistencies } from '../ops/reconcile.js';
 import { tableOf, type OpsContext } from '../ops/context.js';
 import { rollback } from '../ops/rollback.js';
-import { audit, changeFlag, DEFAULT_FLAG, readFlags } from './flags.js';
+import { audit } from '../db/audit.js';
+import { changeFlag, DEFAULT_FLAG, readFlags } from '../rollout/flags.js';
 import { evaluateGates, type GateResult, type GateStatus } from './gates.js';
 import { describeStep, planSchema, type Plan } from './plan.js';
 
