@@ -76,13 +76,20 @@ export function registerOpsCommands(program: Command): void {
           } finally {
             bar.stop();
           }
-          if (context.json) return printJson(summary);
+          const stopped = () => {
+            if (summary.stoppedBy) throw new CheckFailedError(`migrate stopped early: ${summary.stoppedBy}; what moved stays moved, the rest stays legacy`);
+          };
+          if (context.json) {
+            printJson(summary);
+            return stopped();
+          }
           const verb = summary.dryRun ? 'would move' : 'moved';
           const lines = [`${verb} ${summary.moved} job(s) to pg-boss in ${summary.seconds}s (${summary.batches} batches); ${summary.quarantined} quarantined; ${summary.skipped} left by --limit`];
           if (summary.quarantine.length) {
             lines.push('', 'Quarantined (stay on legacy):', ...formatTable(['job', 'type', 'reason'], summary.quarantine.map((q) => [q.jobId, q.jobType, q.reason])).map((l) => `  ${l}`));
           }
           printLines(lines);
+          stopped();
         });
       });
     });

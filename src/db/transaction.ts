@@ -18,3 +18,34 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
     client.release();
   }
 }
+
+/**
+ * SQLSTATE classes meaning "this value cannot be stored here": 22 data exception (a NUL byte
+ * in text or jsonb, a string too long, a number out of range), 23 integrity constraint
+ * violation (a check or not-null on a column the value went to).
+ */
+const DATA_REFUSAL_CLASSES = ['22', '23'];
+
+/** True when Postgres refused the values of a statement, not the connection or the statement itself. */
+export function isDataRefusal(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && DATA_REFUSAL_CLASSES.includes(code.slice(0, 2));
+}
+
+/**
+ * Runs `work` inside a savepoint of the client's open transaction. If Postgres refuses its
+ * data, only `work` is undone and the refusal is returned, so the caller can store less;
+ * any other error rolls back to the savepoint and goes on.
+ */
+export async function refusedData(client: PoolClient, work: () => Promise<unknown>): Promise<Error | undefined> {
+  await client.query('SAVEPOINT cutover_store');
+  try {
+    await work();
+    await client.query('RELEASE SAVEPOINT cutover_store');
+    return undefined;
+  } catch (error) {
+    await client.query('ROLLBACK TO SAVEPOINT cutover_store');
+    if (isDataRefusal(error)) return error as Error;
+    throw error;
+  }
+}

@@ -70,14 +70,6 @@ export function maxAttempts(definition: Pick<JobDefinition, 'retry'>): number {
   return definition.retry.limit + 1;
 }
 
-/**
- * pg-boss's `retryLimit` for a job that has already made `attempts` of its `maxAttempts`:
- * the attempts left, minus the run pg-boss is about to make.
- */
-export function retriesLeft(maxAttemptsAllowed: number, attempts: number): number {
-  return Math.max(0, maxAttemptsAllowed - attempts - 1);
-}
-
 /** Multiplies the normal delay of a retry after a rate-limit error. */
 export const RATE_LIMIT_FACTOR = 4;
 

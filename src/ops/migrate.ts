@@ -1,10 +1,10 @@
 import pLimit from 'p-limit';
 import { withTransaction } from '../db/transaction.js';
-import { retriesLeft } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import { clientDb } from '../pgboss/boss.js';
+import { insertCarried } from '../pgboss/carry.js';
 import { ensureQueues } from '../pgboss/queues.js';
 import { audit } from '../db/audit.js';
+import { killedTypes } from '../db/kill-switch.js';
 import { pgbossPriority } from '../rollout/priority.js';
 import { pgbossIdFor } from '../table/ids.js';
 import { tableOf, type OpsContext } from './context.js';
@@ -22,6 +22,8 @@ interface BacklogRow {
   attempts: number;
   maxAttempts: number;
   ageSeconds: number;
+  /** When the row is due: a scheduled job or a backed-off retry keeps its time on pg-boss. */
+  runAfter: Date | null;
 }
 
 /** The mapper's first half, the adapter's toJob: an adapter that cannot read a row stops the run. */
@@ -36,6 +38,7 @@ function readRows(table: LegacyTable, registry: JobRegistry, records: readonly B
       attempts: Number(record[table.names.attempts] ?? 0),
       maxAttempts: maxAttemptsOf(table, record, registry, job.type),
       ageSeconds: record.cutover_age,
+      runAfter: (record.runAfter as Date | null | undefined) ?? null,
     };
   });
 }
@@ -70,12 +73,14 @@ export interface MigrateSummary {
   seconds: number;
   byType: Record<string, number>;
   quarantine: QuarantinedJob[];
+  /** Set when the run stopped early because a kill switch went on: the way back comes first. */
+  stoppedBy: string | null;
 }
 
 const MAX_REPORTED = 100;
 
 interface Mapped {
-  moves: { row: BacklogRow; pgbossId: string; retryLimit: number }[];
+  moves: { row: BacklogRow; pgbossId: string }[];
   rejects: QuarantinedJob[];
 }
 
@@ -85,7 +90,7 @@ async function mapRows(registry: JobRegistry, rows: readonly BacklogRow[]): Prom
   for (const row of rows) {
     try {
       await registry.validate(row.type, row.payload);
-      mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id), retryLimit: retriesLeft(row.maxAttempts, row.attempts) });
+      mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id) });
     } catch (error) {
       mapped.rejects.push({ jobId: row.id, jobType: row.type, reason: messageOf(error) });
     }
@@ -104,7 +109,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
   const { pool, registry, log } = options;
   const filter: BacklogFilter = { types: options.types?.length ? [...options.types] : null, olderThanSeconds: options.olderThanSeconds ?? null };
   const batchSize = options.batchSize ?? 500;
-  const summary: MigrateSummary = { dryRun: options.dryRun ?? false, moved: 0, quarantined: 0, skipped: 0, batches: 0, seconds: 0, byType: {}, quarantine: [] };
+  const summary: MigrateSummary = { dryRun: options.dryRun ?? false, moved: 0, quarantined: 0, skipped: 0, batches: 0, seconds: 0, byType: {}, quarantine: [], stoppedBy: null };
   const total = await countBacklog(pool, tableOf(options), filter);
   const lockTypes = filter.types ?? registry.names();
 
@@ -122,7 +127,15 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
     const lane = async () => {
       for (;;) {
         const size = Math.min(batchSize, budget);
-        if (size <= 0) return;
+        if (size <= 0 || summary.stoppedBy) return;
+        // A rollback sets the kill switch first and then waits for this run's locks: stop at
+        // the next batch boundary so it can move everything back.
+        const killed = await killedTypes(pool, lockTypes);
+        if (killed.length) {
+          summary.stoppedBy = `kill switch on for ${killed.join(', ')}`;
+          log.warn({ killed }, 'migrate stopped: a kill switch is on');
+          return;
+        }
         budget -= size;
         const handled = await moveBatch(options, filter, size, summary);
         budget += size - handled.handled;
@@ -136,7 +149,12 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
     await locks.release();
   }
   summary.seconds = round((performance.now() - started) / 1000);
-  await audit(pool, { actor: options.actor, action: 'migrate', jobType: filter.types?.join(',') ?? '*', after: { moved: summary.moved, quarantined: summary.quarantined, byType: summary.byType } });
+  await audit(pool, {
+    actor: options.actor,
+    action: 'migrate',
+    jobType: filter.types?.join(',') ?? '*',
+    after: { moved: summary.moved, quarantined: summary.quarantined, byType: summary.byType, stoppedBy: summary.stoppedBy },
+  });
   log.info({ moved: summary.moved, quarantined: summary.quarantined, seconds: summary.seconds }, 'migrate finished');
   return summary;
 }
@@ -145,7 +163,6 @@ async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: n
   const batch = await withTransaction(options.pool, async (client) => {
     const rows = readRows(tableOf(options), options.registry, await lockBacklogBatch(client, tableOf(options), filter, size));
     const { moves, rejects } = await mapRows(options.registry, rows);
-    const db = clientDb(client);
     const byType = new Map<string, typeof moves>();
     for (const move of moves) {
       const group = byType.get(move.row.type);
@@ -154,13 +171,20 @@ async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: n
     }
     const landed: typeof moves = [];
     for (const [type, group] of byType) {
-      const ids = await options.boss.insert(
+      const inserted = await insertCarried(
+        options.boss,
+        client,
         type,
-        group.map(({ row, pgbossId, retryLimit }) => ({ id: pgbossId, data: row.payload as object, priority: pgbossPriority(row.priority, row.ageSeconds), retryLimit })),
-        { db, returnId: true },
+        group.map(({ row, pgbossId }) => ({
+          id: pgbossId,
+          data: row.payload as object,
+          priority: pgbossPriority(row.priority, row.ageSeconds),
+          attempts: row.attempts,
+          maxAttempts: row.maxAttempts,
+          startAfter: row.runAfter,
+        })),
       );
       // pg-boss skips an id it already holds; such a row must not be flipped, or it would never run.
-      const inserted = new Set(ids ?? []);
       for (const move of group) {
         if (inserted.has(move.pgbossId)) landed.push(move);
         else rejects.push({ jobId: move.row.id, jobType: type, reason: `pg-boss already has a job with id ${move.pgbossId}` });

@@ -2,12 +2,13 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { clientTx } from '../db/sql.js';
 import { withTransaction } from '../db/transaction.js';
-import { retriesLeft } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, insertRows, Params, setIf } from '../table/rows.js';
 import { maxAttemptsOf, newRowId, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
-import { clientDb, PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { insertCarried } from '../pgboss/carry.js';
+import { flipToLegacy } from '../table/handback.js';
 import { audit } from '../db/audit.js';
 import { readFlags } from '../rollout/flags.js';
 import { pgbossPriority } from '../rollout/priority.js';
@@ -70,22 +71,23 @@ async function fixLost(context: FixContext): Promise<number> {
     const { rows: present } = await client.query(`SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2`, [type, row.pgbossJobId]);
     if (present.length) return 0;
     const before = { id, engine: 'PGBOSS', status: row[table.names.status] };
+    const attempts = Number(row[table.names.attempts] ?? 0);
     if (killed(type)) {
-      await client.query(
-        `UPDATE ${table.ref} SET engine = 'LEGACY', "routeReason" = 'rolledback', ${col.status} = ${status.pending}, "workerId" = NULL,
-                "runAfter" = now(), ${col.updatedAt} = now() WHERE ${col.id} = $1`,
-        [id],
-      );
+      await flipToLegacy(client, table, [{ pgbossId: row.pgbossJobId, attempts, runAfter: null }], 'rolledback');
       await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'LEGACY', status: table.statusValue.pending } });
       return 1;
     }
     const job = toJob(table, row);
-    const attempts = Number(row[table.names.attempts] ?? 0);
-    await context.boss.insert(
-      type,
-      [{ id: row.pgbossJobId, data: job.payload as object, priority: pgbossPriority(job.priority ?? 0), retryLimit: retriesLeft(maxAttemptsOf(table, row, context.registry, type), attempts) }],
-      { db: clientDb(client) },
-    );
+    await insertCarried(context.boss, client, type, [
+      {
+        id: row.pgbossJobId,
+        data: job.payload as object,
+        priority: pgbossPriority(job.priority ?? 0),
+        attempts,
+        maxAttempts: maxAttemptsOf(table, row, context.registry, type),
+        startAfter: null,
+      },
+    ]);
     await client.query(`UPDATE ${table.ref} SET ${col.status} = ${status.pending}, "workerId" = NULL, ${col.updatedAt} = now() WHERE ${col.id} = $1`, [id]);
     await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'PGBOSS', status: table.statusValue.pending, resent: row.pgbossJobId } });
     return 1;

@@ -4,44 +4,35 @@ import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 
 export interface UnstartedJob {
   id: string;
-  retryCount: number;
+  /**
+   * Attempts made: pg-boss's retry_count, plus the run that ended a job now waiting in `retry`
+   * (a claim adds that run to retry_count only when the job is fetched again).
+   */
+  attempts: number;
   startAfter: Date;
-  priority: number;
 }
 
+/** The job's row is on pg-boss and still waiting: what flipToLegacy (table/handback) will flip. */
+const waitingRow = (table: LegacyTable) =>
+  `EXISTS (SELECT 1 FROM ${table.ref} r WHERE r."pgbossJobId" = b.id AND r.engine = 'PGBOSS'
+             AND r.${table.col.status} IN (${table.status.pending}, ${table.status.running}))`;
+
 /**
- * pg-boss jobs of one queue not yet started (`created`, `retry`) that have a legacy row, locked
- * so no worker can fetch them while the batch moves (pg-boss fetches with SKIP LOCKED). A job
- * without a row is left where it is: deleting it would lose it.
+ * pg-boss jobs of one queue not yet started (`created`, `retry`) whose legacy row is still
+ * waiting, locked so no worker can fetch them while the batch moves (pg-boss fetches with SKIP
+ * LOCKED). A job without such a row is left where it is: deleting it would lose it.
  */
 export async function lockUnstartedJobs(client: PoolClient, table: LegacyTable, name: string, size: number): Promise<UnstartedJob[]> {
   const { rows } = await client.query<UnstartedJob>(
-    `SELECT b.id, b.retry_count AS "retryCount", b.start_after AS "startAfter", b.priority
+    `SELECT b.id, b.retry_count + (b.started_on IS NOT NULL)::int AS attempts, b.start_after AS "startAfter"
        FROM ${PGBOSS_SCHEMA}.job b
-      WHERE b.name = $1 AND b.state IN ('created', 'retry')
-        AND EXISTS (SELECT 1 FROM ${table.ref} r WHERE r."pgbossJobId" = b.id)
+      WHERE b.name = $1 AND b.state IN ('created', 'retry') AND ${waitingRow(table)}
       ORDER BY b.priority DESC, b.created_on
       LIMIT $2
       FOR UPDATE OF b SKIP LOCKED`,
     [name, size],
   );
   return rows;
-}
-
-/**
- * The rows of moved jobs become legacy PENDING again, with the attempts pg-boss made. They keep
- * `pgbossJobId`, the id the job had in pg-boss, so reconcile can tell if it ever runs there too.
- */
-export async function flipToLegacy(client: PoolClient, table: LegacyTable, jobs: readonly UnstartedJob[]): Promise<void> {
-  const { col } = table;
-  await client.query(
-    `UPDATE ${table.ref} AS j SET engine = 'LEGACY', "routeReason" = 'rolledback', ${col.status} = ${table.status.pending},
-            ${col.attempts} = t.attempts, "runAfter" = GREATEST(t.start_after, now()), "workerId" = NULL, ${col.startedAt} = NULL,
-            ${col.completedAt} = NULL, ${col.updatedAt} = now()
-       FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(pgboss_id, attempts, start_after)
-      WHERE j."pgbossJobId" = t.pgboss_id`,
-    [jobs.map((job) => job.id), jobs.map((job) => job.retryCount), jobs.map((job) => job.startAfter)],
-  );
 }
 
 export async function activeJobs(client: Pick<PoolClient, 'query'>, names: readonly string[]): Promise<{ id: string; name: string }[]> {
@@ -55,8 +46,7 @@ export async function activeJobs(client: Pick<PoolClient, 'query'>, names: reado
 export async function countUnstarted(client: Pick<PoolClient, 'query'>, table: LegacyTable, names: readonly string[]): Promise<Record<string, number>> {
   const { rows } = await client.query<{ name: string; n: string }>(
     `SELECT b.name, count(*) AS n FROM ${PGBOSS_SCHEMA}.job b
-      WHERE b.name = ANY($1::text[]) AND b.state IN ('created', 'retry')
-        AND EXISTS (SELECT 1 FROM ${table.ref} r WHERE r."pgbossJobId" = b.id)
+      WHERE b.name = ANY($1::text[]) AND b.state IN ('created', 'retry') AND ${waitingRow(table)}
       GROUP BY 1`,
     [names],
   );

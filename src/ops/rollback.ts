@@ -5,7 +5,8 @@ import { audit } from '../db/audit.js';
 import { changeFlag, DEFAULT_FLAG } from '../rollout/flags.js';
 import { tableOf, type OpsContext } from './context.js';
 import { lockJobTypes } from './locks.js';
-import { activeJobs, countUnstarted, flipToLegacy, lockUnstartedJobs } from './rollback.sql.js';
+import { flipToLegacy } from '../table/handback.js';
+import { activeJobs, countUnstarted, lockUnstartedJobs } from './rollback.sql.js';
 
 export interface RollbackOptions extends OpsContext {
   reason?: string;
@@ -13,7 +14,7 @@ export interface RollbackOptions extends OpsContext {
   types?: readonly string[];
   /** Wait for active pg-boss jobs to finish. */
   drain?: boolean;
-  /** @defaultValue 300 */
+  /** How long --drain waits, and how long to wait for a running migrate to stop. @defaultValue 300 */
   timeoutSeconds?: number;
   /** @defaultValue 500 */
   batchSize?: number;
@@ -40,9 +41,11 @@ export interface RollbackSummary {
 }
 
 /**
- * The way back. Kill switch first (new jobs go legacy at once), then every pg-boss job not yet
- * started moves back to legacy PENDING, one transaction per batch (pg-boss job deleted, row
- * flipped, attempts carried over). Active jobs finish on pg-boss; --drain waits for them.
+ * The way back. Kill switch first, before any lock and whatever else runs: new jobs go legacy,
+ * pg-boss workers hand back what they fetch, a running migrate stops at its next batch. Then,
+ * once no migrate holds the types (waited for, bounded), every pg-boss job not yet started
+ * moves back to legacy PENDING, one transaction per batch (row flipped with its attempts and
+ * due time, then the pg-boss job deleted). Active jobs finish on pg-boss; --drain waits.
  */
 export async function rollback(options: RollbackOptions): Promise<RollbackSummary> {
   const started = performance.now();
@@ -59,11 +62,14 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
     return summary;
   }
 
-  const locks = await lockJobTypes(options.databaseUrl, types, 'rollback');
+  for (const jobType of killTargets) {
+    await changeFlag(pool, { jobType, killSwitch: true }, { actor: options.actor, action: 'flag.kill', reason: options.reason ?? 'rollback' });
+  }
+  const locks = await lockJobTypes(options.databaseUrl, types, 'rollback', {
+    waitSeconds: options.timeoutSeconds ?? 300,
+    onWait: (type) => log.warn({ type }, 'kill switch is on; waiting for a running migrate to stop'),
+  });
   try {
-    for (const jobType of killTargets) {
-      await changeFlag(pool, { jobType, killSwitch: true }, { actor: options.actor, action: 'flag.kill', reason: options.reason ?? 'rollback' });
-    }
     const sweep = async () => {
       for (const type of types) {
         for (;;) {
@@ -98,11 +104,15 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
 async function moveBatch(options: RollbackOptions, type: string, size: number): Promise<number> {
   return withTransaction(options.pool, async (client) => {
     const jobs = await lockUnstartedJobs(client, tableOf(options), type, size);
-    if (jobs.length) {
-      await options.boss.deleteJob(type, jobs.map((job) => job.id), { db: clientDb(client) });
-      await flipToLegacy(client, tableOf(options), jobs);
-    }
-    return jobs.length;
+    const flipped = await flipToLegacy(
+      client,
+      tableOf(options),
+      jobs.map((job) => ({ pgbossId: job.id, attempts: job.attempts, runAfter: job.startAfter })),
+      'rolledback',
+    );
+    // Delete last: only jobs whose row now waits on legacy leave pg-boss.
+    if (flipped.size) await options.boss.deleteJob(type, [...flipped], { db: clientDb(client) });
+    return flipped.size;
   });
 }
 

@@ -23,13 +23,16 @@ export async function markStarted(db: Queryable, table: LegacyTable, jobs: reado
 
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - COALESCE(j.${table.col.startedAt}, now())))`);
 
-/** `result` is what the adapter's onResult made of the job's result: columns to set. */
-export async function markCompleted(db: Queryable, table: LegacyTable, id: string, result: LegacyRow): Promise<number> {
+/**
+ * `result` is what the adapter's onResult made of the job's result: columns to set. `note`
+ * goes to the error column of a success whose result could not all be stored.
+ */
+export async function markCompleted(db: Queryable, table: LegacyTable, id: string, result: LegacyRow, note?: string): Promise<number> {
   const { col, status } = table;
   const params = new Params();
   const assigned = assignColumns(table, result, params);
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = ${params.add(note ?? null, 'text')}, ${col.completedAt} = now(),
             ${col.updatedAt} = now()${duration(table)}${assigned.set}
        FROM ${assigned.from}
       WHERE j."pgbossJobId" = ${params.add(id, 'uuid')} AND j.engine = 'PGBOSS'`,

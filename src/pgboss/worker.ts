@@ -1,12 +1,14 @@
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
+import type { CommandResponse, JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { withTransaction } from '../db/transaction.js';
+import { killedTypes } from '../db/kill-switch.js';
+import { refusedData, withTransaction } from '../db/transaction.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 import type { LegacyRow } from '../table/adapter.js';
+import { flipToLegacy } from '../table/handback.js';
 import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markCompleted, markFailed, markStarted } from './mirror.js';
@@ -35,6 +37,10 @@ export interface BossWorkerStats {
   completed: number;
   failed: number;
   retried: number;
+  /** Fetched under a kill switch and given back to legacy unrun. */
+  handedBack: number;
+  /** Outcomes not written because pg-boss no longer held the attempt for this worker. */
+  claimsLost: number;
 }
 
 type BossJob = JobWithMetadata<unknown>;
@@ -42,15 +48,31 @@ type BossJob = JobWithMetadata<unknown>;
 /** A handler's outcome; `columns` is where the adapter puts a result on the row. */
 type Outcome = { ok: true; result: unknown; columns?: LegacyRow } | { ok: false; failure: JobFailure };
 
+/** pg-boss no longer holds the attempt this worker fetched: its outcome must not be written. */
+class ClaimLost extends Error {}
+
+/**
+ * How many jobs a pg-boss complete/fail really changed. pg-boss 12 returns `{ jobs, requested,
+ * affected }` (manager.js mapCommandResponse) but types it as an empty `CommandResponse`; the
+ * fence is worthless without the count, so a pg-boss that stops reporting it is refused loudly.
+ */
+function affected(response: CommandResponse): number {
+  const count = (response as { affected?: unknown }).affected;
+  if (typeof count !== 'number') throw new Error('pg-boss did not report how many jobs it changed; this pg-boss version is not supported');
+  return count;
+}
+
 /**
  * Runs registry handlers for pg-boss jobs, in process. The mirror row and the pg-boss state
- * change commit in one transaction per job, so `Job` never says COMPLETED for a job pg-boss
- * will run again, nor the reverse: a crash before the commit leaves the job active in pg-boss,
- * which retries it after expiry, and the mirror follows on that run.
+ * change commit in one transaction per job, and the pg-boss change is fenced to the attempt
+ * this worker fetched: a worker that lost its claim (stalled past expiry, stopped too late)
+ * changes nothing on either side. So `Job` never says COMPLETED for a job pg-boss will run
+ * again, nor the reverse: a crash before the commit leaves the job active in pg-boss, which
+ * retries it after expiry, and the mirror follows on that run.
  */
 export class BossWorker {
   readonly workerId: string;
-  private readonly stats: BossWorkerStats = { completed: 0, failed: 0, retried: 0 };
+  private readonly stats: BossWorkerStats = { completed: 0, failed: 0, retried: 0, handedBack: 0, claimsLost: 0 };
   private readonly types: readonly string[];
   private readonly log: Logger;
   private readonly table: LegacyTable;
@@ -88,7 +110,9 @@ export class BossWorker {
     return { ...this.stats };
   }
 
-  private async runBatch(definition: JobDefinition, jobs: BossJob[]): Promise<void> {
+  private async runBatch(definition: JobDefinition, fetched: BossJob[]): Promise<void> {
+    const jobs = await this.handBackIfKilled(definition.name, fetched);
+    if (!jobs.length) return;
     await markStarted(
       this.options.pool,
       this.table,
@@ -131,33 +155,52 @@ export class BossWorker {
     await this.settle(definition, job, outcome);
   }
 
-  /** The mirror row and pg-boss's state change, in one transaction. */
+  /**
+   * Hand-back (DESIGN §12): a job fetched while its type's kill switch is on does not run
+   * here, however late its producer's transaction committed. In one transaction its row goes
+   * back to legacy PENDING and the job leaves pg-boss, fenced to the attempt fetched. Returns
+   * the jobs to run: all of them when no kill switch is on.
+   */
+  private async handBackIfKilled(name: string, jobs: BossJob[]): Promise<BossJob[]> {
+    const { pool, boss } = this.options;
+    if (!(await killedTypes(pool, [name])).length) return jobs;
+    const handedBack = await withTransaction(pool, async (client) => {
+      const { rows: held } = await client.query<{ id: string; retry_count: number }>(
+        `SELECT id, retry_count FROM ${PGBOSS_SCHEMA}.job
+          WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' AND (id::text || ':' || retry_count::text) = ANY($3::text[])
+          FOR UPDATE`,
+        [name, jobs.map((job) => job.id), jobs.map((job) => `${job.id}:${job.retryCount}`)],
+      );
+      // A fetch that claims a job again counts the run before it in retry_count: that many attempts were made.
+      const flipped = await flipToLegacy(client, this.table, held.map((job) => ({ pgbossId: job.id, attempts: job.retry_count, runAfter: null })), 'handedback');
+      if (flipped.size) await boss.deleteJob(name, [...flipped], { db: clientDb(client) });
+      return flipped;
+    });
+    if (handedBack.size) {
+      this.stats.handedBack += handedBack.size;
+      this.log.warn({ type: name, jobs: handedBack.size }, 'kill switch is on: handed fetched jobs back to legacy unrun');
+    }
+    // A job whose row could not flip (it has none, or it is final) has no legacy home: it runs here.
+    return jobs.filter((job) => !handedBack.has(job.id));
+  }
+
+  /** The mirror row and pg-boss's state change, in one transaction, both or neither. */
   private async settle(definition: JobDefinition, job: BossJob, outcome: Outcome): Promise<void> {
-    const { boss, pool } = this.options;
-    const attempt = job.retryCount + 1;
-    const fence = { id: job.id, retryCount: job.retryCount };
     if (outcome.ok) {
       const placed = placeResult(this.table, outcome.result, { type: definition.name, payload: job.data });
       outcome = placed.ok ? { ok: true, result: outcome.result, columns: placed.columns } : placed;
     }
     const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
     try {
-      await withTransaction(pool, async (client) => {
-        const db = clientDb(client);
-        if (outcome.ok) {
-          await markCompleted(client, this.table, job.id, outcome.columns ?? {});
-          await boss.complete(definition.name, fence, toOutput(outcome.result), { db });
-        } else {
-          const { failure } = outcome;
-          if (!willRetry) await exhaustRetries(client, definition.name, job.id);
-          await markFailed(client, this.table, job.id, failure.message, attempt, willRetry);
-          await boss.fail(definition.name, fence, { message: failure.message, kind: failure.kind }, { db });
-          if (willRetry && failure.kind === 'rate-limited') {
-            await delayRetry(client, definition.name, job.id, retryDelaySeconds(definition.retry, attempt, failure));
-          }
-        }
-      });
+      await withTransaction(this.options.pool, (client) =>
+        outcome.ok ? this.storeSuccess(client, definition, job, outcome.result, outcome.columns ?? {}) : this.storeFailure(client, definition, job, outcome.failure, willRetry),
+      );
     } catch (error) {
+      if (error instanceof ClaimLost) {
+        this.stats.claimsLost += 1;
+        this.log.warn({ jobId: job.id, attempt: job.retryCount + 1 }, 'claim lost (expired or settled elsewhere); this run\'s outcome is not written');
+        return;
+      }
       this.log.error({ err: error, jobId: job.id }, 'could not commit the outcome of a job; pg-boss will retry it');
       throw error;
     }
@@ -165,6 +208,44 @@ export class BossWorker {
     else if (willRetry) this.stats.retried += 1;
     else this.stats.failed += 1;
   }
+
+  /**
+   * A success is never run again: if Postgres refuses the result (a NUL byte, a value its
+   * column cannot hold), the job still completes on both sides, without the result, and the
+   * row's error says why it was not stored.
+   */
+  private async storeSuccess(client: PoolClient, definition: JobDefinition, job: BossJob, result: unknown, columns: LegacyRow): Promise<void> {
+    const { boss } = this.options;
+    const db = clientDb(client);
+    const fence = { id: job.id, retryCount: job.retryCount };
+    let completed = 0;
+    let refusal = await refusedData(client, async () => (completed = affected(await boss.complete(definition.name, fence, toOutput(result), { db }))));
+    if (refusal) completed = affected(await boss.complete(definition.name, fence, { resultNotStored: refusal.message }, { db }));
+    if (completed !== 1) throw new ClaimLost();
+    const rowRefusal = await refusedData(client, () => markCompleted(client, this.table, job.id, columns, refusal && resultNotStored(refusal)));
+    if (rowRefusal) {
+      refusal = rowRefusal;
+      await markCompleted(client, this.table, job.id, {}, resultNotStored(rowRefusal));
+    }
+    if (refusal) this.log.warn({ jobId: job.id, reason: refusal.message }, 'job succeeded but its result could not be stored; completed without it');
+  }
+
+  private async storeFailure(client: PoolClient, definition: JobDefinition, job: BossJob, failure: JobFailure, willRetry: boolean): Promise<void> {
+    const { boss } = this.options;
+    const attempt = job.retryCount + 1;
+    if (!willRetry) await exhaustRetries(client, definition.name, job);
+    const failed = await boss.fail(definition.name, { id: job.id, retryCount: job.retryCount }, { message: failure.message, kind: failure.kind }, { db: clientDb(client) });
+    if (affected(failed) !== 1) throw new ClaimLost();
+    await markFailed(client, this.table, job.id, failure.message, attempt, willRetry);
+    if (willRetry && failure.kind === 'rate-limited') {
+      await delayRetry(client, definition.name, job, retryDelaySeconds(definition.retry, attempt, failure));
+    }
+  }
+}
+
+/** What the row's error says when a success is kept without its result. */
+function resultNotStored(refusal: Error): string {
+  return `succeeded, but its result could not be stored: ${refusal.message}`;
 }
 
 /** pg-boss stores outputs as JSON objects; wrap anything else. */
@@ -176,15 +257,19 @@ function toOutput(result: unknown): object {
  * A NonRetryableError must not be retried, and pg-boss's `fail` retries while retries remain:
  * spending the budget first makes this failure final, so the job goes to the dead letter queue.
  */
-async function exhaustRetries(client: PoolClient, name: string, id: string): Promise<void> {
-  await client.query(`UPDATE ${PGBOSS_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2 AND state = 'active'`, [name, id]);
+async function exhaustRetries(client: PoolClient, name: string, job: BossJob): Promise<void> {
+  await client.query(`UPDATE ${PGBOSS_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2 AND state = 'active' AND retry_count = $3`, [
+    name,
+    job.id,
+    job.retryCount,
+  ]);
 }
 
 /** A rate-limited job waits longer than pg-boss's own backoff would make it. */
-async function delayRetry(client: PoolClient, name: string, id: string, seconds: number): Promise<void> {
+async function delayRetry(client: PoolClient, name: string, job: BossJob, seconds: number): Promise<void> {
   await client.query(
     `UPDATE ${PGBOSS_SCHEMA}.job SET start_after = GREATEST(start_after, now() + make_interval(secs => $3))
-      WHERE name = $1 AND id = $2 AND state = 'retry'`,
-    [name, id, seconds],
+      WHERE name = $1 AND id = $2 AND state = 'retry' AND retry_count = $4`,
+    [name, job.id, seconds, job.retryCount],
   );
 }

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { audit } from '../db/audit.js';
+import { ALL_TYPES } from '../db/kill-switch.js';
 import { poolConfig, type Pool, type PoolClient, type Queryable } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { UsageError } from '../errors.js';
@@ -8,7 +9,7 @@ import type { Flag } from './decide.js';
 
 /** Postgres NOTIFY channel on which every flag change is announced. */
 export const FLAGS_CHANNEL = 'cutover_flags';
-export const DEFAULT_FLAG = '*';
+export const DEFAULT_FLAG = ALL_TYPES;
 
 export async function readFlags(db: Queryable): Promise<Map<string, Flag>> {
   const { rows } = await db.query<Flag>(`SELECT "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy" FROM "RolloutFlag"`);
@@ -89,7 +90,9 @@ export interface FlagCacheOptions {
 export class FlagCache {
   private flags: Map<string, Flag> | undefined;
   private loadedAt = 0;
-  private loading: Promise<Map<string, Flag>> | undefined;
+  /** Bumped by every invalidation; a load counts only for the generation it started in. */
+  private generation = 0;
+  private loading: { generation: number; flags: Promise<Map<string, Flag>> } | undefined;
   private listener: pg.Client | undefined;
   private readonly ttlMs: number;
   private readonly now: () => number;
@@ -119,6 +122,7 @@ export class FlagCache {
   }
 
   invalidate(): void {
+    this.generation += 1;
     this.loadedAt = 0;
   }
 
@@ -127,16 +131,29 @@ export class FlagCache {
     return { typeFlag: flags.get(jobType), defaultFlag: flags.get(DEFAULT_FLAG) };
   }
 
+  /**
+   * A load that started before a NOTIFY may have read the flags from before the change: it
+   * must neither be trusted for the TTL nor be shared with callers who come after the NOTIFY,
+   * or a kill switch could be missed for a whole TTL.
+   */
   private async current(): Promise<Map<string, Flag>> {
     if (this.flags && this.now() - this.loadedAt < this.ttlMs) return this.flags;
-    this.loading ??= readFlags(this.options.pool)
-      .then((flags) => {
-        this.flags = flags;
-        this.loadedAt = this.now();
-        return flags;
-      })
-      .finally(() => (this.loading = undefined));
-    return this.loading;
+    if (this.loading?.generation !== this.generation) {
+      const generation = this.generation;
+      const flags = readFlags(this.options.pool).then((loaded) => {
+        if (generation === this.generation) {
+          this.flags = loaded;
+          this.loadedAt = this.now();
+        }
+        return loaded;
+      });
+      const loading = { generation, flags };
+      this.loading = loading;
+      void flags.finally(() => {
+        if (this.loading === loading) this.loading = undefined;
+      }).catch(() => undefined);
+    }
+    return this.loading.flags;
   }
 
   async close(): Promise<void> {

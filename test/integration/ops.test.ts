@@ -138,6 +138,9 @@ describe('rollback', () => {
     expect(JSON.parse((await cli('migrate', '--json')).stdout).moved).toBe(500);
     expect(JSON.parse((await cli('rollback', '--yes', '--json')).stdout).moved).toBe(500);
     expect(await ownership(pool)).toMatchObject({ rows: 500, pgbossRows: 0, pgbossJobs: 0, lost: 0, inBoth: 0, orphans: 0 });
+    // Under the rollback's kill switch a migrate stops before its first batch; released, it moves.
+    expect(JSON.parse((await cli('migrate', '--json')).stdout)).toMatchObject({ moved: 0, stoppedBy: 'kill switch on for test.record' });
+    expect((await runCli(['rollout', 'unkill', '--database-url', database.url])).code).toBe(0);
     expect(JSON.parse((await cli('migrate', '--json')).stdout).moved).toBe(500);
     expect(await ownership(pool)).toMatchObject({ rows: 500, pgbossRows: 500, pgbossJobs: 500, lost: 0, inBoth: 0, orphans: 0 });
 
