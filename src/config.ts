@@ -1,12 +1,23 @@
 import { z } from 'zod';
 import { UsageError } from './errors.js';
+import { redactSecrets } from './log.js';
+
+const POSTGRES_RULE = 'must be a postgres:// or postgresql:// connection string';
 
 const postgresUrl = z
   .string()
   .trim()
-  .refine((value) => /^postgres(ql)?:\/\//.test(value), {
-    message: 'must be a postgres:// or postgresql:// connection string',
-  });
+  .refine((value) => /^postgres(ql)?:\/\//.test(value), { message: POSTGRES_RULE });
+
+/**
+ * What a rejected connection string may show of itself: its scheme, never the rest. Whatever
+ * its shape (another driver's URL, libpq keywords, user:password@host), the rest may hold a
+ * password, and an error message ends up in terminals, CI logs and issue reports.
+ */
+function rejectedUrl(value: string): string {
+  const scheme = /^\s*([a-z][a-z0-9+.-]{0,30}):\/\//i.exec(value)?.[1];
+  return scheme ? `got a ${scheme}:// URL (the rest is not shown)` : 'got something else (not shown: it may hold a password)';
+}
 
 const percent = z.coerce
   .number({ error: 'must be a number from 0 to 100' })
@@ -64,12 +75,15 @@ export function loadConfig(input: ConfigInput = {}): Config {
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const key = String(issue?.path[0] ?? 'environment');
-    throw new UsageError(`${key} ${issue?.message ?? 'is invalid'}, got '${String(raw[key] ?? '')}'`);
+    const value = String(raw[key] ?? '');
+    // Other variables are echoed to help fix them, still through redactSecrets in case one holds a credential.
+    const got = key === 'DATABASE_URL' ? rejectedUrl(value) : `got '${redactSecrets(value)}'`;
+    throw new UsageError(`${key} ${issue?.message ?? 'is invalid'}, ${got}`);
   }
   let databaseUrl = parsed.data.DATABASE_URL;
   if (input.databaseUrl !== undefined) {
     const flag = postgresUrl.safeParse(input.databaseUrl);
-    if (!flag.success) throw new UsageError('--database-url must be a postgres:// or postgresql:// connection string');
+    if (!flag.success) throw new UsageError(`--database-url ${POSTGRES_RULE}, ${rejectedUrl(input.databaseUrl)}`);
     databaseUrl = flag.data;
   }
   const envOverride: Config['envOverride'] = {};

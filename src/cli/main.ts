@@ -23,6 +23,8 @@ export function buildProgram(): Command {
     .option('--yes', 'do destructive actions without asking')
     .option('--verbose', 'debug logs and stack traces')
     .showHelpAfterError('(run with --help for usage)')
+    // Commander quotes what it rejects: a mistyped `--databse-url=mysql://root:pw@h` would print the password.
+    .configureOutput({ outputError: (text, write) => write(redactSecrets(text)) })
     .exitOverride();
   registerInitCommand(program);
   registerDbCommands(program);
@@ -48,8 +50,8 @@ export function exitCodeFor(error: unknown): number {
 }
 
 function describe(error: unknown): string {
-  const message = messageOf(error);
-  return redactSecrets(message.split('\n')[0] ?? message);
+  // Redacted whole before the first line is taken: a quoted password can span lines.
+  return redactSecrets(messageOf(error)).split('\n')[0] ?? '';
 }
 
 async function main(argv: readonly string[]): Promise<number> {

@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import { poolConfig, type Pool } from '../db/pool.js';
+import { poolConfig, type Pool, type Queryable } from '../db/pool.js';
+import { withTransaction } from '../db/transaction.js';
 import { CheckFailedError, UsageError } from '../errors.js';
 import { engineOutcome } from '../ops/compare.js';
 import { findInconsistencies } from '../ops/reconcile.js';
@@ -89,30 +90,74 @@ export async function startPlan(context: PlanContext, plan: Plan): Promise<PlanR
   return run;
 }
 
-async function update(context: PlanContext, run: PlanRun, changes: { currentStep?: number; state?: PlanState; reason?: string | null; newStep?: boolean }): Promise<PlanRun> {
-  const { rows } = await context.pool.query<PlanRun>(
-    `UPDATE "RolloutPlanRun" SET "currentStep" = COALESCE($2, "currentStep"), state = COALESCE($3, state),
-            reason = CASE WHEN $4::boolean THEN $5 ELSE reason END,
-            "stepStartedAt" = CASE WHEN $6 THEN now() ELSE "stepStartedAt" END,
-            "finishedAt" = CASE WHEN COALESCE($3, state) IN ('completed', 'aborted') THEN now() ELSE NULL END,
+type ActiveState = Extract<PlanState, 'running' | 'paused'>;
+const ACTIVE: readonly ActiveState[] = ['running', 'paused'];
+
+/**
+ * Writes a transition only if the run is still where it was read: in one of `from.states` and,
+ * when given, in `from.step`. Returns undefined, having written nothing, when someone else (a
+ * controller, `plan advance`, `plan abort`) moved it first. `from.states` can only name active
+ * states, so no transition ever leaves `completed` or `aborted`.
+ */
+async function transition(
+  db: Queryable,
+  id: string,
+  from: { states: readonly ActiveState[]; step?: number },
+  to: { state: PlanState; reason: string | null; step?: number; newStep?: boolean },
+): Promise<PlanRun | undefined> {
+  const { rows } = await db.query<PlanRun>(
+    `UPDATE "RolloutPlanRun" SET "currentStep" = COALESCE($2, "currentStep"), state = $3::text, reason = $4,
+            "stepStartedAt" = CASE WHEN $5 THEN now() ELSE "stepStartedAt" END,
+            "finishedAt" = CASE WHEN $3::text IN ('completed', 'aborted') THEN now() ELSE NULL END,
             "updatedAt" = now()
-      WHERE id = $1 RETURNING ${columns}`,
-    [run.id, changes.currentStep ?? null, changes.state ?? null, changes.reason !== undefined, changes.reason ?? null, changes.newStep ?? false],
+      WHERE id = $1 AND state = ANY($6::text[]) AND ($7::int IS NULL OR "currentStep" = $7)
+      RETURNING ${columns}`,
+    [id, to.step ?? null, to.state, to.reason, to.newStep ?? false, from.states, from.step ?? null],
   );
-  return toRun(rows[0]!);
+  return rows[0] ? toRun(rows[0]) : undefined;
 }
 
+/** Someone else moved the run first: report it as it now is. */
+async function asItNowIs(context: PlanContext, id: string): Promise<TickResult> {
+  const run = await runById(context.pool, id);
+  return { run, event: run.state === 'running' ? 'waiting' : run.state };
+}
+
+/**
+ * Leaves the current step for `next`. What the step being left does (a setWeight's flag change)
+ * is applied in the same transaction as the step change, and the step change is a compare-and-
+ * set on the step and state read: whoever advances (the controller, `plan advance`, two at once)
+ * applies each step exactly once. The step change goes first so a loser stops before touching
+ * the flag; it writes nothing and gets the run as it now is.
+ */
 async function moveTo(context: PlanContext, run: PlanRun, next: number, action: string): Promise<TickResult> {
   const done = next >= run.plan.steps.length;
-  const updated = await update(context, run, { currentStep: next, state: done ? 'completed' : 'running', reason: null, newStep: true });
-  await audit(context.pool, {
-    actor: context.actor,
-    action: done ? 'plan.completed' : action,
-    jobType: run.jobType,
-    before: { step: run.currentStep },
-    after: done ? { plan: run.planName } : { step: next, does: describeStep(run.plan.steps[next]!) },
+  const leaving = run.plan.steps[run.currentStep];
+  const moved = await withTransaction(context.pool, async (client) => {
+    const updated = await transition(client, run.id, { states: ACTIVE, step: run.currentStep }, { step: next, state: done ? 'completed' : 'running', reason: null, newStep: true });
+    if (!updated) return undefined;
+    if (leaving && 'setWeight' in leaving) {
+      const basisPoints = Math.round(leaving.setWeight * 100);
+      const reason = `plan ${run.planName} step ${run.currentStep + 1}`;
+      await changeFlag(context.pool, { jobType: run.jobType, basisPoints }, { actor: context.actor, action: 'plan.setWeight', reason }, client);
+    }
+    await audit(client, {
+      actor: context.actor,
+      action: done ? 'plan.completed' : action,
+      jobType: run.jobType,
+      before: { step: run.currentStep },
+      after: done ? { plan: run.planName } : { step: next, does: describeStep(run.plan.steps[next]!) },
+    });
+    return updated;
   });
-  return { run: updated, event: done ? 'completed' : 'advanced' };
+  if (!moved) return asItNowIs(context, run.id);
+  return { run: moved, event: done ? 'completed' : 'advanced' };
+}
+
+/** Waits for a person: running to paused, unless the run moved since it was read. */
+async function pause(context: PlanContext, run: PlanRun, reason: string): Promise<TickResult> {
+  const paused = await transition(context.pool, run.id, { states: ['running'], step: run.currentStep }, { state: 'paused', reason });
+  return paused ? { run: paused, event: 'paused' } : asItNowIs(context, run.id);
 }
 
 /** Gates for the current analysis step, from reconcile's numbers since the step began. */
@@ -137,15 +182,12 @@ export async function tick(context: PlanContext, run: PlanRun): Promise<TickResu
   if (!step) return moveTo(context, run, run.currentStep, 'plan.step');
   const elapsed = (Date.now() - run.stepStartedAt.getTime()) / 1000;
 
-  if ('setWeight' in step) {
-    const basisPoints = Math.round(step.setWeight * 100);
-    await changeFlag(context.pool, { jobType: run.jobType, basisPoints }, { actor: context.actor, action: 'plan.setWeight', reason: `plan ${run.planName} step ${run.currentStep + 1}` });
-    return moveTo(context, run, run.currentStep + 1, 'plan.step');
-  }
+  // Leaving a setWeight step applies it (see moveTo).
+  if ('setWeight' in step) return moveTo(context, run, run.currentStep + 1, 'plan.step');
   if ('pause' in step) {
     if (step.pause.duration === undefined) {
       if (run.state === 'paused') return { run, event: 'paused' };
-      return { run: await update(context, run, { state: 'paused', reason: 'waiting for plan advance' }), event: 'paused' };
+      return pause(context, run, 'waiting for plan advance');
     }
     return elapsed >= step.pause.duration ? moveTo(context, run, run.currentStep + 1, 'plan.step') : { run, event: 'waiting' };
   }
@@ -158,7 +200,7 @@ export async function tick(context: PlanContext, run: PlanRun): Promise<TickResu
   }
   if (elapsed >= step.analysis.interval * step.analysis.count) {
     const reason = `analysis inconclusive after ${step.analysis.count} evaluations; advance by hand or abort`;
-    return { run: await update(context, run, { state: 'paused', reason }), event: 'paused', gates };
+    return { ...(await pause(context, run, reason)), gates };
   }
   return { run, event: 'waiting', gates };
 }
@@ -181,25 +223,49 @@ export async function advancePlan(context: PlanContext, run: PlanRun, options: {
   return { ...applied, ...(gates ? { gates } : {}) };
 }
 
-/** Abort: the rollback command's own logic, then the run is marked aborted with the reason. */
+/**
+ * Abort. The way back is never blocked (DESIGN §12): the kill switch goes on first, in a
+ * transaction of its own, so new jobs go legacy whatever fails next; then the run is marked
+ * aborted (unless it has already ended: abort is final and so is completion); then rollback
+ * moves the pg-boss jobs back. If rollback fails, the run stays aborted, the kill switch stays
+ * on, and the error goes on; running `cutover rollback` (or this again) finishes the move.
+ */
 export async function abortPlan(context: PlanContext, run: PlanRun, reason: string): Promise<TickResult> {
-  if (!context.boss) throw new Error('aborting a plan needs a pg-boss instance');
   context.log.warn({ plan: run.planName, reason }, 'aborting the rollout plan: rolling back');
-  await rollback({
-    pool: context.pool,
-    databaseUrl: context.databaseUrl,
-    boss: context.boss,
-    registry: context.registry,
-    table: tableOf(context),
-    log: context.log,
-    actor: context.actor,
-    reason: `plan ${run.planName} aborted: ${reason}`,
-    settleMs: context.settleMs ?? 5000,
-    ...(run.jobType === DEFAULT_FLAG ? {} : { types: [run.jobType] }),
+  const why = `plan ${run.planName} aborted: ${reason}`;
+  await changeFlag(context.pool, { jobType: run.jobType, killSwitch: true }, { actor: context.actor, action: 'flag.kill', reason: why });
+  const marked = await withTransaction(context.pool, async (client) => {
+    const updated = await transition(client, run.id, { states: ACTIVE }, { state: 'aborted', reason });
+    if (updated) await audit(client, { actor: context.actor, action: 'plan.aborted', jobType: run.jobType, before: { step: updated.currentStep }, after: { state: 'aborted' }, reason });
+    return updated;
   });
-  const updated = await update(context, run, { state: 'aborted', reason });
-  await audit(context.pool, { actor: context.actor, action: 'plan.aborted', jobType: run.jobType, before: { step: run.currentStep }, after: { state: 'aborted' }, reason });
-  return { run: updated, event: 'aborted' };
+  const current = marked ?? (await runById(context.pool, run.id));
+  // A concurrent abort marked it first and does the rollback; a second one would only contend for its lock.
+  if (!marked && run.state !== 'aborted' && current.state === 'aborted') return { run: current, event: 'aborted' };
+  await rollBackPlan(context, current, why);
+  return { run: current, event: current.state === 'completed' ? 'completed' : 'aborted' };
+}
+
+async function rollBackPlan(context: PlanContext, run: PlanRun, reason: string): Promise<void> {
+  if (!context.boss) throw new Error('aborting a plan needs a pg-boss instance to roll back (the kill switch is already on)');
+  try {
+    await rollback({
+      pool: context.pool,
+      databaseUrl: context.databaseUrl,
+      boss: context.boss,
+      registry: context.registry,
+      table: tableOf(context),
+      log: context.log,
+      actor: context.actor,
+      reason,
+      settleMs: context.settleMs ?? 5000,
+      ...(run.jobType === DEFAULT_FLAG ? {} : { types: [run.jobType] }),
+    });
+  } catch (error) {
+    const command = `cutover rollback${run.jobType === DEFAULT_FLAG ? '' : ` --type ${run.jobType}`}`;
+    context.log.error({ err: error, plan: run.planName }, `the plan is aborted and the kill switch on, but the rollback failed; finish it with '${command}'`);
+    throw error;
+  }
 }
 
 /**
