@@ -1,5 +1,6 @@
 import { PgBoss, type ConstructorOptions, type Db } from 'pg-boss';
 import type { PoolClient } from '../db/pool.js';
+import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../log.js';
 
 /** pg-boss's schema in every cutover database. */
@@ -40,7 +41,9 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     monitorIntervalSeconds: options.superviseIntervalSeconds ?? 30,
     ...(options.backend ? { backend: options.backend } : {}),
   });
-  boss.on('error', (error: unknown) => options.log.error({ err: error }, 'pg-boss error'));
+  // pg-boss polls on through an outage: one line when it starts, not one per poll and queue.
+  const outage = new OutageLog(options.log, 'pg-boss', { quietMs: 10_000 });
+  boss.on('error', (error: unknown) => void outage.failed(error, 'pg-boss error'));
   boss.on('warning', (warning: unknown) => options.log.warn({ warning }, 'pg-boss warning'));
   await boss.start();
   return boss;

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import { audit } from '../db/audit.js';
 import { ALL_TYPES } from '../db/kill-switch.js';
+import { backoffMs } from '../db/outage.js';
 import { poolConfig, type Pool, type PoolClient, type Queryable } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { UsageError } from '../errors.js';
@@ -94,6 +95,9 @@ export class FlagCache {
   private generation = 0;
   private loading: { generation: number; flags: Promise<Map<string, Flag>> } | undefined;
   private listener: pg.Client | undefined;
+  private listening = false;
+  private relistenTimer: NodeJS.Timeout | undefined;
+  private relistenFailures = 0;
   private readonly ttlMs: number;
   private readonly now: () => number;
 
@@ -102,23 +106,55 @@ export class FlagCache {
     this.now = options.now ?? Date.now;
   }
 
-  /** Subscribes to flag changes; safe to skip (the TTL still bounds staleness). */
+  /**
+   * Subscribes to flag changes; safe to skip (the TTL still bounds staleness). A lost
+   * connection (a Postgres restart) is re-established with backoff until `close()`, and the
+   * cache is invalidated then, since notices sent meanwhile were missed.
+   */
   async listen(): Promise<void> {
-    if (!this.options.databaseUrl || this.listener) return;
-    const client = new pg.Client(poolConfig(this.options.databaseUrl, { applicationName: 'cutover-flags' }));
-    client.on('error', (error) => {
-      this.options.log?.warn({ err: error }, 'flag listener lost its connection; relying on the TTL');
+    if (!this.options.databaseUrl || this.listening) return;
+    this.listening = true;
+    if (!(await this.subscribe())) this.options.log?.warn('LISTEN unavailable for now; flags refresh on their TTL and the listener retries');
+  }
+
+  private async subscribe(): Promise<boolean> {
+    const client = new pg.Client(poolConfig(this.options.databaseUrl!, { applicationName: 'cutover-flags' }));
+    const lost = () => {
+      if (this.listener !== client) return;
       this.listener = undefined;
-    });
+      this.options.log?.warn('flag listener lost its connection; relying on the TTL until it is back');
+      this.relisten();
+    };
+    client.on('error', lost);
+    client.on('end', lost);
     client.on('notification', () => this.invalidate());
     try {
       await client.connect();
       await client.query(`LISTEN ${FLAGS_CHANNEL}`);
-      this.listener = client;
-    } catch (error) {
-      this.options.log?.warn({ err: error }, 'LISTEN unavailable; flags refresh on their TTL only');
+    } catch {
+      client.removeAllListeners('end');
       await client.end().catch(() => undefined);
+      this.relisten();
+      return false;
     }
+    if (!this.listening) {
+      await client.end().catch(() => undefined);
+      return false;
+    }
+    this.listener = client;
+    this.relistenFailures = 0;
+    this.invalidate();
+    return true;
+  }
+
+  private relisten(): void {
+    if (!this.listening || this.relistenTimer) return;
+    this.relistenFailures += 1;
+    this.relistenTimer = setTimeout(() => {
+      this.relistenTimer = undefined;
+      void this.subscribe();
+    }, backoffMs(1000, this.relistenFailures));
+    this.relistenTimer.unref();
   }
 
   invalidate(): void {
@@ -157,6 +193,9 @@ export class FlagCache {
   }
 
   async close(): Promise<void> {
+    this.listening = false;
+    clearTimeout(this.relistenTimer);
+    this.relistenTimer = undefined;
     const listener = this.listener;
     this.listener = undefined;
     await listener?.end().catch(() => undefined);

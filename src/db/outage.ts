@@ -1,0 +1,72 @@
+import type { Logger } from '../log.js';
+import { messageOf } from '../errors.js';
+
+const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+/** SQLSTATEs a server sends while it shuts down, crashes or starts up: 57P01..57P03. */
+const SERVER_GOING_AWAY = /^57P0[123]$/;
+const CONNECTION_LOST = /connection terminated|terminating connection|connection error|server closed the connection|the database system is (starting up|shutting down|in recovery mode)/i;
+
+/** True when the error says the database could not be reached, not that a statement was wrong. */
+export function isConnectionError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && (NETWORK_CODES.has(code) || code.startsWith('08') || SERVER_GOING_AWAY.test(code))) return true;
+  return CONNECTION_LOST.test(messageOf(error));
+}
+
+/**
+ * One log line when the database goes away and one when it is back, however many polls fail
+ * in between: an outage must not bury the log in a stack trace per poll. Errors that are not
+ * about the connection are logged as they come. Where no success is reported (pg-boss's own
+ * loops), a failure after `quietMs` without one starts a new outage.
+ */
+export class OutageLog {
+  private since: number | undefined;
+  private lastFailure = 0;
+  private failures = 0;
+
+  constructor(
+    private readonly log: Logger,
+    private readonly what: string,
+    private readonly options: { quietMs?: number; now?: () => number } = {},
+  ) {}
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  get down(): boolean {
+    return this.since !== undefined;
+  }
+
+  /** Reports a failure; true when it was a lost connection (the caller should back off). */
+  failed(error: unknown, context: string): boolean {
+    if (!isConnectionError(error)) {
+      this.log.error({ err: error }, `${this.what}: ${context}`);
+      return false;
+    }
+    const now = this.now();
+    // Quiet for long enough: that outage ended unreported; this failure starts the next one.
+    if (this.since !== undefined && now - this.lastFailure > (this.options.quietMs ?? Number.POSITIVE_INFINITY)) this.since = undefined;
+    this.lastFailure = now;
+    this.failures += 1;
+    if (this.since === undefined) {
+      this.since = now;
+      this.failures = 1;
+      this.log.error({ error: messageOf(error) }, `${this.what}: database unreachable; retrying with backoff`);
+    }
+    return true;
+  }
+
+  /** Reports a success: ends an outage, if one was going on. */
+  recovered(): void {
+    if (this.since === undefined) return;
+    this.log.warn({ seconds: Math.round((this.lastFailure - this.since) / 1000), failedAttempts: this.failures }, `${this.what}: database reachable again`);
+    this.since = undefined;
+    this.failures = 0;
+  }
+}
+
+/** Delay before retry number `failures` (1-based) of something that polls every `baseMs`: doubling, at most `maxMs`. */
+export function backoffMs(baseMs: number, failures: number, maxMs = 30_000): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(0, failures - 1), 16));
+}
