@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { UsageError } from '../errors.js';
+import { CheckFailedError, UsageError } from '../errors.js';
 import { looksLikeUuid } from '../table/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
 import { withContext } from './context.js';
@@ -43,9 +43,22 @@ export function registerDlqCommands(program: Command): void {
       await withServices(context, { registry: options.registry }, async ({ pool, registry, boss, table }) => {
         const types = options.type ? [registry.require(options.type).name] : registry.names();
         const letters = await listDeadLetters(pool, types, options.id);
-        const retried = letters.length ? await retryDeadLetters(pool, await boss(), table, letters) : 0;
-        if (context.json) return printJson({ retried, jobs: letters.map((l) => l.jobId) });
-        printLines([`sent ${retried} job(s) back to their queue`]);
+        const { retried, notRetried } = letters.length ? await retryDeadLetters(pool, await boss(), table, letters) : { retried: [], notRetried: [] };
+        if (context.json) {
+          printJson({
+            retried: retried.length,
+            jobs: retried.map((l) => l.jobId),
+            notRetried: notRetried.map((l) => ({ jobId: l.jobId, dlqJobId: l.dlqJobId, type: l.type, reason: l.reason })),
+          });
+        } else {
+          printLines([
+            `sent ${retried.length} job(s) back to their queue`,
+            ...(notRetried.length
+              ? [`not sent back (dead-letter copy kept): ${notRetried.length}`, ...formatTable(['job', 'type', 'reason'], notRetried.map((l) => [l.jobId, l.type, l.reason])).map((line) => `  ${line}`)]
+              : []),
+          ]);
+        }
+        if (notRetried.length) throw new CheckFailedError(`${notRetried.length} dead-lettered job(s) could not be sent back; their dead-letter copies are kept`);
       });
     });
   });

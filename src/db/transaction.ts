@@ -1,4 +1,5 @@
 import type { Pool, PoolClient } from './pool.js';
+import { isDataRefusal } from './refusal.js';
 
 /**
  * Runs `work` in one transaction on a client of its own: committed if it returns, rolled back
@@ -19,18 +20,6 @@ export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) 
   }
 }
 
-/**
- * SQLSTATE classes meaning "this value cannot be stored here": 22 data exception (a NUL byte
- * in text or jsonb, a string too long, a number out of range), 23 integrity constraint
- * violation (a check or not-null on a column the value went to).
- */
-const DATA_REFUSAL_CLASSES = ['22', '23'];
-
-/** True when Postgres refused the values of a statement, not the connection or the statement itself. */
-export function isDataRefusal(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && DATA_REFUSAL_CLASSES.includes(code.slice(0, 2));
-}
 
 /**
  * Runs `work` inside a savepoint of the client's open transaction. If Postgres refuses its

@@ -5,8 +5,21 @@ import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { executeInChild, type ChildOutcome } from './executor.js';
-import { claimNextLegacyJob, completeLegacyJob, failLegacyJob, heartbeat, insertRetryRow, lockStaleLegacyJobs, releaseLegacyJob, type TypedRow } from './sql.js';
-import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, rowId, toJob, type LegacyTable } from '../table/table.js';
+import {
+  claimNextLegacyJob,
+  completeLegacyJob,
+  completeLegacyJobWithoutResult,
+  failLegacyJob,
+  heartbeat,
+  insertRetryRow,
+  lockStaleLegacyJobs,
+  releaseLegacyJob,
+  type TypedRow,
+} from './sql.js';
+import { backoffMs, OutageLog } from '../db/outage.js';
+import { isDataRefusal, withoutNul } from '../db/refusal.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, resultNotStored, rowId, toJob, type LegacyTable } from '../table/table.js';
 import { messageOf } from '../errors.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 
@@ -47,6 +60,14 @@ export interface LegacyRunnerOptions {
   childEntry?: string;
 }
 
+/**
+ * Backoff between attempts to record a success the database would not take (connection lost,
+ * database restarting): short first, since most outages are brief, and capped so the record
+ * lands soon after the database is back.
+ */
+const RECORD_RETRY_FIRST_MS = 500;
+const RECORD_RETRY_MAX_MS = 5000;
+
 export interface RunnerStats {
   completed: number;
   failed: number;
@@ -68,6 +89,8 @@ export class LegacyRunner {
   private readonly stats: RunnerStats = { completed: 0, failed: 0, retried: 0, recovered: 0, released: 0 };
   private readonly shutdown = new AbortController();
   private wake: (() => void) | undefined;
+  private readonly outage: OutageLog;
+  private claimFailures = 0;
 
   constructor(options: LegacyRunnerOptions) {
     const concurrency = options.concurrency ?? 4;
@@ -86,6 +109,7 @@ export class LegacyRunner {
       concurrency,
       log: options.log.child({ engine: 'legacy', workerId: this.workerId }),
     };
+    this.outage = new OutageLog(this.options.log, 'legacy runner');
   }
 
   /** Runs until `signal` aborts, then shuts down gracefully and returns what it did. */
@@ -105,7 +129,8 @@ export class LegacyRunner {
         }
         const job = await this.claim();
         if (job) this.start(job);
-        else await this.sleep(pollMs);
+        // Through a database outage the poll backs off, doubling up to 30 s.
+        else await this.sleep(this.claimFailures ? backoffMs(pollMs, this.claimFailures) : pollMs);
       }
       await this.drain();
     } finally {
@@ -121,7 +146,7 @@ export class LegacyRunner {
   async recoverStale(limit = 100): Promise<number> {
     const { table } = this.options;
     const recovered = await withTransaction(this.options.pool, async (client) => {
-      const stale = await lockStaleLegacyJobs(client, table, this.options.staleAfterMs / 1000, limit);
+      const stale = await lockStaleLegacyJobs(client, table, this.options.staleAfterMs / 1000, limit, { workerId: this.workerId, ids: [...this.running.keys()] });
       for (const row of stale) {
         const message = `worker ${row.workerId ?? 'unknown'} stopped heartbeating; job presumed dead`;
         const failed = await failLegacyJob(client, table, row.id, null, message, null);
@@ -135,7 +160,7 @@ export class LegacyRunner {
   }
 
   private async recoverStaleSafely(): Promise<void> {
-    await this.recoverStale().catch((error: unknown) => this.options.log.error({ err: error }, 'stale-job recovery failed'));
+    await this.recoverStale().catch((error: unknown) => this.outage.failed(error, 'stale-job recovery failed'));
   }
 
   private async claim(): Promise<ClaimedJob | undefined> {
@@ -143,9 +168,12 @@ export class LegacyRunner {
     let row: TypedRow | undefined;
     try {
       row = await claimNextLegacyJob(pool, table, this.workerId, this.options.types);
+      this.claimFailures = 0;
+      this.outage.recovered();
     } catch (error) {
-      // A database blip must not kill the runner: back off one poll and try again.
-      log.error({ err: error }, 'claim failed');
+      // A database blip must not kill the runner: back off and try again.
+      this.claimFailures += 1;
+      this.outage.failed(error, 'claim failed');
       return undefined;
     }
     if (!row) return undefined;
@@ -192,11 +220,13 @@ export class LegacyRunner {
 
   private async record(job: ClaimedJob, outcome: ChildOutcome): Promise<void> {
     const { pool, log, table } = this.options;
+    // A NUL in a job's output must not cost it its outcome: text and jsonb columns refuse it.
+    const logs = withoutNul(outcome.logs);
     let failure: JobFailure;
     if (outcome.ok) {
       const placed = placeResult(table, outcome.result, { type: job.type, payload: job.payload });
       if (placed.ok) {
-        if (await completeLegacyJob(pool, table, job.id, this.workerId, placed.columns, outcome.logs)) this.stats.completed += 1;
+        if (await this.recordSuccess(job, placed.columns, logs)) this.stats.completed += 1;
         return;
       }
       failure = placed.failure;
@@ -208,13 +238,64 @@ export class LegacyRunner {
       this.stats.released += 1;
       return;
     }
+    const message = withoutNul(failure.message);
     const failed = await withTransaction(pool, async (client) => {
-      const row = await failLegacyJob(client, table, job.id, this.workerId, failure.message, outcome.logs);
+      const row = await failLegacyJob(client, table, job.id, this.workerId, message, logs);
       if (row) await this.maybeRetry(client, row, failure);
       return row;
     });
     if (failed) this.stats.failed += 1;
-    log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: failure.message }, 'job failed');
+    log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: message }, 'job failed');
+  }
+
+  /**
+   * Records a success until it is recorded, the row turns out no longer ours, or the runner is
+   * stopped hard (DESIGN §12 "A success is never run again"). Giving up early would leave the
+   * row RUNNING for stale recovery to fail and retry, so the job would run again; meanwhile it
+   * stays in `running`, so its heartbeat goes on and no recovery takes it. True when recorded.
+   */
+  private async recordSuccess(job: ClaimedJob, columns: LegacyRow, logs: string): Promise<boolean> {
+    const { log } = this.options;
+    let delayMs = RECORD_RETRY_FIRST_MS;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const recorded = await this.storeSuccess(job, columns, logs);
+        if (attempt > 1) log.info({ jobId: job.id, attempts: attempt }, 'recorded the completed job after retrying');
+        return recorded;
+      } catch (error) {
+        if (this.shutdown.signal.aborted) {
+          log.error({ err: error, jobId: job.id, type: job.type }, 'gave up recording a job that succeeded: its row stays RUNNING, and stale-job recovery may run it again');
+          return false;
+        }
+        if (attempt === 1) log.warn({ err: error, jobId: job.id, type: job.type }, 'could not record a job that succeeded; retrying with backoff while keeping its heartbeat');
+        await pause(delayMs, this.shutdown.signal);
+        delayMs = Math.min(delayMs * 2, RECORD_RETRY_MAX_MS);
+      }
+    }
+  }
+
+  /**
+   * The completion write, then, if the database refuses a value in it, the same without the
+   * result columns and with the reason in the error column, then also without the logs. Other
+   * errors are thrown for recordSuccess to retry.
+   */
+  private async storeSuccess(job: ClaimedJob, columns: LegacyRow, logs: string): Promise<boolean> {
+    const { pool, table, log } = this.options;
+    try {
+      return await completeLegacyJob(pool, table, job.id, this.workerId, columns, logs);
+    } catch (error) {
+      if (!isDataRefusal(error)) throw error;
+      const note = resultNotStored(error);
+      let recorded: boolean;
+      try {
+        recorded = await completeLegacyJobWithoutResult(pool, table, job.id, this.workerId, note, logs);
+      } catch (second) {
+        if (!isDataRefusal(second)) throw second;
+        recorded = await completeLegacyJobWithoutResult(pool, table, job.id, this.workerId, withoutNul(`${note}; its logs neither: ${messageOf(second)}`), null);
+      }
+      if (recorded) log.warn({ jobId: job.id, type: job.type, err: error }, 'recorded a job that succeeded without its result, which the database refused');
+      return recorded;
+    }
   }
 
   private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: TypedRow, failure: JobFailure): Promise<void> {
@@ -228,9 +309,7 @@ export class LegacyRunner {
   }
 
   private async beat(): Promise<void> {
-    await heartbeat(this.options.pool, this.options.table, this.workerId, [...this.running.keys()]).catch((error: unknown) =>
-      this.options.log.error({ err: error }, 'heartbeat failed'),
-    );
+    await heartbeat(this.options.pool, this.options.table, this.workerId, [...this.running.keys()]).catch((error: unknown) => this.outage.failed(error, 'heartbeat failed'));
   }
 
   private async drain(): Promise<void> {
@@ -258,4 +337,17 @@ export class LegacyRunner {
       this.wake = done;
     });
   }
+}
+
+/** Waits `ms`, or less if `signal` aborts first. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
 }

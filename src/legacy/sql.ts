@@ -59,6 +59,32 @@ export async function completeLegacyJob(db: Queryable, table: LegacyTable, id: s
   return rowCount === 1;
 }
 
+/**
+ * A success whose result the database refused (see isRefusedValue): COMPLETED all the same,
+ * fenced like completeLegacyJob, without the result columns and with `note` in the error
+ * column saying why. `logs` null leaves the logs column as it is (as does a table without one). False when the row is no
+ * longer ours.
+ */
+export async function completeLegacyJobWithoutResult(
+  db: Queryable,
+  table: LegacyTable,
+  id: string,
+  workerId: string,
+  note: string,
+  logs: string | null,
+): Promise<boolean> {
+  const { col, status } = table;
+  const params = new Params();
+  const { rowCount } = await db.query(
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = ${params.add(note)}, ${col.completedAt} = now(),
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${logs !== null && col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}
+      WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
+    params.values,
+  );
+  return rowCount === 1;
+}
+
+
 /** Marks a running row FAILED; `workerId` null means "whoever owned it" (stale recovery). */
 export async function failLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string | null, error: string, logs: string | null): Promise<TypedRow | undefined> {
   const { col, status } = table;
@@ -103,13 +129,24 @@ export async function releaseLegacyJob(db: Queryable, table: LegacyTable, id: st
   );
 }
 
-/** Running rows whose owner stopped heartbeating, locked for this transaction. */
-export async function lockStaleLegacyJobs(db: Queryable, table: LegacyTable, staleAfterSeconds: number, limit: number): Promise<{ id: string; workerId: string | null }[]> {
+/**
+ * Running rows whose owner stopped heartbeating, locked for this transaction. `ours` are the
+ * caller's own jobs in flight: alive whatever their heartbeat says (it lags after a database
+ * outage, and a job still recording its outcome must not be run again).
+ */
+export async function lockStaleLegacyJobs(
+  db: Queryable,
+  table: LegacyTable,
+  staleAfterSeconds: number,
+  limit: number,
+  ours: { workerId: string; ids: readonly string[] } = { workerId: '', ids: [] },
+): Promise<{ id: string; workerId: string | null }[]> {
   const { rows } = await db.query<{ id: string; workerId: string | null }>(
     `SELECT ${table.col.id}::text AS id, "workerId" FROM ${table.ref}
       WHERE ${table.col.status} = ${table.status.running} AND engine = 'LEGACY' AND "heartbeatAt" < now() - make_interval(secs => $1)
+        AND NOT ("workerId" IS NOT DISTINCT FROM $3 AND ${table.col.id} = ANY($4::${table.idType}[]))
       ORDER BY "heartbeatAt" LIMIT $2 FOR UPDATE SKIP LOCKED`,
-    [staleAfterSeconds, limit],
+    [staleAfterSeconds, limit, ours.workerId, ours.ids],
   );
   return rows;
 }

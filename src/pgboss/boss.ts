@@ -1,4 +1,4 @@
-import { PgBoss, type ConstructorOptions, type Db } from 'pg-boss';
+import { PgBoss, type CommandResponse, type ConstructorOptions, type Db } from 'pg-boss';
 import type { PoolClient } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../log.js';
@@ -52,4 +52,16 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
 /** pg-boss's `{ db }` over one of our pool clients, so its writes join our transaction. */
 export function clientDb(client: PoolClient): Db {
   return { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+}
+
+/**
+ * How many jobs a pg-boss command (complete, fail, retry, deleteJob) really changed. pg-boss 12
+ * returns `{ jobs, requested, affected }` (manager.js mapCommandResponse) but types it as an
+ * empty `CommandResponse`; fences are worthless without the count, so a pg-boss that stops
+ * reporting it is refused loudly rather than read as "none" or "all".
+ */
+export function affected(response: CommandResponse): number {
+  const count = (response as { affected?: unknown }).affected;
+  if (typeof count !== 'number') throw new Error('pg-boss did not report how many jobs it changed; this pg-boss version is not supported');
+  return count;
 }

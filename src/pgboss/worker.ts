@@ -1,6 +1,7 @@
-import type { CommandResponse, JobWithMetadata, PgBoss } from 'pg-boss';
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { killedTypes } from '../db/kill-switch.js';
+import { withoutNul } from '../db/refusal.js';
 import { refusedData, withTransaction } from '../db/transaction.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
@@ -9,8 +10,8 @@ import type { Logger } from '../log.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { flipToLegacy } from '../table/handback.js';
-import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
-import { clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { GENERIC_TABLE, placeResult, resultNotStored, type LegacyTable } from '../table/table.js';
+import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { markCompleted, markFailed, markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
 import { messageOf } from '../errors.js';
@@ -51,16 +52,6 @@ type Outcome = { ok: true; result: unknown; columns?: LegacyRow } | { ok: false;
 /** pg-boss no longer holds the attempt this worker fetched: its outcome must not be written. */
 class ClaimLost extends Error {}
 
-/**
- * How many jobs a pg-boss complete/fail really changed. pg-boss 12 returns `{ jobs, requested,
- * affected }` (manager.js mapCommandResponse) but types it as an empty `CommandResponse`; the
- * fence is worthless without the count, so a pg-boss that stops reporting it is refused loudly.
- */
-function affected(response: CommandResponse): number {
-  const count = (response as { affected?: unknown }).affected;
-  if (typeof count !== 'number') throw new Error('pg-boss did not report how many jobs it changed; this pg-boss version is not supported');
-  return count;
-}
 
 /**
  * Runs registry handlers for pg-boss jobs, in process. The mirror row and the pg-boss state
@@ -234,19 +225,17 @@ export class BossWorker {
     const { boss } = this.options;
     const attempt = job.retryCount + 1;
     if (!willRetry) await exhaustRetries(client, definition.name, job);
-    const failed = await boss.fail(definition.name, { id: job.id, retryCount: job.retryCount }, { message: failure.message, kind: failure.kind }, { db: clientDb(client) });
+    // A NUL in an error message would make Postgres refuse the failure itself, and the job would never settle.
+    const message = withoutNul(failure.message);
+    const failed = await boss.fail(definition.name, { id: job.id, retryCount: job.retryCount }, { message, kind: failure.kind }, { db: clientDb(client) });
     if (affected(failed) !== 1) throw new ClaimLost();
-    await markFailed(client, this.table, job.id, failure.message, attempt, willRetry);
+    await markFailed(client, this.table, job.id, message, attempt, willRetry);
     if (willRetry && failure.kind === 'rate-limited') {
       await delayRetry(client, definition.name, job, retryDelaySeconds(definition.retry, attempt, failure));
     }
   }
 }
 
-/** What the row's error says when a success is kept without its result. */
-function resultNotStored(refusal: Error): string {
-  return `succeeded, but its result could not be stored: ${refusal.message}`;
-}
 
 /** pg-boss stores outputs as JSON objects; wrap anything else. */
 function toOutput(result: unknown): object {

@@ -1,3 +1,4 @@
+import { withoutNul } from '../db/refusal.js';
 import { AdapterError, messageOf, UsageError } from '../errors.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
@@ -254,6 +255,14 @@ export function placeResult(table: LegacyTable, result: unknown, job: LegacyJob)
     if (!(error instanceof AdapterError)) throw error;
     return { ok: false, failure: { kind: 'non-retryable', message: error.message } };
   }
+}
+
+/**
+ * The error column of a job that succeeded but whose result the database refused: both
+ * engines write the same words, so their rows read alike.
+ */
+export function resultNotStored(refusal: unknown): string {
+  return withoutNul(`succeeded, but its result could not be stored: ${messageOf(refusal)}`);
 }
 
 export function newRowId(table: LegacyTable): string {

@@ -77,7 +77,7 @@ describe('pg-boss engine', () => {
     await pool.query(`INSERT INTO "DemoDelivery" ("jobId", engine) VALUES ('release', 'test')`);
     const retry = await runCli(['dlq', 'retry', '--type', 'test.fail-until-released', '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
     expect(retry.code, retry.stderr).toBe(0);
-    expect(JSON.parse(retry.stdout)).toEqual({ retried: 1, jobs: [id] });
+    expect(JSON.parse(retry.stdout)).toEqual({ retried: 1, jobs: [id], notRetried: [] });
     await withWorker(() => pollUntil('completion after dlq retry', async () => (await jobRows(pool, 'id = $1', [id]))[0]?.status === 'COMPLETED'));
     expect(JSON.parse((await runCli(['dlq', 'list', '--json', '--registry', fixtureRegistry, '--database-url', database.url])).stdout).deadLetters).toEqual([]);
   });
