@@ -43,6 +43,7 @@ const adapterSchema = z.strictObject({
       maxAttempts: identifier,
       logs: identifier,
       durationInSeconds: identifier,
+      runAt: identifier,
     })
     .partial()
     .optional(),
@@ -51,6 +52,7 @@ const adapterSchema = z.strictObject({
   toRow: fn('(type, payload) => columns'),
   onResult: fn('(result, job) => columns').optional(),
   newId: fn('() => string').optional(),
+  retries: z.enum(['new-row', 'same-row'], { error: "must be 'new-row' or 'same-row'" }).optional(),
 });
 
 const configSchema = z.strictObject({

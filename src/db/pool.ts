@@ -21,12 +21,19 @@ export interface PoolOptions {
   applicationName?: string;
 }
 
+/**
+ * Session settings of every connection cutover opens: UTC (see above), and the mark that the
+ * adoption migration's guard trigger looks for: changes to a pg-boss-owned row's status are
+ * cutover's alone, and a team runner whose queries lack `engine = 'LEGACY'` is refused.
+ */
+export const SESSION_OPTIONS = '-c TimeZone=UTC -c cutover.writer=on';
+
 export function poolConfig(connectionString: string, options: PoolOptions = {}): pg.PoolConfig {
   return {
     connectionString,
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'cutover',
-    options: '-c TimeZone=UTC',
+    options: SESSION_OPTIONS,
     types: utcTypes,
     connectionTimeoutMillis: 10_000,
   };

@@ -13,7 +13,13 @@ export interface RetryPolicy {
 }
 
 export interface JobContext {
+  /** The job's id in the engine running it: the row's id on legacy, the pg-boss id on pg-boss. */
   jobId: string;
+  /**
+   * The legacy row's own id on both engines (a cuid, a bigint as text), so a job can write
+   * rows that point at its row even when its pg-boss id is a uuidv5 of that id.
+   */
+  rowId: string;
   /** 1 for the first run. */
   attempt: number;
   engine: Engine;

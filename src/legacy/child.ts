@@ -27,6 +27,7 @@ async function main(): Promise<number> {
     }
     const result = await registry.require(job.type).handler(payload, {
       jobId: job.jobId,
+      rowId: job.jobId,
       attempt: job.attempt,
       engine: 'LEGACY',
       signal: controller.signal,

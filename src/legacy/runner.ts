@@ -1,4 +1,5 @@
-import type { Pool } from '../db/pool.js';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { clientTx } from '../db/sql.js';
 import { withTransaction } from '../db/transaction.js';
 import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
@@ -11,15 +12,15 @@ import {
   completeLegacyJobWithoutResult,
   failLegacyJob,
   heartbeat,
-  insertRetryRow,
   lockStaleLegacyJobs,
   releaseLegacyJob,
+  retryLegacyJob,
   type TypedRow,
 } from './sql.js';
 import { backoffMs, OutageLog } from '../db/outage.js';
 import { isDataRefusal, withoutNul } from '../db/refusal.js';
 import type { LegacyRow } from '../table/adapter.js';
-import { GENERIC_TABLE, maxAttemptsOf, newRowId, placeResult, resultNotStored, rowId, toJob, type LegacyTable } from '../table/table.js';
+import { GENERIC_TABLE, maxAttemptsOf, newRowIds, placeResult, resultNotStored, rowId, toJob, type LegacyTable } from '../table/table.js';
 import { messageOf } from '../errors.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 
@@ -298,13 +299,14 @@ export class LegacyRunner {
     }
   }
 
-  private async maybeRetry(client: Parameters<typeof insertRetryRow>[0], failed: TypedRow, failure: JobFailure): Promise<void> {
+  private async maybeRetry(client: PoolClient, failed: TypedRow, failure: JobFailure): Promise<void> {
     const { table, registry } = this.options;
     const type = failed.cutover_type;
     const attempts = Number(failed[table.names.attempts]);
     if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) return;
     const retry = registry.get(type)?.retry ?? DEFAULT_RETRY;
-    await insertRetryRow(client, table, rowId(table, failed), newRowId(table), retryDelaySeconds(retry, attempts, failure));
+    const [retryId] = table.retries === 'same-row' ? [null] : await newRowIds(clientTx(client), table, 1);
+    await retryLegacyJob(client, table, rowId(table, failed), retryId ?? null, retryDelaySeconds(retry, attempts, failure));
     this.stats.retried += 1;
   }
 

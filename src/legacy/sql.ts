@@ -3,6 +3,11 @@ import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
 
+/** The row is due: its scheduled time (the adapter's `runAt`, which may be empty) or cutover's `runAfter` has come. */
+function dueNow(table: LegacyTable): string {
+  return table.names.runAt ? `(j.${table.due} IS NULL OR j.${table.due} <= now())` : `j.${table.due} <= now()`;
+}
+
 /** A legacy row with its job type as the table says it (`cutover_type`). */
 export type TypedRow = LegacyRow & { cutover_type: string };
 
@@ -18,7 +23,7 @@ export async function claimNextLegacyJob(db: Queryable, table: LegacyTable, work
             "workerId" = $1, "heartbeatAt" = now(), ${col.completedAt} = NULL, ${col.updatedAt} = now()
       WHERE j.${col.id} = (
         SELECT j.${col.id} FROM ${table.ref} j
-         WHERE j.${col.status} = ${status.pending} AND j.engine = 'LEGACY' AND j."runAfter" <= now()
+         WHERE j.${col.status} = ${status.pending} AND j.engine = 'LEGACY' AND ${dueNow(table)}
            AND ($2::text[] IS NULL OR ${typeSql(table)} = ANY($2::text[]))
          ORDER BY ${backlogOrderSql(table)}
          LIMIT 1
@@ -101,15 +106,28 @@ export async function failLegacyJob(db: Queryable, table: LegacyTable, id: strin
 }
 
 /**
- * The legacy retry model: a new PENDING row pointing at the chain's first row, on the legacy
- * engine, due after the backoff, carrying the job's own columns and the attempt count so the
- * chain stops at its maximum.
+ * The legacy retry model, as the team's table has it. New-row: a new PENDING row pointing at
+ * the chain's first row, on the legacy engine, due after the backoff, carrying the job's own
+ * columns and the attempt count so the chain stops at its maximum (`retryId` is its id).
+ * Same-row: the failed row itself goes back to PENDING, due after the backoff, its attempts
+ * and last error kept. Either way it runs in the transaction that failed the row.
  */
-export async function insertRetryRow(db: Queryable, table: LegacyTable, failedId: string, retryId: string, delaySeconds: number): Promise<void> {
-  const { col } = table;
+export async function retryLegacyJob(db: Queryable, table: LegacyTable, failedId: string, retryId: string | null, delaySeconds: number): Promise<void> {
+  const { col, status } = table;
+  if (table.retries === 'same-row' || !col.originalJobId) {
+    const { rowCount } = await db.query(
+      `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${table.due} = now() + make_interval(secs => $2), "workerId" = NULL, "heartbeatAt" = NULL,
+              ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()
+        WHERE ${col.id} = $1 AND ${col.status} = ${status.failed}`,
+      [failedId, delaySeconds],
+    );
+    if (rowCount !== 1) throw new Error(`retry of ${failedId}: the failed row changed meanwhile`);
+    return;
+  }
   const copied = table.copyOnRetry.map(quoteIdent);
   const { rowCount } = await db.query(
-    `INSERT INTO ${table.ref} (${col.id}, ${col.status}, ${col.attempts}, ${col.originalJobId}, engine, "runAfter", ${col.createdAt}, ${col.updatedAt}${copied.map((c) => `, ${c}`).join('')})
+    `INSERT INTO ${table.ref} (${col.id}, ${col.status}, ${col.attempts}, ${col.originalJobId}, engine, ${table.due}, ${col.createdAt}, ${col.updatedAt}${copied.map((c) => `, ${c}`).join('')})
+     ${table.idIdentityAlways ? 'OVERRIDING SYSTEM VALUE' : ''}
      SELECT $3::${table.idType}, ${table.status.pending}, ${col.attempts}, COALESCE(${col.originalJobId}, ${col.id}), 'LEGACY',
             now() + make_interval(secs => $2), now(), now()${copied.map((c) => `, ${c}`).join('')}
        FROM ${table.ref} WHERE ${col.id} = $1`,
@@ -123,7 +141,7 @@ export async function releaseLegacyJob(db: Queryable, table: LegacyTable, id: st
   const { col, status } = table;
   await db.query(
     `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.attempts} = GREATEST(${col.attempts} - 1, 0), ${col.error} = $3,
-            "workerId" = NULL, ${col.startedAt} = NULL, "heartbeatAt" = NULL, "runAfter" = now(), ${col.updatedAt} = now()
+            "workerId" = NULL, ${col.startedAt} = NULL, "heartbeatAt" = NULL, ${table.due} = now(), ${col.updatedAt} = now()
       WHERE ${col.id} = $1 AND "workerId" = $2 AND ${col.status} = ${status.running}`,
     [id, workerId, reason],
   );

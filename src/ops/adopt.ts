@@ -45,7 +45,9 @@ ALTER TABLE ${ref}
     ADD COLUMN IF NOT EXISTS "bucket" INTEGER,
     ADD COLUMN IF NOT EXISTS "workerId" TEXT,
     ADD COLUMN IF NOT EXISTS "heartbeatAt" TIMESTAMPTZ(3),
-    ADD COLUMN IF NOT EXISTS "runAfter" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP;
+    ADD COLUMN IF NOT EXISTS "runAfter" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP${[...table.missing]
+      .map(([name, definition]) => `,\n    ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${definition}`)
+      .join('')};
 
 -- The pg-boss id of each job that went through pg-boss: mirror updates, rollback, reconcile.
 CREATE UNIQUE INDEX IF NOT EXISTS ${indexName(table, 'pgbossJobId_key')} ON ${ref} ("pgbossJobId");
@@ -55,15 +57,65 @@ CREATE INDEX IF NOT EXISTS ${indexName(table, 'backlog_idx')} ON ${ref} (${col.p
     WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY';
 
 -- Rows by engine and state: stale-job recovery, reconcile.
-CREATE INDEX IF NOT EXISTS ${indexName(table, 'claim_idx')} ON ${ref} ("engine", ${col.status}, "runAfter");
-
+CREATE INDEX IF NOT EXISTS ${indexName(table, 'claim_idx')} ON ${ref} ("engine", ${col.status}, ${table.due});
+${
+  col.originalJobId
+    ? `
 -- Retry chains.
 CREATE INDEX IF NOT EXISTS ${indexName(table, 'originalJobId_idx')} ON ${ref} (${col.originalJobId});
-
+`
+    : ''
+}
 -- Per-type windows for reconcile and outcome comparison.
 CREATE INDEX IF NOT EXISTS ${indexName(table, 'type_createdAt_idx')} ON ${ref} (${typeColumn ? `${typeColumn}, ` : ''}${col.createdAt});
 
+${guardSql(table)}
+
 ${cutoverTables}`;
+}
+
+/** The guard's trigger and function names, for the SQL and for a team that removes the guard. */
+export function guardNames(table: LegacyTable): { trigger: string; fn: string } {
+  return { trigger: indexName(table, 'guard'), fn: `${quoteIdent(table.adapter.schema ?? 'public')}.${indexName(table, 'guard')}` };
+}
+
+/**
+ * The guard (DESIGN §12): a row pg-boss owns may change status, start or finish only through
+ * cutover's own connections (they carry \`cutover.writer\`, db/pool SESSION_OPTIONS). The team's
+ * runner, until its claim and stale cleanup say \`AND "engine" = 'LEGACY'\`, then fails loudly on
+ * such a row instead of running a job twice or failing it under pg-boss's feet.
+ */
+function guardSql(table: LegacyTable): string {
+  const { col } = table;
+  const { trigger, fn } = guardNames(table);
+  const watched = [col.status, col.startedAt, col.completedAt, '"engine"'].map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(' OR ');
+  return `-- The guard: only cutover may change the status of a row pg-boss owns. An unpatched runner
+-- (no \`AND "engine" = 'LEGACY'\` in its claim or stale cleanup) gets an error naming the fix.
+-- To remove it: DROP TRIGGER ${trigger} ON ${table.ref}; DROP FUNCTION ${fn}();
+CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $guard$
+BEGIN
+    IF OLD."engine" = 'PGBOSS' AND current_setting('cutover.writer', true) IS DISTINCT FROM 'on' AND (${watched}) THEN
+        RAISE EXCEPTION 'cutover guard: row % of ${table.label.replace(/'/g, "''")} belongs to pg-boss (engine = PGBOSS); add AND "engine" = ''LEGACY'' to this query (claim, pending count, stale cleanup)', OLD.${col.id}
+            USING HINT = 'cutover init prints the filters your runner needs';
+    END IF;
+    RETURN NEW;
+END
+$guard$;
+DROP TRIGGER IF EXISTS ${trigger} ON ${table.ref};
+CREATE TRIGGER ${trigger} BEFORE UPDATE ON ${table.ref} FOR EACH ROW EXECUTE FUNCTION ${fn}();`;
+}
+
+/**
+ * What the team's own runner must add to its queries, in its table's names: the claim and the
+ * pending count take only legacy rows, the stale cleanup leaves pg-boss's running rows alone.
+ */
+export function runnerFilters(table: LegacyTable): string[] {
+  const { col, status, ref } = table;
+  return [
+    `claim:          SELECT ... FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY' AND ${table.due} <= now() ... FOR UPDATE SKIP LOCKED`,
+    `pending count:  SELECT count(*) FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY'`,
+    `stale cleanup:  UPDATE ${ref} SET ${col.status} = ${status.failed} ... WHERE ${col.status} = ${status.running} AND "engine" = 'LEGACY' AND ...`,
+  ];
 }
 
 export interface AdoptionResult {

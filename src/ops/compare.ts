@@ -43,17 +43,19 @@ function outcomesSql(table: LegacyTable): string {
   const { col, status, ref } = table;
   const type = typeSql(table);
   const inWindow = `${type} = ANY($1::text[]) AND j.${col.createdAt} >= (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8)`;
+  // Same-row retries: every row is its whole chain.
+  const original = col.originalJobId;
   return `
   WITH retried AS (
     -- Chains with more than one row: few, found through the originalJobId index.
-    SELECT DISTINCT j.${col.originalJobId} AS root FROM ${ref} j WHERE j.${col.originalJobId} IS NOT NULL AND ${inWindow}
+    ${original ? `SELECT DISTINCT j.${original} AS root FROM ${ref} j WHERE j.${original} IS NOT NULL AND ${inWindow}` : `SELECT NULL::${table.idType} AS root WHERE false`}
   ),
   -- Most jobs are a chain of one row: no grouping needed for them, which keeps millions fast.
   singles AS (
     SELECT ${type} AS type, j.engine, j.${col.status} = ${status.completed} AS succeeded, j.${col.status} IN (${status.pending}, ${status.running}) AS in_flight,
            j.${col.attempts} AS attempts, j.${col.createdAt} AS created, CASE WHEN j.${col.status} = ${status.completed} THEN j.${col.completedAt} END AS completed
       FROM ${ref} j
-     WHERE ${inWindow} AND j.${col.originalJobId} IS NULL AND NOT EXISTS (SELECT 1 FROM retried r WHERE r.root = j.${col.id})
+     WHERE ${inWindow}${original ? ` AND j.${original} IS NULL AND NOT EXISTS (SELECT 1 FROM retried r WHERE r.root = j.${col.id})` : ''}
   ),
   chains AS (
     SELECT ${type} AS type,
@@ -63,7 +65,7 @@ function outcomesSql(table: LegacyTable): string {
            max(j.${col.attempts}) AS attempts,
            min(j.${col.createdAt}) AS created,
            max(j.${col.completedAt}) FILTER (WHERE j.${col.status} = ${status.completed}) AS completed
-      FROM ${ref} j JOIN retried r ON r.root = COALESCE(j.${col.originalJobId}, j.${col.id})
+      FROM ${ref} j JOIN retried r ON r.root = ${original ? `COALESCE(j.${original}, j.${col.id})` : `j.${col.id}`}
      WHERE ${inWindow}
      GROUP BY r.root, 1
   ),

@@ -38,7 +38,7 @@ function readRows(table: LegacyTable, registry: JobRegistry, records: readonly B
       attempts: Number(record[table.names.attempts] ?? 0),
       maxAttempts: maxAttemptsOf(table, record, registry, job.type),
       ageSeconds: record.cutover_age,
-      runAfter: (record.runAfter as Date | null | undefined) ?? null,
+      runAfter: (record[table.names.runAt ?? 'runAfter'] as Date | null | undefined) ?? null,
     };
   });
 }

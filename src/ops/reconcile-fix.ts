@@ -5,7 +5,7 @@ import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, insertRows, Params, setIf } from '../table/rows.js';
-import { maxAttemptsOf, newRowId, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
+import { maxAttemptsOf, newRowIds, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { insertCarried } from '../pgboss/carry.js';
 import { flipToLegacy } from '../table/handback.js';
@@ -130,7 +130,7 @@ async function fixOrphans(context: FixContext): Promise<number> {
     const row: LegacyRow = {
       ...toRow(table, job.name, payload),
       // On a uuid table the row takes the job's id, as the RolloutManager would have written it.
-      [names.id]: table.idType === 'uuid' ? job.id : newRowId(table),
+      [names.id]: table.idType === 'uuid' ? job.id : (await newRowIds(clientTx(client), table, 1))[0],
       [names.status]: rowStatusFor(table, job.state),
       [names.attempts]: job.retryCount + (unstarted ? 0 : 1),
       ...(names.priority ? { [names.priority]: Math.trunc(job.priority / 1000) } : {}),

@@ -28,8 +28,11 @@ function buildQueries(table: LegacyTable): Record<FindingClass, string> {
   // around cutover may also carry the row's own id.
   // A CASE, not a join: nearly every row has no chain, and a self-join would scan the table twice.
   const ownId = table.idType === 'uuid' ? `, j.${col.id}` : '';
-  const pgbossIdOf = `CASE WHEN j.${col.originalJobId} IS NULL THEN COALESCE(j."pgbossJobId"${ownId})
-    ELSE COALESCE((SELECT root."pgbossJobId" FROM ${ref} root WHERE root.${col.id} = j.${col.originalJobId})${table.idType === 'uuid' ? `, j.${col.originalJobId}` : ''}) END`;
+  const original = col.originalJobId;
+  const pgbossIdOf = original
+    ? `CASE WHEN j.${original} IS NULL THEN COALESCE(j."pgbossJobId"${ownId})
+    ELSE COALESCE((SELECT root."pgbossJobId" FROM ${ref} root WHERE root.${col.id} = j.${original})${table.idType === 'uuid' ? `, j.${original}` : ''}) END`
+    : `COALESCE(j."pgbossJobId"${ownId})`;
   return {
     // The row says pg-boss owns an unfinished job, pg-boss has no such job. Finished rows whose
     // pg-boss job retention deleted are not lost: only PENDING/RUNNING rows count.

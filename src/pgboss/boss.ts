@@ -1,5 +1,5 @@
 import { PgBoss, type CommandResponse, type ConstructorOptions, type Db } from 'pg-boss';
-import type { PoolClient } from '../db/pool.js';
+import { SESSION_OPTIONS, type PoolClient } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../log.js';
 
@@ -30,7 +30,7 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     schema: PGBOSS_SCHEMA,
     max: options.max ?? 10,
     application_name: worker ? 'cutover-pgboss-worker' : 'cutover-pgboss',
-    options: '-c TimeZone=UTC',
+    options: SESSION_OPTIONS,
     migrate: true,
     supervise: worker,
     schedule: false,

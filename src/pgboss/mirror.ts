@@ -9,16 +9,19 @@ import type { LegacyTable } from '../table/table.js';
  * in the same transaction as the pg-boss state change it mirrors, except "started", which
  * pg-boss's fetch has already made.
  */
-export async function markStarted(db: Queryable, table: LegacyTable, jobs: readonly { id: string; attempt: number }[], workerId: string): Promise<void> {
-  if (!jobs.length) return;
+/** Returns each started job's row id (pg-boss id → row id), for handlers' `context.rowId`. */
+export async function markStarted(db: Queryable, table: LegacyTable, jobs: readonly { id: string; attempt: number }[], workerId: string): Promise<Map<string, string>> {
+  if (!jobs.length) return new Map();
   const { col, status } = table;
-  await db.query(
+  const { rows } = await db.query<{ pgbossJobId: string; rowId: string }>(
     `UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
             ${col.completedAt} = NULL, "workerId" = $3, ${col.updatedAt} = now()
        FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-      WHERE j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed}`,
+      WHERE j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed}
+      RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId"`,
     [jobs.map((job) => job.id), jobs.map((job) => job.attempt), workerId],
   );
+  return new Map(rows.map((row) => [row.pgbossJobId, row.rowId]));
 }
 
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - COALESCE(j.${table.col.startedAt}, now())))`);

@@ -104,20 +104,21 @@ export class BossWorker {
   private async runBatch(definition: JobDefinition, fetched: BossJob[]): Promise<void> {
     const jobs = await this.handBackIfKilled(definition.name, fetched);
     if (!jobs.length) return;
-    await markStarted(
+    const rowIds = await markStarted(
       this.options.pool,
       this.table,
       jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })),
       this.workerId,
     );
-    const settled = await Promise.allSettled(jobs.map((job) => this.runOne(definition, job)));
+    // A job without a row of its own (sent around cutover) answers to its pg-boss id.
+    const settled = await Promise.allSettled(jobs.map((job) => this.runOne(definition, job, rowIds.get(job.id) ?? job.id)));
     const failed = settled.filter((outcome) => outcome.status === 'rejected');
     // Throwing makes pg-boss fail (and retry) whichever jobs of the batch are still active:
     // exactly those whose mirror and state change could not be committed.
     if (failed.length) throw (failed[0] as PromiseRejectedResult).reason;
   }
 
-  private async runOne(definition: JobDefinition, job: BossJob): Promise<void> {
+  private async runOne(definition: JobDefinition, job: BossJob, rowId: string): Promise<void> {
     const attempt = job.retryCount + 1;
     let outcome: Outcome;
     try {
@@ -129,6 +130,7 @@ export class BossWorker {
       const result = await Promise.race([
         definition.handler(payload, {
           jobId: job.id,
+          rowId,
           attempt,
           engine: 'PGBOSS',
           signal,

@@ -4,7 +4,7 @@ import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
 import { AdapterError } from '../errors.js';
 import { pgbossIdFor } from '../table/ids.js';
-import { assertIdType, GENERIC_TABLE, newRowId, type LegacyTable } from '../table/table.js';
+import { assertIdType, GENERIC_TABLE, newRowIds, type LegacyTable } from '../table/table.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
@@ -84,9 +84,11 @@ export class RolloutManager {
     const definition = registry.require(type);
     const payloads = await Promise.all(items.map((item) => registry.validate(type, item.payload)));
     const { typeFlag, defaultFlag } = await flags.get(type);
+    for (const item of items) if (item.id !== undefined) assertIdType(table, item.id);
+    // Ids come first: the routing key defaults to the id. A serial id is drawn from its sequence.
+    const fresh = await newRowIds(clientQuery(tx, this.options.pool), table, items.filter((item) => item.id === undefined).length);
     const planned = items.map((item, index) => {
-      if (item.id !== undefined) assertIdType(table, item.id);
-      const id = item.id ?? newRowId(table);
+      const id = item.id ?? fresh.shift()!;
       const route = decideRoute({ type, key: item.key ?? id, typeFlag, defaultFlag, env: this.options.env ?? {} });
       return { id, route, payload: payloads[index], priority: item.priority ?? 0 };
     });
@@ -137,6 +139,12 @@ export class RolloutManager {
     if (tx) return run(isPrismaTransaction(tx) ? prismaTx(tx) : tx);
     return withTransaction(this.options.pool, (client) => run(clientTx(client)));
   }
+}
+
+/** Queries on the caller's transaction when there is one, else on the pool. */
+function clientQuery(tx: PrismaTransaction | Tx | undefined, pool: Pool): Pick<Tx, 'query'> {
+  if (tx) return isPrismaTransaction(tx) ? prismaTx(tx) : tx;
+  return { query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[] };
 }
 
 function result(id: string, route: Route): EnqueueResult {

@@ -6,7 +6,10 @@ export type LegacyStatus = 'pending' | 'running' | 'completed' | 'failed';
 /**
  * Where the columns cutover reads and writes live in the team's table. Optional columns the
  * table does not have are left out (`priority`: every job has priority 0; `maxAttempts`: the
- * registry's retry policy decides; `logs`, `durationInSeconds`: not recorded).
+ * registry's retry policy decides; `logs`, `durationInSeconds`: not recorded; `runAt`:
+ * cutover's own `runAfter` column holds when a job is due). Bookkeeping the table lacks
+ * (`updatedAt`, `startedAt`, `completedAt`, `error`, `attempts`, and `originalJobId` for
+ * new-row retries) is added under the default name by `cutover init`.
  */
 export interface LegacyColumns {
   id: string;
@@ -16,13 +19,15 @@ export interface LegacyColumns {
   updatedAt: string;
   startedAt: string;
   completedAt: string;
-  /** The legacy retry chain: a retry row points at the chain's first row. */
-  originalJobId: string;
+  /** The legacy retry chain: a retry row points at the chain's first row. Unused with same-row retries. */
+  originalJobId?: string;
   error: string;
   priority?: string;
   maxAttempts?: string;
   logs?: string;
   durationInSeconds?: string;
+  /** When a job may run (`run_at`, `scheduledFor`): the claim waits for it, migrate and rollback carry it. */
+  runAt?: string;
 }
 
 /** A legacy row read as a job: what the mapper sends to pg-boss. */
@@ -54,8 +59,16 @@ export interface LegacyAdapter {
   toRow(type: string, payload: unknown): LegacyRow;
   /** Where a finished job's result goes: columns to set on its row. @defaultValue nothing is kept */
   onResult?(result: unknown, job: LegacyJob): LegacyRow;
-  /** Ids for rows cutover creates (retries, tracking rows). @defaultValue a random UUID */
+  /**
+   * Ids for rows cutover creates (retries, tracking rows). @defaultValue the id column's
+   * sequence for serial and identity ids, else a random UUID
+   */
   newId?(): string;
+  /**
+   * How the team's runner retries: a new row per attempt chained by `originalJobId`, or the
+   * same row put back to pending with its attempts counted on. @defaultValue 'new-row'
+   */
+  retries?: 'new-row' | 'same-row';
 }
 
 export interface CutoverConfig {

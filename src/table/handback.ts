@@ -23,7 +23,7 @@ export async function flipToLegacy(db: Queryable, table: LegacyTable, jobs: read
   const { col, status } = table;
   const { rows } = await db.query<{ pgbossJobId: string }>(
     `UPDATE ${table.ref} AS j SET engine = 'LEGACY', "routeReason" = $4, ${col.status} = ${status.pending},
-            ${col.attempts} = t.attempts, "runAfter" = COALESCE(t.run_after, now()), "workerId" = NULL, "heartbeatAt" = NULL,
+            ${col.attempts} = t.attempts, ${table.due} = COALESCE(t.run_after, now()), "workerId" = NULL, "heartbeatAt" = NULL,
             ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()
        FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS t(pgboss_id, attempts, run_after)
       WHERE j."pgbossJobId" = t.pgboss_id AND j.engine = 'PGBOSS' AND j.${col.status} IN (${status.pending}, ${status.running})

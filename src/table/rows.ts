@@ -12,7 +12,7 @@ export async function insertRows(db: Pick<Tx, 'query'>, table: LegacyTable, rows
   const columns = [...new Set([...rows.flatMap((row) => Object.keys(row)), ...table.timestampColumns])];
   const select = columns.map((name) => (table.timestampColumns.has(name) ? `COALESCE(r.${quoteIdent(name)}, now())` : `r.${quoteIdent(name)}`));
   await db.query(
-    `INSERT INTO ${table.ref} (${columns.map(quoteIdent).join(', ')})
+    `INSERT INTO ${table.ref} (${columns.map(quoteIdent).join(', ')}) ${table.idIdentityAlways ? 'OVERRIDING SYSTEM VALUE' : ''}
      SELECT ${select.join(', ')} FROM json_populate_recordset(NULL::${table.ref}, $1::json) AS r`,
     [JSON.stringify(rows)],
   );

@@ -1,3 +1,4 @@
+import type { Tx } from '../db/sql.js';
 import { withoutNul } from '../db/refusal.js';
 import { AdapterError, messageOf, UsageError } from '../errors.js';
 import type { JobFailure } from '../jobs/errors.js';
@@ -21,7 +22,24 @@ export interface CatalogColumn {
   labels: string[] | null;
   /** Identity, generated, or a sequence default: never copied into a retry row. */
   generated: boolean;
+  /** The sequence behind a serial or identity column, schema-qualified and quoted. */
+  sequence?: string | null;
+  /** GENERATED ALWAYS AS IDENTITY: an insert that sets it needs OVERRIDING SYSTEM VALUE. */
+  identityAlways?: boolean;
 }
+
+/**
+ * Bookkeeping cutover needs that a team's table may lack, with the column `cutover init` adds
+ * under the default name when it does. The id column's type is used for `originalJobId`.
+ */
+const ADDABLE: Partial<Record<keyof LegacyColumns, string>> = {
+  attempts: 'INTEGER NOT NULL DEFAULT 0',
+  updatedAt: 'TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP',
+  startedAt: 'TIMESTAMPTZ(3)',
+  completedAt: 'TIMESTAMPTZ(3)',
+  error: 'TEXT',
+  originalJobId: '',
+};
 
 /**
  * A legacy adapter checked against the database: every identifier it names exists and is
@@ -49,6 +67,15 @@ export interface LegacyTable {
   /** Columns cutover writes itself on every new row: toRow and onResult may not return them. */
   readonly reserved: ReadonlySet<string>;
   readonly timestampColumns: ReadonlySet<string>;
+  /** How the team retries: new rows chained by originalJobId, or the same row again. */
+  readonly retries: 'new-row' | 'same-row';
+  /** The quoted column that says when a row is due: the adapter's `runAt`, else cutover's `runAfter`. */
+  readonly due: string;
+  /** Bookkeeping columns the table lacks, with their SQL definitions: `cutover init` adds them. */
+  readonly missing: ReadonlyMap<string, string>;
+  /** The id column's sequence (serial or identity), for ids of rows cutover creates. */
+  readonly idSequence: string | null;
+  readonly idIdentityAlways: boolean;
 }
 
 export function quoteIdent(name: string): string {
@@ -72,6 +99,8 @@ export function backlogOrderSql(table: LegacyTable, alias = 'j'): string {
 
 function resolveColumns(adapter: LegacyAdapter): LegacyColumns {
   const merged: Record<string, string | undefined> = { ...DEFAULT_COLUMNS, ...adapter.columns };
+  // Same-row retries have no chain to point at: no originalJobId unless the adapter names one.
+  if (adapter.retries === 'same-row' && adapter.columns?.originalJobId === undefined) delete merged.originalJobId;
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key];
   return merged as unknown as LegacyColumns;
 }
@@ -83,12 +112,25 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
   if (!catalog.length) throw new AdapterError(`legacy.table: table ${label} does not exist`);
   const byName = new Map(catalog.map((column) => [column.name, column]));
   const names = resolveColumns(adapter);
+  const requireCutoverColumns = options.requireCutoverColumns ?? true;
   const require = (field: string, name: string): CatalogColumn => {
     const column = byName.get(name);
     if (!column) throw new AdapterError(`${field}: column "${name}" does not exist in ${label}`);
     return column;
   };
-  for (const [role, name] of Object.entries(names)) require(`legacy.columns.${role}`, name as string);
+  const missing = new Map<string, string>();
+  for (const [role, name] of Object.entries(names) as [keyof LegacyColumns, string][]) {
+    // A column the adapter names must exist (a typo is an error); a default name may be added by init.
+    const addable = adapter.columns?.[role] === undefined ? ADDABLE[role] : undefined;
+    if (byName.has(name) || addable === undefined) {
+      require(`legacy.columns.${role}`, name);
+      continue;
+    }
+    if (requireCutoverColumns) {
+      throw new AdapterError(`legacy.columns.${role}: column "${name}" does not exist in ${label}; name the column that holds it, or run \`cutover init\` to add it`);
+    }
+    missing.set(name, addable || byName.get(names.id)?.type || 'TEXT');
+  }
   if (typeof adapter.jobType !== 'string') require('legacy.jobType.column', adapter.jobType.column);
 
   const statusValue = { ...DEFAULT_STATUS, ...adapter.status };
@@ -100,10 +142,10 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
   }
   if (new Set(Object.values(statusValue)).size !== 4) throw new AdapterError(`legacy.status: the four states need four different values, got ${Object.values(statusValue).join(', ')}`);
 
-  if (options.requireCutoverColumns ?? true) {
-    const missing = CUTOVER_COLUMNS.filter((name) => !byName.has(name));
-    if (missing.length) {
-      throw new AdapterError(`${label} lacks cutover's columns (${missing.join(', ')}): run \`cutover init\`, then \`cutover db migrate\``);
+  if (requireCutoverColumns) {
+    const lacking = CUTOVER_COLUMNS.filter((name) => !byName.has(name));
+    if (lacking.length) {
+      throw new AdapterError(`${label} lacks cutover's columns (${lacking.join(', ')}): run \`cutover init\`, then \`cutover db migrate\``);
     }
   }
 
@@ -129,15 +171,15 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     columns: new Set(byName.keys()),
     reserved: new Set([names.id, names.status, names.attempts, names.createdAt, names.updatedAt, ...CUTOVER_COLUMNS]),
     timestampColumns: new Set([names.createdAt, names.updatedAt, 'runAfter']),
+    retries: adapter.retries ?? 'new-row',
+    due: names.runAt ? quoteIdent(names.runAt) : '"runAfter"',
+    missing,
+    idSequence: byName.get(names.id)?.sequence ?? null,
+    idIdentityAlways: byName.get(names.id)?.identityAlways ?? false,
   };
 }
 
-interface CatalogRow {
-  name: string;
-  type: string;
-  labels: string[] | null;
-  generated: boolean;
-}
+type CatalogRow = Required<CatalogColumn>;
 
 /** Reads the table's columns from the catalog and checks the adapter against them. */
 export async function bindLegacyTable(
@@ -148,7 +190,10 @@ export async function bindLegacyTable(
   const { rows } = await db.query<CatalogRow>(
     `SELECT a.attname::text AS name, format_type(a.atttypid, a.atttypmod) AS type,
             (SELECT array_agg(e.enumlabel::text ORDER BY e.enumsortorder) FROM pg_enum e WHERE e.enumtypid = a.atttypid) AS labels,
-            (a.attidentity <> '' OR a.attgenerated <> '' OR COALESCE(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated
+            (a.attidentity <> '' OR a.attgenerated <> '' OR COALESCE(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated,
+            (SELECT format('%I.%I', sn.nspname, s.relname) FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
+              WHERE s.oid = pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)::regclass) AS sequence,
+            a.attidentity = 'a' AS "identityAlways"
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
@@ -265,10 +310,23 @@ export function resultNotStored(refusal: unknown): string {
   return withoutNul(`succeeded, but its result could not be stored: ${messageOf(refusal)}`);
 }
 
-export function newRowId(table: LegacyTable): string {
-  const id = (table.adapter.newId ?? (() => crypto.randomUUID()))();
-  if (typeof id !== 'string' || !id) throw new AdapterError(`legacy.newId must return a non-empty string, got ${JSON.stringify(id)}`);
-  return id;
+/**
+ * Ids for `count` new rows: the adapter's newId, else the id column's own sequence (serial or
+ * identity ids are drawn before the insert, so the pg-boss id can be derived from them in the
+ * same transaction), else random UUIDs.
+ */
+export async function newRowIds(db: Pick<Tx, 'query'>, table: LegacyTable, count: number): Promise<string[]> {
+  if (count <= 0) return [];
+  const { newId } = table.adapter;
+  if (!newId && table.idSequence) {
+    const rows = await db.query<{ id: string }>(`SELECT nextval($1::regclass)::text AS id FROM generate_series(1, $2)`, [table.idSequence, count]);
+    return rows.map((row) => row.id);
+  }
+  return Array.from({ length: count }, () => {
+    const id = (newId ?? (() => crypto.randomUUID()))();
+    if (typeof id !== 'string' || !id) throw new AdapterError(`legacy.newId must return a non-empty string, got ${JSON.stringify(id)}`);
+    return id;
+  });
 }
 
 /** The attempts a job may make: its row's `maxAttempts` column, else its type's retry policy. */

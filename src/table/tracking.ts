@@ -3,7 +3,7 @@ import type { Tx } from '../db/sql.js';
 import type { LegacyRow } from './adapter.js';
 import { pgbossIdFor } from './ids.js';
 import { insertRows } from './rows.js';
-import { newRowId, toRow, type LegacyTable } from './table.js';
+import { newRowIds, toRow, type LegacyTable } from './table.js';
 
 /** One legacy row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
 export interface NewJobRow {
@@ -36,7 +36,8 @@ function columnsOf(table: LegacyTable, id: string, row: NewJobRow): LegacyRow {
 
 /** Writes any number of rows in one statement; a pg-boss row's `pgbossJobId` is its id mapped to a UUID. */
 export async function insertJobRows(tx: Pick<Tx, 'query'>, table: LegacyTable, rows: readonly NewJobRow[]): Promise<string[]> {
-  const ids = rows.map((row) => row.id ?? newRowId(table));
+  const fresh = await newRowIds(tx, table, rows.filter((row) => row.id === undefined).length);
+  const ids = rows.map((row) => row.id ?? fresh.shift()!);
   await insertRows(tx, table, rows.map((row, index) => columnsOf(table, ids[index]!, row)));
   return ids;
 }

@@ -249,6 +249,8 @@ describe('adopting a real-shaped legacy table', () => {
       ['a missing function', `toRow: undefined,`, 'status', /legacy\.toRow: must be a function/],
       ['an unknown field', `colums: {},`, 'status', /legacy: unknown field colums/],
     ])('%s', async (_name, legacy, command, message) => {
+      // The first test's rollback left the kill switch on, under which migrate would not start.
+      expect((await cli('rollout', 'unkill')).code).toBe(0);
       await produce(3, 'PENDING', 'x');
       const config = await variant(`bad-${randomBytes(3).toString('hex')}.config.mjs`, legacy);
       const before = await snapshot();
