@@ -2,84 +2,34 @@
 // bigserial ids, text statuses, a queue column and a JSON payload, a scheduled time (run_at),
 // retries on the same row, and a child table pointing at the job row. Then the team's own
 // runner, unpatched and patched, beside cutover's pg-boss worker.
-import { cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { loadConfigFile } from '../../src/config-file.js';
-import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry } from '../../src/jobs/registry.js';
+import { describe, expect, it } from 'vitest';
 import { pgbossIdFor } from '../../src/table/ids.js';
-import { bindLegacyTable } from '../../src/table/table.js';
-import { repoRoot, runCli } from '../helpers/cli.js';
-import { createEmptyDatabase, type TestDatabase } from '../helpers/database.js';
-import { setPercent, startProducer, type Producer } from '../helpers/engines.js';
-import { testPool } from '../helpers/jobs.js';
-import { killStragglers, startCli, type CliProcess } from '../helpers/process.js';
+import { setPercent } from '../helpers/engines.js';
+import { stopWorkers as stop, useExample } from '../helpers/example.js';
 import { pollUntil } from '../helpers/wait.js';
 
-const example = join(repoRoot, 'examples', 'jobs-table');
-
-let database: TestDatabase;
-let pool: Pool;
-let project: string;
-let producer: Producer;
-
-const cli = (...args: string[]) => runCli([...args, '--database-url', database.url], { cwd: project });
-const worker = (engine: 'legacy' | 'pgboss', ...args: string[]) =>
-  startCli(['worker', '--engine', engine, ...(engine === 'legacy' ? ['--poll-ms', '50'] : []), '--database-url', database.url, ...args], {}, { cwd: project });
-
-const count = async (where: string, values: unknown[] = []) => Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM jobs WHERE ${where}`, values)).rows[0]!.n);
-
-async function stop(workers: CliProcess[]): Promise<void> {
-  for (const process of workers) process.kill('SIGTERM');
-  const exits = await Promise.all(workers.map((process) => process.exited));
-  expect(
-    exits.map((exit) => exit.code),
-    workers.map((process) => process.stderr()).join('\n'),
-  ).toEqual(workers.map(() => 0));
-}
-
-/** Runs per job: every job that ran, how often, on which engine. */
-async function runsPerJob(): Promise<Map<string, string[]>> {
-  const { rows } = await pool.query<{ job_id: string; engines: string[] }>(`SELECT job_id::text, array_agg(engine ORDER BY at) AS engines FROM job_runs GROUP BY 1`);
-  return new Map(rows.map((row) => [row.job_id, row.engines]));
-}
-
-beforeAll(async () => {
-  database = await createEmptyDatabase();
-  pool = testPool(database.url);
-  await pool.query(await readFile(join(example, 'schema.sql'), 'utf8'));
-  project = join(repoRoot, '.test-tmp', `jobs-table-${randomBytes(4).toString('hex')}`);
-  await mkdir(project, { recursive: true });
-  await cp(example, project, { recursive: true });
-
+const example = useExample('jobs-table', async (pool) => {
   // The team's producers wrote these before cutover: due now, scheduled for tomorrow, and some history.
   await pool.query(`INSERT INTO jobs (queue, payload) SELECT 'email.send', jsonb_build_object('to', 'u' || n || '@example.com', 'subject', 'hi') FROM generate_series(1, 20) n`);
   await pool.query(`INSERT INTO jobs (queue, payload, run_at) SELECT 'report.build', jsonb_build_object('reportId', n), now() + interval '1 day' FROM generate_series(1, 5) n`);
   await pool.query(`INSERT INTO jobs (queue, payload, status, attempts, finished_at) VALUES ('email.send', '{"to":"old@example.com","subject":"x"}', 'done', 1, now())`);
-
-  const init = await cli('init');
-  expect(init.code, init.stderr).toBe(0);
-  const applied = await cli('db', 'migrate');
-  expect(applied.code, applied.stderr).toBe(0);
-
-  const config = await loadConfigFile(undefined, project);
-  producer = await startProducer(database.url, pool, await loadRegistry(config.registry), { ttlMs: 200, table: await bindLegacyTable(pool, config.legacy!) });
 });
+const cli = (...args: string[]) => example.cli(...args);
+const worker = (engine: 'legacy' | 'pgboss', ...args: string[]) => example.worker(engine, ...args);
+const count = async (where: string, values: unknown[] = []) => Number((await example.pool.query<{ n: string }>(`SELECT count(*) AS n FROM jobs WHERE ${where}`, values)).rows[0]!.n);
 
-afterEach(killStragglers);
-
-afterAll(async () => {
-  await producer?.close();
-  await pool?.end();
-  await database?.drop();
-  if (project) await rm(project, { recursive: true, force: true });
-});
+/** Runs per job: every job that ran, how often, on which engine. */
+async function runsPerJob(): Promise<Map<string, string[]>> {
+  const { rows } = await example.pool.query<{ job_id: string; engines: string[] }>(`SELECT job_id::text, array_agg(engine ORDER BY at) AS engines FROM job_runs GROUP BY 1`);
+  return new Map(rows.map((row) => [row.job_id, row.engines]));
+}
 
 describe('adopting a snake_case table with text statuses, bigint ids, run_at and same-row retries', () => {
   it('routes at 50 %, moves the backlog with its schedule, runs both engines once each, reconciles clean and rolls back', async () => {
+    const { pool, producer, project } = example;
     const migration = (await readdir(join(project, 'migrations')))[0]!;
     const sql = await readFile(join(project, 'migrations', migration, 'migration.sql'), 'utf8');
     expect(sql).toContain('CREATE TRIGGER');
@@ -139,7 +89,7 @@ describe('adopting a snake_case table with text statuses, bigint ids, run_at and
 describe("the team's own runner beside cutover", () => {
   /** The team's runner as it was written: its own connection, no cutover mark, no engine filter unless patched. */
   async function teamRunner(patched: boolean) {
-    const client = new pg.Client({ connectionString: database.url, options: '-c TimeZone=UTC' });
+    const client = new pg.Client({ connectionString: example.database.url, options: '-c TimeZone=UTC' });
     await client.connect();
     const engine = patched ? `AND engine = 'LEGACY'` : '';
     return {
@@ -161,6 +111,7 @@ describe("the team's own runner beside cutover", () => {
   }
 
   it('unpatched, its claim and its stale cleanup are refused by the guard; patched, it runs beside pg-boss with nothing lost, doubled or wrongly failed', async () => {
+    const { pool, producer } = example;
     expect((await cli('rollout', 'unkill')).code).toBe(0);
     // Only this test's rows wait: whatever the test before left on legacy is done.
     await pool.query(`UPDATE jobs SET status = 'done', finished_at = now() WHERE status = 'queued' AND engine = 'LEGACY'`);

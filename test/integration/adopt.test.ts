@@ -248,6 +248,9 @@ describe('adopting a real-shaped legacy table', () => {
       ['a toJob that throws', `toJob: (row) => { throw new Error('no evaluation for ' + row.id); },`, 'migrate', /legacy\.toJob failed on row c\w+ of public\.Job: no evaluation for c\w+/],
       ['a missing function', `toRow: undefined,`, 'status', /legacy\.toRow: must be a function/],
       ['an unknown field', `colums: {},`, 'status', /legacy: unknown field colums/],
+      ['an unknown retry model', `retries: 'sometimes',`, 'status', /legacy\.retries: must be 'new-row' or 'same-row'/],
+      ['a scheduled-time column the table lacks', `columns: { runAt: 'runWhen' },`, 'status', /legacy\.columns\.runAt: column "runWhen" does not exist in public\.Job/],
+      ['a bookkeeping column named but missing', `columns: { updatedAt: 'modifiedAt' },`, 'migrate', /legacy\.columns\.updatedAt: column "modifiedAt" does not exist in public\.Job/],
     ])('%s', async (_name, legacy, command, message) => {
       // The first test's rollback left the kill switch on, under which migrate would not start.
       expect((await cli('rollout', 'unkill')).code).toBe(0);
