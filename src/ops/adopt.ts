@@ -162,3 +162,57 @@ export async function migrationDirs(project: ProjectConfig): Promise<string[]> {
   }
   return [project.migrationsDir];
 }
+
+/** Prisma's scalar for a column cutover adds, by its SQL definition. */
+function prismaType(definition: string): string {
+  const nullable = !/NOT NULL/i.test(definition);
+  const scalar = /^TIMESTAMPTZ/i.test(definition)
+    ? `DateTime${nullable ? '?' : ''} @db.Timestamptz(3)`
+    : /^INTEGER/i.test(definition)
+      ? `Int${nullable ? '?' : ''}`
+      : /^uuid/i.test(definition)
+        ? `String${nullable ? '?' : ''} @db.Uuid`
+        : `String${nullable ? '?' : ''}`;
+  const fallback = /DEFAULT CURRENT_TIMESTAMP/i.test(definition) ? ' @default(now())' : /DEFAULT 0/i.test(definition) ? ' @default(0)' : '';
+  return `${scalar}${fallback}`;
+}
+
+/**
+ * The fields, indexes and enum to add to the team's Prisma model of the adopted table, so that
+ * their next `prisma migrate dev` neither drops cutover's columns nor reports drift. Field
+ * names are the column names. The backlog index is partial, which a Prisma schema cannot
+ * state: it is listed as a comment, and Prisma leaves an index it does not know about alone
+ * only when the team keeps it in a migration of its own (the adoption migration is one).
+ */
+export function prismaFields(table: LegacyTable): string {
+  const { names } = table;
+  const name = (what: string) => indexName(table, what).slice(1, -1);
+  const typeColumn = typeof table.adapter.jobType === 'string' ? undefined : table.adapter.jobType.column;
+  const due = table.names.runAt ?? 'runAfter';
+  const fields: [string, string][] = [
+    ['engine', `JobEngine @default(LEGACY)`],
+    ['pgbossJobId', `String? @unique(map: "${name('pgbossJobId_key')}") @db.Uuid`],
+    ['routeReason', 'String?'],
+    ['bucket', 'Int?'],
+    ['workerId', 'String?'],
+    ['heartbeatAt', 'DateTime? @db.Timestamptz(3)'],
+    ['runAfter', 'DateTime @default(now()) @db.Timestamptz(3)'],
+    ...[...table.missing].map(([column, definition]): [string, string] => [column, prismaType(definition)]),
+  ];
+  const width = Math.max(...fields.map(([field]) => field.length));
+  return [
+    `// cutover: add to model ${table.adapter.table} (written by \`cutover init --prisma\`)`,
+    ...fields.map(([field, type]) => `  ${field.padEnd(width)} ${type}`),
+    '',
+    `  @@index([engine, ${names.status}, ${due}], map: "${name('claim_idx')}")`,
+    ...(names.originalJobId ? [`  @@index([${names.originalJobId}], map: "${name('originalJobId_idx')}")`] : []),
+    `  @@index([${typeColumn ? `${typeColumn}, ` : ''}${names.createdAt}], map: "${name('type_createdAt_idx')}")`,
+    `  // ${name('backlog_idx')}: a partial index (waiting legacy rows only), kept by the adoption migration`,
+    '',
+    '// cutover: add beside the model',
+    'enum JobEngine {',
+    '  LEGACY',
+    '  PGBOSS',
+    '}',
+  ].join('\n');
+}

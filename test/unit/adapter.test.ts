@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfigFile } from '../../src/config-file.js';
 import type { LegacyAdapter } from '../../src/table/adapter.js';
 import { describeTable, GENERIC_TABLE, toJob, toRow, type CatalogColumn } from '../../src/table/table.js';
-import { adoptionSql } from '../../src/ops/adopt.js';
+import { adoptionSql, prismaFields } from '../../src/ops/adopt.js';
 
 const column = (name: string, type = 'text', labels: string[] | null = null): CatalogColumn => ({ name, type, labels, generated: false });
 
@@ -118,6 +118,34 @@ describe('the config file', () => {
       expect(await loadConfigFile(undefined, dir)).toMatchObject({ file: undefined, legacy: undefined, registry: undefined });
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the Prisma fields init prints', () => {
+  it('cover every column and index the adoption migration adds, for every example table', async () => {
+    const examples: [LegacyAdapter, CatalogColumn[]][] = [
+      [
+        { table: 'jobs', jobType: { column: 'queue' }, retries: 'same-row', toJob: () => ({ type: 'x', payload: {} }), toRow: () => ({}),
+          columns: { status: 'status', attempts: 'attempts', createdAt: 'created_at', updatedAt: 'updated_at', startedAt: 'locked_at', completedAt: 'finished_at', error: 'last_error', runAt: 'run_at' } },
+        ['id', 'queue', 'payload', 'status', 'attempts', 'created_at', 'updated_at', 'locked_at', 'finished_at', 'last_error', 'run_at'].map((name) => ({ name, type: name === 'id' ? 'bigint' : 'text', labels: null, generated: false })),
+      ],
+      [
+        { table: 'Task', jobType: { column: 'kind' }, toJob: () => ({ type: 'x', payload: {} }), toRow: () => ({}), columns: { status: 'state', attempts: 'tries', completedAt: 'finishedAt' } },
+        ['id', 'kind', 'data', 'state', 'tries', 'createdAt', 'finishedAt'].map((name) => ({ name, type: 'text', labels: null, generated: false })),
+      ],
+    ];
+    for (const [adapter, columns] of examples) {
+      const table = describeTable(adapter, columns, { requireCutoverColumns: false });
+      const sql = await adoptionSql(table);
+      const prisma = prismaFields(table);
+      const added = [...sql.matchAll(/ADD COLUMN IF NOT EXISTS "([^"]+)"/g)].map((match) => match[1]!);
+      // The adopted table's own indexes; cutover's tables are none of the team's Prisma model.
+      const indexes = [...sql.matchAll(/CREATE (?:UNIQUE )?INDEX IF NOT EXISTS "([^"]+)" ON "public"\."([^"]+)"/g)].filter((match) => match[2] === adapter.table).map((match) => match[1]!);
+      expect(indexes.length).toBeGreaterThanOrEqual(4);
+      expect(added.length).toBeGreaterThan(6);
+      for (const column of added) expect(prisma, `column ${column}`).toMatch(new RegExp(`^  ${column} +\\S`, 'm'));
+      for (const index of indexes) expect(prisma, `index ${index}`).toContain(index);
     }
   });
 });
