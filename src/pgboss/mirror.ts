@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import type { LegacyTable } from '../table/table.js';
+import { quoteIdent, type LegacyTable } from '../table/table.js';
 
 /**
  * The mirror row of a pg-boss job is the legacy row whose `pgbossJobId` is the job's id and
@@ -42,6 +42,34 @@ export async function markCompleted(db: Queryable, table: LegacyTable, id: strin
     params.values,
   );
   return rowCount ?? 0;
+}
+
+/**
+ * Many successes in one statement per shape of result (the columns onResult returned): each
+ * job's row takes its own values, and a column a job's result does not name is left alone.
+ */
+export async function markCompletedMany(db: Queryable, table: LegacyTable, jobs: readonly { id: string; columns: LegacyRow }[]): Promise<number> {
+  const byShape = new Map<string, { id: string; columns: LegacyRow }[]>();
+  for (const job of jobs) {
+    const shape = Object.keys(job.columns).sort().join('\u0000');
+    byShape.set(shape, [...(byShape.get(shape) ?? []), job]);
+  }
+  const { col, status } = table;
+  let updated = 0;
+  for (const group of byShape.values()) {
+    const set = Object.keys(group[0]!.columns)
+      .map((name) => `, ${quoteIdent(name)} = r.${quoteIdent(name)}`)
+      .join('');
+    const { rowCount } = await db.query(
+      `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
+              ${col.updatedAt} = now()${duration(table)}${set}
+         FROM json_populate_recordset(NULL::${table.ref}, $1::json) AS r
+        WHERE j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'`,
+      [JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id })))],
+    );
+    updated += rowCount ?? 0;
+  }
+  return updated;
 }
 
 /** While pg-boss will retry, the row says PENDING with the attempts so far, never FAILED. */

@@ -1,19 +1,20 @@
-import type { JobWithMetadata, PgBoss } from 'pg-boss';
-import type { Pool, PoolClient } from '../db/pool.js';
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../db/pool.js';
 import { killedTypes } from '../db/kill-switch.js';
-import { withoutNul } from '../db/refusal.js';
-import { refusedData, withTransaction } from '../db/transaction.js';
+import { withTransaction } from '../db/transaction.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
-import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
+import type { JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { flipToLegacy } from '../table/handback.js';
-import { GENERIC_TABLE, placeResult, resultNotStored, type LegacyTable } from '../table/table.js';
-import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
-import { markCompleted, markFailed, markStarted } from './mirror.js';
+import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
+import { clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { GroupCommit } from './group-commit.js';
+import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
+import { ClaimLost, completeGroup, storeFailure, type BossJob, type SettleContext, type Success } from './settle.js';
 import { messageOf } from '../errors.js';
 
 export interface BossWorkerOptions {
@@ -44,29 +45,26 @@ export interface BossWorkerStats {
   claimsLost: number;
 }
 
-type BossJob = JobWithMetadata<unknown>;
 
 /** A handler's outcome; `columns` is where the adapter puts a result on the row. */
 type Outcome = { ok: true; result: unknown; columns?: LegacyRow } | { ok: false; failure: JobFailure };
 
-/** pg-boss no longer holds the attempt this worker fetched: its outcome must not be written. */
-class ClaimLost extends Error {}
-
-
 /**
- * Runs registry handlers for pg-boss jobs, in process. The mirror row and the pg-boss state
- * change commit in one transaction per job, and the pg-boss change is fenced to the attempt
- * this worker fetched: a worker that lost its claim (stalled past expiry, stopped too late)
- * changes nothing on either side. So `Job` never says COMPLETED for a job pg-boss will run
- * again, nor the reverse: a crash before the commit leaves the job active in pg-boss, which
- * retries it after expiry, and the mirror follows on that run.
+ * Runs registry handlers for pg-boss jobs, in process. Each job's mirror row and its pg-boss
+ * state change commit together, fenced to the attempt this worker fetched (settle.ts): a
+ * worker that lost its claim (stalled past expiry, stopped too late) changes nothing on either
+ * side, so `Job` never says COMPLETED for a job pg-boss will run again, nor the reverse. A crash
+ * before the commit leaves the job active in pg-boss, which retries it after expiry. Successes
+ * that are ready together share one transaction (group commit); a slow job holds none back.
  */
 export class BossWorker {
   readonly workerId: string;
   private readonly stats: BossWorkerStats = { completed: 0, failed: 0, retried: 0, handedBack: 0, claimsLost: 0 };
+  private readonly successes = new GroupCommit<Success, boolean>((group) => completeGroup(this.settleContext, group));
   private readonly types: readonly string[];
   private readonly log: Logger;
   private readonly table: LegacyTable;
+  private readonly settleContext: SettleContext;
 
   constructor(private readonly options: BossWorkerOptions) {
     this.table = options.table ?? GENERIC_TABLE;
@@ -74,6 +72,7 @@ export class BossWorker {
     this.types = options.types?.length ? options.types : options.registry.names();
     for (const type of this.types) options.registry.require(type);
     this.log = options.log.child({ engine: 'pgboss', workerId: this.workerId });
+    this.settleContext = { boss: options.boss, pool: options.pool, table: this.table, log: this.log };
   }
 
   async start(): Promise<void> {
@@ -185,9 +184,14 @@ export class BossWorker {
     }
     const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
     try {
-      await withTransaction(this.options.pool, (client) =>
-        outcome.ok ? this.storeSuccess(client, definition, job, outcome.result, outcome.columns ?? {}) : this.storeFailure(client, definition, job, outcome.failure, willRetry),
-      );
+      if (outcome.ok) {
+        // Successes ready together commit together; see completeGroup.
+        const completed = await this.successes.submit({ definition, job, result: outcome.result, columns: outcome.columns ?? {} });
+        if (!completed) throw new ClaimLost();
+      } else {
+        const { failure } = outcome;
+        await withTransaction(this.options.pool, (client) => storeFailure(this.settleContext, client, definition, job, failure, willRetry));
+      }
     } catch (error) {
       if (error instanceof ClaimLost) {
         this.stats.claimsLost += 1;
@@ -202,65 +206,5 @@ export class BossWorker {
     else this.stats.failed += 1;
   }
 
-  /**
-   * A success is never run again: if Postgres refuses the result (a NUL byte, a value its
-   * column cannot hold), the job still completes on both sides, without the result, and the
-   * row's error says why it was not stored.
-   */
-  private async storeSuccess(client: PoolClient, definition: JobDefinition, job: BossJob, result: unknown, columns: LegacyRow): Promise<void> {
-    const { boss } = this.options;
-    const db = clientDb(client);
-    const fence = { id: job.id, retryCount: job.retryCount };
-    let completed = 0;
-    let refusal = await refusedData(client, async () => (completed = affected(await boss.complete(definition.name, fence, toOutput(result), { db }))));
-    if (refusal) completed = affected(await boss.complete(definition.name, fence, { resultNotStored: refusal.message }, { db }));
-    if (completed !== 1) throw new ClaimLost();
-    const rowRefusal = await refusedData(client, () => markCompleted(client, this.table, job.id, columns, refusal && resultNotStored(refusal)));
-    if (rowRefusal) {
-      refusal = rowRefusal;
-      await markCompleted(client, this.table, job.id, {}, resultNotStored(rowRefusal));
-    }
-    if (refusal) this.log.warn({ jobId: job.id, reason: refusal.message }, 'job succeeded but its result could not be stored; completed without it');
-  }
-
-  private async storeFailure(client: PoolClient, definition: JobDefinition, job: BossJob, failure: JobFailure, willRetry: boolean): Promise<void> {
-    const { boss } = this.options;
-    const attempt = job.retryCount + 1;
-    if (!willRetry) await exhaustRetries(client, definition.name, job);
-    // A NUL in an error message would make Postgres refuse the failure itself, and the job would never settle.
-    const message = withoutNul(failure.message);
-    const failed = await boss.fail(definition.name, { id: job.id, retryCount: job.retryCount }, { message, kind: failure.kind }, { db: clientDb(client) });
-    if (affected(failed) !== 1) throw new ClaimLost();
-    await markFailed(client, this.table, job.id, message, attempt, willRetry);
-    if (willRetry && failure.kind === 'rate-limited') {
-      await delayRetry(client, definition.name, job, retryDelaySeconds(definition.retry, attempt, failure));
-    }
-  }
 }
 
-
-/** pg-boss stores outputs as JSON objects; wrap anything else. */
-function toOutput(result: unknown): object {
-  return typeof result === 'object' && result !== null && !Array.isArray(result) ? result : { value: result ?? null };
-}
-
-/**
- * A NonRetryableError must not be retried, and pg-boss's `fail` retries while retries remain:
- * spending the budget first makes this failure final, so the job goes to the dead letter queue.
- */
-async function exhaustRetries(client: PoolClient, name: string, job: BossJob): Promise<void> {
-  await client.query(`UPDATE ${PGBOSS_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2 AND state = 'active' AND retry_count = $3`, [
-    name,
-    job.id,
-    job.retryCount,
-  ]);
-}
-
-/** A rate-limited job waits longer than pg-boss's own backoff would make it. */
-async function delayRetry(client: PoolClient, name: string, job: BossJob, seconds: number): Promise<void> {
-  await client.query(
-    `UPDATE ${PGBOSS_SCHEMA}.job SET start_after = GREATEST(start_after, now() + make_interval(secs => $3))
-      WHERE name = $1 AND id = $2 AND state = 'retry' AND retry_count = $4`,
-    [name, job.id, seconds, job.retryCount],
-  );
-}

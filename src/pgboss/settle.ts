@@ -1,0 +1,163 @@
+import type { CommandResponse, JobWithMetadata, PgBoss } from 'pg-boss';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { isConnectionError } from '../db/outage.js';
+import { withoutNul } from '../db/refusal.js';
+import { refusedData, withTransaction } from '../db/transaction.js';
+import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
+import type { JobFailure } from '../jobs/errors.js';
+import type { Logger } from '../log.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { resultNotStored, type LegacyTable } from '../table/table.js';
+import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { markCompleted, markCompletedMany, markFailed } from './mirror.js';
+
+// How the pg-boss engine commits a job's outcome: the pg-boss state change, fenced to the
+// attempt fetched, and the mirror row, in one transaction, both or neither (DESIGN §5, §12).
+
+export type BossJob = JobWithMetadata<unknown>;
+
+/** What settling needs of the worker. */
+export interface SettleContext {
+  boss: PgBoss;
+  pool: Pool;
+  table: LegacyTable;
+  log: Logger;
+}
+
+/** pg-boss no longer holds the attempt this worker fetched: its outcome must not be written. */
+export class ClaimLost extends Error {}
+
+/** A job that succeeded, waiting for its group's commit. */
+export interface Success {
+  definition: JobDefinition;
+  job: BossJob;
+  result: unknown;
+  columns: LegacyRow;
+}
+
+/**
+ * The ids a fenced complete settled. pg-boss 12 lists them (`settled`); without the list, a
+ * count equal to the group's size means all ('*'), and anything else cannot be attributed.
+ */
+function settledIds(response: CommandResponse, size: number): Set<string> {
+  const ids = (response as { settled?: unknown }).settled;
+  if (Array.isArray(ids)) return new Set(ids.map(String));
+  if (affected(response) === size) return new Set(['*']);
+  throw new Error('pg-boss did not say which jobs of a group it completed');
+}
+
+function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const group = groups.get(key(item));
+    if (group) group.push(item);
+    else groups.set(key(item), [item]);
+  }
+  return groups;
+}
+
+/**
+ * Completes a group of successes in one transaction: pg-boss's complete for each queue's
+ * members at once (fenced to each one's attempt, reporting which it settled), their outputs,
+ * and their mirror rows in one statement per result shape. A member pg-boss did not settle
+ * lost its claim and has nothing written. If the group fails as a whole (a result Postgres
+ * refuses, say), each member is settled alone, with the refusal handling of storeSuccess.
+ * Answers, per member, whether it completed (false: its claim was lost).
+ */
+export async function completeGroup(context: SettleContext, group: Success[]): Promise<boolean[]> {
+  const { boss, pool } = context;
+  try {
+    return await withTransaction(pool, async (client) => {
+      const db = clientDb(client);
+      const completed = new Set<BossJob>();
+      for (const [name, members] of groupBy(group, (member) => member.definition.name)) {
+        const response = await boss.complete(name, members.map(({ job }) => ({ id: job.id, retryCount: job.retryCount })), null, { db });
+        const settled = settledIds(response, members.length);
+        const done = members.filter(({ job }) => settled.has('*') || settled.has(job.id));
+        if (!done.length) continue;
+        await client.query(
+          `UPDATE ${PGBOSS_SCHEMA}.job AS b SET output = t.output FROM json_to_recordset($2::json) AS t(id uuid, output jsonb) WHERE b.name = $1 AND b.id = t.id`,
+          [name, JSON.stringify(done.map(({ job, result }) => ({ id: job.id, output: toOutput(result) })))],
+        );
+        await markCompletedMany(client, context.table, done.map(({ job, columns }) => ({ id: job.id, columns })));
+        for (const { job } of done) completed.add(job);
+      }
+      return group.map(({ job }) => completed.has(job));
+    });
+  } catch (error) {
+    if (isConnectionError(error)) throw error;
+    return Promise.all(
+      group.map(({ definition, job, result, columns }) =>
+        withTransaction(pool, (client) => storeSuccess(context, client, definition, job, result, columns)).then(
+          () => true,
+          (failure: unknown) => {
+            if (failure instanceof ClaimLost) return false;
+            throw failure;
+          },
+        ),
+      ),
+    );
+  }
+}
+
+
+/**
+ * A success is never run again: if Postgres refuses the result (a NUL byte, a value its
+ * column cannot hold), the job still completes on both sides, without the result, and the
+ * row's error says why it was not stored.
+ */
+export async function storeSuccess(context: SettleContext, client: PoolClient, definition: JobDefinition, job: BossJob, result: unknown, columns: LegacyRow): Promise<void> {
+  const { boss } = context;
+  const db = clientDb(client);
+  const fence = { id: job.id, retryCount: job.retryCount };
+  let completed = 0;
+  let refusal = await refusedData(client, async () => (completed = affected(await boss.complete(definition.name, fence, toOutput(result), { db }))));
+  if (refusal) completed = affected(await boss.complete(definition.name, fence, { resultNotStored: refusal.message }, { db }));
+  if (completed !== 1) throw new ClaimLost();
+  const rowRefusal = await refusedData(client, () => markCompleted(client, context.table, job.id, columns, refusal && resultNotStored(refusal)));
+  if (rowRefusal) {
+    refusal = rowRefusal;
+    await markCompleted(client, context.table, job.id, {}, resultNotStored(rowRefusal));
+  }
+  if (refusal) context.log.warn({ jobId: job.id, reason: refusal.message }, 'job succeeded but its result could not be stored; completed without it');
+}
+
+export async function storeFailure(context: SettleContext, client: PoolClient, definition: JobDefinition, job: BossJob, failure: JobFailure, willRetry: boolean): Promise<void> {
+  const { boss } = context;
+  const attempt = job.retryCount + 1;
+  if (!willRetry) await exhaustRetries(client, definition.name, job);
+  // A NUL in an error message would make Postgres refuse the failure itself, and the job would never settle.
+  const message = withoutNul(failure.message);
+  const failed = await boss.fail(definition.name, { id: job.id, retryCount: job.retryCount }, { message, kind: failure.kind }, { db: clientDb(client) });
+  if (affected(failed) !== 1) throw new ClaimLost();
+  await markFailed(client, context.table, job.id, message, attempt, willRetry);
+  if (willRetry && failure.kind === 'rate-limited') {
+    await delayRetry(client, definition.name, job, retryDelaySeconds(definition.retry, attempt, failure));
+  }
+}
+
+/** pg-boss stores outputs as JSON objects; wrap anything else. */
+function toOutput(result: unknown): object {
+  return typeof result === 'object' && result !== null && !Array.isArray(result) ? result : { value: result ?? null };
+}
+
+/**
+ * A NonRetryableError must not be retried, and pg-boss's `fail` retries while retries remain:
+ * spending the budget first makes this failure final, so the job goes to the dead letter queue.
+ */
+async function exhaustRetries(client: PoolClient, name: string, job: BossJob): Promise<void> {
+  await client.query(`UPDATE ${PGBOSS_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2 AND state = 'active' AND retry_count = $3`, [
+    name,
+    job.id,
+    job.retryCount,
+  ]);
+}
+
+/** A rate-limited job waits longer than pg-boss's own backoff would make it. */
+async function delayRetry(client: PoolClient, name: string, job: BossJob, seconds: number): Promise<void> {
+  await client.query(
+    `UPDATE ${PGBOSS_SCHEMA}.job SET start_after = GREATEST(start_after, now() + make_interval(secs => $3))
+      WHERE name = $1 AND id = $2 AND state = 'retry' AND retry_count = $4`,
+    [name, job.id, seconds, job.retryCount],
+  );
+}

@@ -1,0 +1,70 @@
+// Issue 18: successes ready together commit in one transaction, still atomic per job in
+// meaning: a member whose claim was lost has nothing written, on either side.
+import { beforeEach, describe, expect, it } from 'vitest';
+import type { JobWithMetadata } from 'pg-boss';
+import type { Pool } from '../../src/db/pool.js';
+import type { JobRegistry } from '../../src/jobs/registry.js';
+import { markStarted } from '../../src/pgboss/mirror.js';
+import { completeGroup, type SettleContext } from '../../src/pgboss/settle.js';
+import { GENERIC_TABLE } from '../../src/table/table.js';
+import { useEngineFixture } from '../helpers/fixture.js';
+import { quietLog, type Producer } from '../helpers/engines.js';
+import { jobRows } from '../helpers/jobs.js';
+
+const fixture = useEngineFixture({ percent: 100 });
+let pool: Pool;
+let registry: JobRegistry;
+let producer: Producer;
+beforeEach(() => ({ pool, registry, producer } = fixture));
+
+/** Three jobs fetched as a worker would, their rows marked started. */
+async function fetchThree(type: string): Promise<JobWithMetadata<unknown>[]> {
+  await producer.manager.enqueueMany(type, [{ payload: {} }, { payload: {} }, { payload: {} }]);
+  const jobs = await producer.boss.fetch(type, { batchSize: 3, includeMetadata: true });
+  expect(jobs).toHaveLength(3);
+  await markStarted(pool, GENERIC_TABLE, jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
+  return jobs;
+}
+
+const state = async (type: string, id: string) =>
+  (await pool.query<{ state: string; retry_count: number; output: unknown }>(`SELECT state, retry_count, output FROM pgboss.job WHERE name = $1 AND id = $2`, [type, id])).rows[0];
+
+describe('group commit of successes', () => {
+  it('completes the members it still holds, in one go, and writes nothing for one whose claim was lost', async () => {
+    const context: SettleContext = { boss: producer.boss, pool, table: GENERIC_TABLE, log: quietLog };
+    const [a, lost, c] = await fetchThree('test.noop');
+    // Another worker claimed `lost` again after it expired: its attempt number moved on.
+    await pool.query(`UPDATE pgboss.job SET retry_count = 1 WHERE id = $1`, [lost!.id]);
+
+    const definition = registry.require('test.noop');
+    const outcome = await completeGroup(
+      context,
+      [a!, lost!, c!].map((job, index) => ({ definition, job, result: { n: index }, columns: { result: { n: index } } })),
+    );
+    expect(outcome).toEqual([true, false, true]);
+    expect((await jobRows(pool, 'id = $1', [a!.id]))[0]).toMatchObject({ status: 'COMPLETED', result: { n: 0 } });
+    expect((await jobRows(pool, 'id = $1', [c!.id]))[0]).toMatchObject({ status: 'COMPLETED', result: { n: 2 } });
+    expect(await state('test.noop', a!.id)).toMatchObject({ state: 'completed', output: { n: 0 } });
+    expect(await state('test.noop', c!.id)).toMatchObject({ state: 'completed', output: { n: 2 } });
+    // The lost member: still its new attempt's, the row untouched since it started.
+    expect(await state('test.noop', lost!.id)).toMatchObject({ state: 'active', retry_count: 1, output: null });
+    expect((await jobRows(pool, 'id = $1', [lost!.id]))[0]).toMatchObject({ status: 'RUNNING', result: null });
+  });
+
+  it('falls back to settling each member alone when Postgres refuses one result: the others keep theirs', async () => {
+    const context: SettleContext = { boss: producer.boss, pool, table: GENERIC_TABLE, log: quietLog };
+    const jobs = await fetchThree('test.noop');
+    const definition = registry.require('test.noop');
+    const results = [{ n: 0 }, { text: 'a\u0000b' }, { n: 2 }];
+    const outcome = await completeGroup(
+      context,
+      jobs.map((job, index) => ({ definition, job, result: results[index], columns: { result: results[index] } })),
+    );
+    expect(outcome).toEqual([true, true, true]);
+    const rows = await jobRows(pool, 'id = ANY($1::uuid[])', [jobs.map((job) => job.id)]);
+    expect(rows.map((row) => row.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
+    const refused = rows.find((row) => row.id === jobs[1]!.id)!;
+    expect(refused).toMatchObject({ result: null, error: expect.stringMatching(/^succeeded, but its result could not be stored/) });
+    expect(rows.find((row) => row.id === jobs[2]!.id)).toMatchObject({ result: { n: 2 }, error: null });
+  });
+});
