@@ -104,40 +104,55 @@ export class RolloutManager {
       bucket: job.route.bucket,
     });
 
-    const run = async (t: Tx): Promise<EnqueueResult[]> => {
-      const toBoss = planned.filter((job) => job.route.engine === 'PGBOSS');
-      if (!toBoss.length) {
+    const toBoss = planned.filter((job) => job.route.engine === 'PGBOSS');
+    const own = (work: (t: Tx) => Promise<EnqueueResult[]>) => withTransaction(this.options.pool, (client) => work(clientTx(client)));
+    const callerTx = tx && (isPrismaTransaction(tx) ? prismaTx(tx) : tx);
+    if (!toBoss.length) {
+      const legacy = async (t: Tx) => {
         await insertJobRows(t, table, planned.map((job) => row(job, 'LEGACY', job.route.reason)));
         return planned.map((job) => result(job.id, job.route));
-      }
-      // A savepoint lets a refused pg-boss write fall back without undoing the caller's work.
-      await t.query('SAVEPOINT cutover_enqueue');
-      try {
-        await insertJobRows(t, table, planned.map((job) => row(job, job.route.engine, job.route.reason)));
-        const ids = await this.options.boss.insert(
-          type,
-          toBoss.map((job) => ({ id: pgbossIdFor(job.id), data: job.payload as object, priority: pgbossPriority(job.priority) })),
-          { db: t.boss, returnId: true },
-        );
-        if ((ids?.length ?? 0) !== toBoss.length) throw new Error('pg-boss skipped jobs whose id already exists');
-        await t.query('RELEASE SAVEPOINT cutover_enqueue');
-        return planned.map((job) => result(job.id, job.route));
-      } catch (error) {
-        // A legacy adapter that cannot write the row is not pg-boss refusing: no fallback.
-        const fallback = !(error instanceof AdapterError) && toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true);
-        await t.query('ROLLBACK TO SAVEPOINT cutover_enqueue');
-        if (!fallback) throw error;
-        this.fallbacks += toBoss.length;
-        this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
-        await insertJobRows(t, table, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
-        return planned.map((job) =>
-          job.route.engine === 'PGBOSS' ? { id: job.id, engine: 'LEGACY', bucket: job.route.bucket, reason: 'fallback' } : result(job.id, job.route),
-        );
-      }
+      };
+      return callerTx ? legacy(callerTx) : own(legacy);
+    }
+
+    const routed = async (t: Tx): Promise<EnqueueResult[]> => {
+      await insertJobRows(t, table, planned.map((job) => row(job, job.route.engine, job.route.reason)));
+      const ids = await this.options.boss.insert(
+        type,
+        toBoss.map((job) => ({ id: pgbossIdFor(job.id), data: job.payload as object, priority: pgbossPriority(job.priority) })),
+        { db: t.boss, returnId: true },
+      );
+      if ((ids?.length ?? 0) !== toBoss.length) throw new Error('pg-boss skipped jobs whose id already exists');
+      return planned.map((job) => result(job.id, job.route));
+    };
+    const fallback = async (t: Tx, error: unknown): Promise<EnqueueResult[]> => {
+      // A legacy adapter that cannot write the row is not pg-boss refusing: no fallback.
+      if (error instanceof AdapterError || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
+      this.fallbacks += toBoss.length;
+      this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
+      await insertJobRows(t, table, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
+      return planned.map((job) => (job.route.engine === 'PGBOSS' ? { id: job.id, engine: 'LEGACY', bucket: job.route.bucket, reason: 'fallback' } : result(job.id, job.route)));
     };
 
-    if (tx) return run(isPrismaTransaction(tx) ? prismaTx(tx) : tx);
-    return withTransaction(this.options.pool, (client) => run(clientTx(client)));
+    if (!callerTx) {
+      // Our own transaction: a refusal rolls it back whole and the fallback gets a fresh one,
+      // so the common path pays no savepoint.
+      try {
+        return await own(routed);
+      } catch (error) {
+        return own((t) => fallback(t, error));
+      }
+    }
+    // In the caller's transaction a savepoint lets a refused pg-boss write fall back without undoing their work.
+    await callerTx.query('SAVEPOINT cutover_enqueue');
+    try {
+      const results = await routed(callerTx);
+      await callerTx.query('RELEASE SAVEPOINT cutover_enqueue');
+      return results;
+    } catch (error) {
+      await callerTx.query('ROLLBACK TO SAVEPOINT cutover_enqueue');
+      return fallback(callerTx, error);
+    }
   }
 }
 
