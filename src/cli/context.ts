@@ -3,6 +3,7 @@ import { loadConfig, type Config } from '../config.js';
 import { loadConfigFile, type ProjectConfig } from '../config-file.js';
 import { openDatabase, type Database } from '../db/connect.js';
 import { createLogger, type Logger } from '../log.js';
+import { assertPrintable } from './parse.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -22,6 +23,8 @@ export interface CommandContext {
   yes: boolean;
   /** Aborted on SIGINT/SIGTERM: long-running commands stop gracefully when it fires. */
   signal: AbortSignal;
+  /** The command as typed, without options (`rollback`, `rollout set`): for messages that say what was refused. */
+  command: string;
 }
 
 export function globalOptions(command: Command): GlobalOptions {
@@ -32,6 +35,33 @@ export function contextLogger(options: GlobalOptions, config?: Config): Logger {
   return createLogger({ level: options.verbose ? 'debug' : (config?.logLevel ?? 'info') });
 }
 
+/** `rollout set`, `worker`: the command's names from the program down, without the program's. */
+export function commandPath(command: Command): string {
+  const names: string[] = [];
+  for (let current: Command | null = command; current?.parent; current = current.parent) names.unshift(current.name());
+  return names.join(' ');
+}
+
+/**
+ * Every option value and argument is one plain line of text: a value with a terminal escape
+ * or a line break would be written to the audit log (`--actor`, `--reason`) and replayed on
+ * the next operator's terminal by `rollout history`, or forge a line in a log. Arguments may
+ * span lines (a pretty-printed JSON payload) but carry no other control character.
+ */
+function assertPlainInput(command: Command): void {
+  for (let current: Command | null = command; current; current = current.parent) {
+    for (const option of current.options) {
+      const value: unknown = current.getOptionValue(option.attributeName());
+      const values = Array.isArray(value) ? value : [value];
+      for (const item of values) if (typeof item === 'string') assertPrintable(option.long ?? option.flags, item, { multiline: false });
+    }
+  }
+  for (const [index, arg] of command.args.entries()) {
+    const name = command.registeredArguments[index]?.name() ?? `argument ${index + 1}`;
+    assertPrintable(`<${name}>`, arg, { multiline: true });
+  }
+}
+
 /**
  * Runs one command with its config, logger and database, and always releases them: the
  * embedded Postgres this process started is stopped on success, failure, or a signal.
@@ -39,6 +69,7 @@ export function contextLogger(options: GlobalOptions, config?: Config): Logger {
  */
 export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>): Promise<T> {
   const options = globalOptions(command);
+  assertPlainInput(command);
   const project = await loadConfigFile(options.config);
   const config = loadConfig(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl });
   const log = contextLogger(options, config);
@@ -57,7 +88,16 @@ export async function withContext<T>(command: Command, run: (context: CommandCon
   process.on('SIGTERM', onSignal);
   try {
     db = await openDatabase(config, log);
-    return await run({ config, project, log, db, json: options.json ?? false, yes: options.yes ?? false, signal: controller.signal });
+    return await run({
+      config,
+      project,
+      log,
+      db,
+      json: options.json ?? false,
+      yes: options.yes ?? false,
+      signal: controller.signal,
+      command: commandPath(command),
+    });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { defaultActor } from '../db/audit.js';
 import { CheckFailedError, UsageError } from '../errors.js';
 import { looksLikeUuid } from '../table/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
@@ -10,6 +11,7 @@ interface DlqOptions {
   type?: string;
   id?: string;
   registry?: string;
+  actor?: string;
 }
 
 export function registerDlqCommands(program: Command): void {
@@ -37,13 +39,15 @@ export function registerDlqCommands(program: Command): void {
     });
   });
 
-  withLetters(dlq.command('retry').description('send dead-lettered jobs back to their queue')).action(async (options: DlqOptions, command: Command) => {
+  withLetters(dlq.command('retry').description('send dead-lettered jobs back to their queue'))
+    .option('--actor <name>', 'who runs it, for the audit log (default: the OS user)')
+    .action(async (options: DlqOptions, command: Command) => {
     if (options.id && !looksLikeUuid(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
     await withContext(command, async (context) => {
       await withServices(context, { registry: options.registry }, async ({ pool, registry, boss, table }) => {
         const types = options.type ? [registry.require(options.type).name] : registry.names();
         const letters = await listDeadLetters(pool, types, options.id);
-        const { retried, notRetried } = letters.length ? await retryDeadLetters(pool, await boss(), table, letters) : { retried: [], notRetried: [] };
+        const { retried, notRetried } = letters.length ? await retryDeadLetters(pool, await boss(), table, letters, options.actor ?? defaultActor()) : { retried: [], notRetried: [] };
         if (context.json) {
           printJson({
             retried: retried.length,

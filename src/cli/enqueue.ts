@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { ensureQueues } from '../pgboss/queues.js';
 import type { EnqueueResult } from '../rollout/manager.js';
 import { withContext } from './context.js';
-import { integerIn, jsonValue } from './parse.js';
+import { integerIn, readPayload } from './parse.js';
 import { printJson, printLines } from './output.js';
 import { withServices } from './services.js';
 
@@ -18,14 +18,17 @@ export function registerEnqueueCommand(program: Command): void {
     .command('enqueue')
     .description('add jobs, routed by the rollout flags (validated first: nothing is written if the payload is invalid)')
     .argument('<type>', 'job type, e.g. evaluation.process')
-    .argument('<payload-json>', 'the payload as JSON', jsonValue)
+    .argument('<payload-json>', "the payload as JSON; '-' reads it from stdin, '@file' from a file (at most 1 MiB)")
     .option('--count <n>', 'how many copies', integerIn(1, 1_000_000), 1)
     .option('--priority <p>', 'higher runs first', integerIn(-1_000_000, 1_000_000), 0)
     .option('--key <key>', 'sticky routing key (default: each job id)')
     .option('--registry <module>', 'job registry module (default: the demo jobs)')
-    .action(async (type: string, payload: unknown, options: EnqueueOptions, command: Command) => {
+    .action(async (type: string, payloadArgument: string, options: EnqueueOptions, command: Command) => {
+      const payload = await readPayload(payloadArgument);
       await withContext(command, async (context) => {
         await withServices(context, { registry: options.registry }, async ({ registry, boss, manager }) => {
+          // Everything about the input is checked before pg-boss starts: starting it may install
+          // its schema, and creating the queue is a write too.
           await registry.validate(type, payload);
           await ensureQueues(await boss(), registry, context.log, [type]);
           const rollout = await manager();

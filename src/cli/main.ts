@@ -22,9 +22,9 @@ export function buildProgram(): Command {
     .option('--json', 'print one JSON document on stdout; logs stay on stderr')
     .option('--yes', 'do destructive actions without asking')
     .option('--verbose', 'debug logs and stack traces')
-    .showHelpAfterError('(run with --help for usage)')
-    // Commander quotes what it rejects: a mistyped `--databse-url=mysql://root:pw@h` would print the password.
-    .configureOutput({ outputError: (text, write) => write(redactSecrets(text)) })
+    // One line per error (the contract), with the hint on it. Commander quotes what it rejects:
+    // a mistyped `--databse-url=mysql://root:pw@h` would print the password.
+    .configureOutput({ outputError: (text, write) => write(`${redactSecrets(text).trimEnd()} (run with --help for usage)\n`) })
     .exitOverride();
   registerInitCommand(program);
   registerDbCommands(program);

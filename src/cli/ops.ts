@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { CheckFailedError } from '../errors.js';
+import { CheckFailedError, UsageError } from '../errors.js';
 import { migrateBacklog, type MigrateSummary } from '../ops/migrate.js';
 import { rollback, type RollbackSummary } from '../ops/rollback.js';
 import { confirm } from './confirm.js';
@@ -107,7 +107,7 @@ export function registerOpsCommands(program: Command): void {
     .action(async (flags: RollbackFlags, command: Command) => {
       const { yes } = command.optsWithGlobals<{ yes?: boolean }>();
       if (!flags.dryRun && !(await confirm(`roll back ${flags.type ?? 'every job type'} to the legacy runner`, yes ?? false))) {
-        throw new CheckFailedError('rollback not confirmed; nothing changed');
+        throw new UsageError('rollback not confirmed; nothing changed');
       }
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async ({ registry, ops }) => {

@@ -1,6 +1,8 @@
+import { readFile, stat } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
 import ms, { type StringValue } from 'ms';
-import { messageOf } from '../errors.js';
+import { UsageError, messageOf } from '../errors.js';
+import { MAX_PAYLOAD_BYTES } from '../jobs/registry.js';
 
 /** Commander argument parsers that state the rule in their error (exit 2 via CommanderError). */
 export function integerIn(min: number, max: number): (value: string) => number {
@@ -18,14 +20,6 @@ export function commaList(value: string): string[] {
   return items;
 }
 
-export function jsonValue(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch (error) {
-    throw new InvalidArgumentError(`must be JSON (${messageOf(error)})`);
-  }
-}
-
 /** "90s", "30m", "2h", "7d" to seconds. */
 export function durationSeconds(value: string): number {
   const parsed = ms(value.trim() as StringValue);
@@ -33,4 +27,72 @@ export function durationSeconds(value: string): number {
     throw new InvalidArgumentError(`must be a duration like 90s, 30m, 2h or 7d, got '${value}'`);
   }
   return parsed / 1000;
+}
+
+// C0 controls but tab, line feed and carriage return; DEL; C1 controls (U+0080-U+009F, which
+// some terminals read as escapes); and the bidirectional overrides that make text display in
+// another order than it is stored.
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
+const LINE_BREAK = /[\t\n\r]/;
+
+/**
+ * Refuses a value holding control characters, naming where but never echoing the value (it may
+ * be a connection string). `multiline` allows tabs and line breaks (a pretty-printed payload).
+ */
+export function assertPrintable(name: string, value: string, options: { multiline: boolean }): void {
+  const match = CONTROL.exec(value) ?? (options.multiline ? null : LINE_BREAK.exec(value));
+  if (!match) return;
+  const code = `U+${match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
+  throw new UsageError(`${name} must be ${options.multiline ? 'printable text' : 'one line of printable text'}: it contains the control character ${code} at position ${match.index + 1}`);
+}
+
+/**
+ * Raw input read for a payload: no payload within the limit is this big even pretty-printed,
+ * and a bound keeps `cutover enqueue t - < /dev/zero` from eating the machine's memory.
+ */
+const MAX_PAYLOAD_INPUT_BYTES = 16 * MAX_PAYLOAD_BYTES;
+
+/**
+ * The `<payload-json>` argument: JSON as typed, `-` to read it from stdin, or `@file` to read it
+ * from a file (a command line holds at most 128 KiB per argument on Linux). One UsageError line
+ * when it is not JSON; the size limit and the schema are the registry's to check.
+ */
+export async function readPayload(argument: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<unknown> {
+  let raw: string;
+  let source: string;
+  if (argument === '-') {
+    source = 'the payload on stdin';
+    raw = await readBounded(stdin, source);
+  } else if (argument.startsWith('@')) {
+    const file = argument.slice(1);
+    source = `payload file ${file}`;
+    const info = await stat(file).catch((error: unknown) => {
+      throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`);
+    });
+    if (!info.isFile()) throw new UsageError(`${source} is not a file`);
+    if (info.size > MAX_PAYLOAD_INPUT_BYTES) throw new UsageError(`${source} is ${Math.ceil(info.size / 1024 / 1024)} MiB; a payload is at most ${MAX_PAYLOAD_BYTES / 1024 / 1024} MiB of JSON`);
+    raw = await readFile(file, 'utf8');
+  } else {
+    source = '<payload-json>';
+    raw = argument;
+  }
+  if (!raw.trim()) throw new UsageError(`${source} is empty; give the payload as JSON, e.g. '{"documentId": "d1"}'`);
+  try {
+    return JSON.parse(raw);
+  } catch (error) {
+    throw new UsageError(`${source} must be JSON: ${messageOf(error)}`);
+  }
+}
+
+async function readBounded(stream: NodeJS.ReadableStream, source: string): Promise<string> {
+  let bytes = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream as AsyncIterable<Buffer | string>) {
+    const buffer = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    bytes += buffer.length;
+    if (bytes > MAX_PAYLOAD_INPUT_BYTES) throw new UsageError(`${source} is over ${MAX_PAYLOAD_INPUT_BYTES / 1024 / 1024} MiB; a payload is at most ${MAX_PAYLOAD_BYTES / 1024 / 1024} MiB of JSON`);
+    chunks.push(buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

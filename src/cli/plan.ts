@@ -95,7 +95,7 @@ export function registerPlanCommands(program: Command): void {
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async (services) => {
           const run = await requireActive(services, flags.type);
-          if (!(await confirm(`advance ${run.planName} past step ${run.currentStep + 1}`, yes ?? false))) throw new CheckFailedError('not confirmed; nothing changed');
+          if (!(await confirm(`advance ${run.planName} past step ${run.currentStep + 1}`, yes ?? false))) throw new UsageError('not confirmed; nothing changed');
           const result = await advancePlan(await planContext(context, services, flags, false), run, { force: flags.force ?? false });
           if (context.json) return printJson(result);
           printLines([tickLine(result)]);
@@ -110,7 +110,7 @@ export function registerPlanCommands(program: Command): void {
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async (services) => {
           const run = await requireActive(services, flags.type);
-          if (!(await confirm(`abort ${run.planName} and roll ${run.jobType} back to legacy`, yes ?? false))) throw new CheckFailedError('not confirmed; nothing changed');
+          if (!(await confirm(`abort ${run.planName} and roll ${run.jobType} back to legacy`, yes ?? false))) throw new UsageError('not confirmed; nothing changed');
           const result = await abortPlan(await planContext(context, services, flags, true), run, `aborted by ${flags.actor ?? defaultActor()}`);
           if (context.json) return printJson(result);
           printLines([tickLine(result)]);

@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander';
-import { createPool } from '../db/pool.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { UsageError } from '../errors.js';
 import { loadRegistry } from '../jobs/registry.js';
-import { legacyTable } from './services.js';
+import { explainFailure, openBoss, readyTable } from './services.js';
 import { LegacyRunner } from '../legacy/runner.js';
-import { startBoss } from '../pgboss/boss.js';
 import { BossWorker } from '../pgboss/worker.js';
 import { withContext } from './context.js';
 import { commaList, integerIn } from './parse.js';
@@ -31,16 +31,37 @@ export function registerWorkerCommand(program: Command): void {
     .option('--shutdown-timeout <s>', 'seconds to let running jobs finish on shutdown', integerIn(0, 3600), 30)
     .option('--supervise-interval <s>', 'pg-boss: how often to expire and retry jobs of dead workers', integerIn(1, 3600), 30)
     .action(async (options: WorkerOptions, command: Command) => {
+      // Options of the other engine would be ignored; an operator who typed one expects it to count.
+      if (options.engine === 'pgboss' && options.pollMs !== undefined) {
+        throw new UsageError('--poll-ms is the legacy runner\'s poll interval; pg-boss workers are woken by LISTEN/NOTIFY: drop it, or use --engine legacy');
+      }
+      if (options.engine === 'legacy' && command.getOptionValueSource('superviseInterval') === 'cli') {
+        throw new UsageError('--supervise-interval is for pg-boss workers (the legacy runner recovers stale rows by heartbeat): drop it, or use --engine pgboss');
+      }
       await withContext(command, async ({ db, log, json, signal, project }) => {
         const registry = await loadRegistry(options.registry ?? project.registry);
         for (const type of options.types ?? []) registry.require(type);
+        const what = `worker --engine ${options.engine}`;
+        // A worker that cannot work says why once and exits, rather than logging a failure per poll.
+        const ready = async (pool: Pool) => {
+          try {
+            return await readyTable(pool, project);
+          } catch (error) {
+            throw await explainFailure(error, { pool, url: db.url, command: what });
+          }
+        };
         if (options.engine === 'pgboss') {
           const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
           try {
-            const table = await legacyTable(pool, project);
-            const boss = await startBoss({ databaseUrl: db.url, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval });
+            const table = await ready(pool);
+            const boss = await openBoss(pool, { databaseUrl: db.url, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval, command: what });
             const worker = new BossWorker({ boss, pool, registry, table, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
-            await worker.start();
+            try {
+              await worker.start();
+            } catch (error) {
+              await boss.stop({ graceful: false, close: true }).catch(() => undefined);
+              throw await explainFailure(error, { pool, url: db.url, command: what });
+            }
             await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
             const stats = await worker.stop(options.shutdownTimeout * 1000);
             if (json) printJson({ engine: options.engine, workerId: worker.workerId, ...stats });
@@ -55,7 +76,7 @@ export function registerWorkerCommand(program: Command): void {
             pool,
             databaseUrl: db.url,
             registry,
-            table: await legacyTable(pool, project),
+            table: await ready(pool),
             log,
             shutdownTimeoutMs: options.shutdownTimeout * 1000,
             ...(options.concurrency ? { concurrency: options.concurrency } : {}),

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Config } from '../config.js';
-import { DatabaseUnavailableError } from '../errors.js';
+import { DatabaseUnavailableError, UsageError, messageOf } from '../errors.js';
 import { redactConnectionString, redactSecrets, type Logger } from '../log.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { poolConfig } from './pool.js';
@@ -21,9 +21,28 @@ function describe(url: string): string {
   }
 }
 
-/** Fails fast, in one line, when the database can't be reached or logged in to. */
+/**
+ * The driver's client for a connection string it can parse. One that it cannot (a port that is
+ * not a number, a bracket left open, a raw '#' or '/' in a password) is bad input, exit 2: no
+ * attempt to connect would help.
+ */
+function clientFor(url: string): pg.Client {
+  try {
+    return new pg.Client({ ...poolConfig(url), connectionTimeoutMillis: 5000 });
+  } catch (error) {
+    throw new UsageError(
+      `the database connection string is malformed (${redactSecrets(messageOf(error))}): check the port, and percent-encode special characters of the user name and password`,
+      { cause: error },
+    );
+  }
+}
+
+/**
+ * Fails fast, in one line, when the database can't be reached or logged in to: a closed port
+ * answers at once; a host that never answers is given 5 seconds.
+ */
 export async function assertReachable(url: string): Promise<void> {
-  const client = new pg.Client({ ...poolConfig(url), connectionTimeoutMillis: 5000 });
+  const client = clientFor(url);
   client.on('error', () => undefined);
   try {
     await client.connect();

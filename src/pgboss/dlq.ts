@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
+import { audit } from '../db/audit.js';
 import { withTransaction } from '../db/transaction.js';
 import { messageOf } from '../errors.js';
 import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
@@ -53,11 +54,15 @@ export interface DeadLetterRetry {
  * running) in its queue under its own id (DESIGN §12 "Delete last"); otherwise that job's
  * transaction rolls back and it is reported with the reason, and the others go on.
  */
-export async function retryDeadLetters(pool: Pool, boss: PgBoss, table: LegacyTable, letters: readonly DeadLetter[]): Promise<DeadLetterRetry> {
+export async function retryDeadLetters(pool: Pool, boss: PgBoss, table: LegacyTable, letters: readonly DeadLetter[], actor: string): Promise<DeadLetterRetry> {
   const outcome: DeadLetterRetry = { retried: [], notRetried: [] };
   for (const letter of letters) {
     try {
-      const how = await withTransaction(pool, (client) => sendBack(client, boss, table, letter));
+      const how = await withTransaction(pool, async (client) => {
+        const sent = await sendBack(client, boss, table, letter);
+        await audit(client, { actor, action: 'dlq.retry', jobType: letter.type, before: { dlqJobId: letter.dlqJobId }, after: { jobId: letter.jobId, how: sent } });
+        return sent;
+      });
       outcome.retried.push({ ...letter, how });
     } catch (error) {
       outcome.notRetried.push({ ...letter, reason: messageOf(error) });

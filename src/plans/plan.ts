@@ -1,15 +1,23 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import ms, { type StringValue } from 'ms';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { UsageError } from '../errors.js';
 
+/** C0 and C1 control characters (a terminal escape, a line break in a one-line field). */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+
 const duration = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
     const millis = typeof value === 'number' ? value * 1000 : ms(value.trim() as StringValue);
-    if (typeof millis !== 'number' || !Number.isFinite(millis) || millis < 0) {
+    if (typeof millis === 'number' && millis < 0) {
+      ctx.addIssue({ code: 'custom', message: `a duration must not be negative, got ${JSON.stringify(value)}` });
+      return z.NEVER;
+    }
+    if (typeof millis !== 'number' || !Number.isFinite(millis)) {
       ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 10m or 2h (or seconds), got ${JSON.stringify(value)}` });
       return z.NEVER;
     }
@@ -65,37 +73,93 @@ const step = z
 
 export const planSchema = z
   .object({
-    name: z.string().min(1),
+    // Printed in every progress line and stored in the audit log: one plain line.
+    name: z
+      .string()
+      .min(1)
+      .max(100)
+      .refine((value) => !CONTROL_CHARACTERS.test(value), 'must not contain control characters'),
     /** The job type the plan ramps, or `*` for every type without a flag of its own. */
     jobType: z.string().min(1).default('*'),
     steps: z.array(step).min(1),
   })
   .strict();
 
+/** The fields each part of a plan may have, for "unknown field" messages that list them. */
+const FIELDS = {
+  plan: Object.keys(planSchema.shape),
+  step: [...stepKinds],
+  pause: ['duration'],
+  analysis: Object.keys(analysisSchema.shape),
+  gates: Object.keys(gatesSchema.shape),
+} as const;
+
 export type Plan = z.infer<typeof planSchema>;
 export type PlanStep = Plan['steps'][number];
 export type Gates = z.infer<typeof gatesSchema>;
+
+/**
+ * A plan is a few dozen lines; anything this big is not one (a wrong file, a generated bomb),
+ * and is refused before it is read into memory.
+ */
+export const MAX_PLAN_BYTES = 256 * 1024;
+
+/**
+ * YAML aliases a plan may use. A plan needs none; a handful of anchors for shared gates is
+ * plausible. A "billion laughs" document nests aliases to expand exponentially: the yaml
+ * parser counts alias expansions and stops at this many, long before memory or time matter.
+ */
+export const MAX_PLAN_ALIASES = 50;
+
+/** Which part of a plan an issue path points into, for the list of fields that part may have. */
+function partAt(path: readonly PropertyKey[]): keyof typeof FIELDS {
+  const last = path[path.length - 1];
+  if (path.length === 0) return 'plan';
+  if (path[0] === 'steps' && path.length === 2) return 'step';
+  return last === 'pause' || last === 'analysis' || last === 'gates' ? last : 'plan';
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
+  if (issue.code === 'unrecognized_keys') {
+    const part = partAt(issue.path);
+    const what = part === 'step' ? 'step' : part === 'gates' ? 'gate' : 'field';
+    const keys = issue.keys.map((key) => `'${key}'`).join(', ');
+    const allowed = part === 'step' ? `a step is one of ${FIELDS.step.join(', ')}` : `${part === 'plan' ? 'a plan' : part} has ${FIELDS[part].join(', ')}`;
+    return `${path}: unknown ${what}${issue.keys.length > 1 ? 's' : ''} ${keys} (${allowed})`;
+  }
+  return `${path}: ${issue.message}`;
+}
+
+function parseText(file: string, text: string): unknown {
+  const json = file.endsWith('.json');
+  try {
+    // uniqueKeys (the default) refuses `steps:` given twice rather than keeping the last one.
+    return json ? JSON.parse(text) : parseYaml(text, { maxAliasCount: MAX_PLAN_ALIASES, uniqueKeys: true });
+  } catch (error) {
+    // The yaml parser's first line ends "at line 3, column 1:" before a quote of the text.
+    const message = ((error as Error).message.split('\n')[0] ?? '').replace(/:$/, '');
+    if (/alias count/i.test(message)) {
+      throw new UsageError(`${basename(file)}: refused: its YAML aliases expand more than ${MAX_PLAN_ALIASES} times (a plan needs none)`);
+    }
+    throw new UsageError(`${basename(file)}: not valid ${json ? 'JSON' : 'YAML'}: ${message}`);
+  }
+}
 
 /** A plan file (YAML or JSON), validated; errors name the file, the path and what was expected. */
 export async function loadPlan(file: string): Promise<Plan> {
   let text: string;
   try {
+    const { size, isFile } = await stat(file).then((info) => ({ size: info.size, isFile: info.isFile() }));
+    if (!isFile) throw new UsageError(`plan file ${file} is not a file`);
+    if (size > MAX_PLAN_BYTES) throw new UsageError(`plan file ${basename(file)} is ${Math.ceil(size / 1024)} KiB; a plan is at most ${MAX_PLAN_BYTES / 1024} KiB`);
     text = await readFile(file, 'utf8');
   } catch (error) {
+    if (error instanceof UsageError) throw error;
     throw new UsageError(`cannot read plan file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
   }
-  let data: unknown;
-  try {
-    data = file.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
-  } catch (error) {
-    throw new UsageError(`${basename(file)}: not valid ${file.endsWith('.json') ? 'JSON' : 'YAML'}: ${(error as Error).message.split('\n')[0]}`);
-  }
-  const parsed = planSchema.safeParse(data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const path = issue.path.length ? issue.path.map(String).join('.') : '(top level)';
-    throw new UsageError(`${basename(file)}: ${path}: ${issue.message}`);
-  }
+  const parsed = planSchema.safeParse(parseText(file, text));
+  if (!parsed.success) throw new UsageError(`${basename(file)}: ${describeIssue(parsed.error.issues[0]!)}`);
   return parsed.data;
 }
 

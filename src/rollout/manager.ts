@@ -126,8 +126,10 @@ export class RolloutManager {
       return planned.map((job) => result(job.id, job.route));
     };
     const fallback = async (t: Tx, error: unknown): Promise<EnqueueResult[]> => {
-      // A legacy adapter that cannot write the row is not pg-boss refusing: no fallback.
-      if (error instanceof AdapterError || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
+      // A legacy adapter that cannot write the row, or a producer without the grants pg-boss
+      // needs, is not pg-boss refusing: falling back would hide the mistake for good.
+      const misconfigured = error instanceof AdapterError || (error as { code?: unknown } | null)?.code === INSUFFICIENT_PRIVILEGE;
+      if (misconfigured || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
       this.fallbacks += toBoss.length;
       this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
       await insertJobRows(t, table, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
@@ -161,6 +163,9 @@ function clientQuery(tx: PrismaTransaction | Tx | undefined, pool: Pool): Pick<T
   if (tx) return isPrismaTransaction(tx) ? prismaTx(tx) : tx;
   return { query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[] };
 }
+
+/** SQLSTATE 42501: the role lacks a grant. */
+const INSUFFICIENT_PRIVILEGE = '42501';
 
 function result(id: string, route: Route): EnqueueResult {
   return { id, ...(route.engine === 'PGBOSS' ? { pgbossJobId: pgbossIdFor(id) } : {}), engine: route.engine, bucket: route.bucket, reason: route.reason };

@@ -122,7 +122,7 @@ describe('dlq retry', () => {
     const boss = await startBoss({ databaseUrl: database.url, log: quietLog });
     try {
       const letters = await listDeadLetters(pool, [TYPE]);
-      const outcome = await retryDeadLetters(pool, boss, GENERIC_TABLE, letters);
+      const outcome = await retryDeadLetters(pool, boss, GENERIC_TABLE, letters, 'test');
       expect(outcome).toMatchObject({ retried: [{ jobId: id, how: 'already-queued' }], notRetried: [] });
     } finally {
       await boss.stop({ graceful: false, close: true });
@@ -135,7 +135,7 @@ describe('dlq retry', () => {
     const id = await deadLetteredJob({ order: 'D-4' });
     const boss = await startBoss({ databaseUrl: database.url, log: quietLog });
     try {
-      const outcome = await retryDeadLetters(pool, boss, GENERIC_TABLE, await listDeadLetters(pool, [TYPE], id));
+      const outcome = await retryDeadLetters(pool, boss, GENERIC_TABLE, await listDeadLetters(pool, [TYPE], id), 'test');
       expect(outcome).toMatchObject({ retried: [{ jobId: id, how: 'retried' }], notRetried: [] });
     } finally {
       await boss.stop({ graceful: false, close: true });
