@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { defaultActor } from '../db/audit.js';
-import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags } from '../rollout/flags.js';
+import { UsageError } from '../errors.js';
+import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags, removeFlag } from '../rollout/flags.js';
 import { rolloutHistory } from '../rollout/history.js';
 import { withContext, type CommandContext } from './context.js';
 import { integerIn } from './parse.js';
@@ -43,9 +44,19 @@ export function registerRolloutCommands(program: Command): void {
     .action(async (options: TypeOptions, command: Command) => {
       await withContext(command, async (context) => {
         await withServices(context, {}, async ({ pool }) => {
-          const flags = [...(await readFlags(pool)).values()].filter((flag) => !options.type || flag.jobType === options.type);
+          const all = await readFlags(pool);
+          const flags = [...all.values()].filter((flag) => !options.type || flag.jobType === options.type);
           if (context.json) return printJson({ flags: flags.map((f) => ({ ...f, percent: f.basisPoints / 100 })), envOverride: context.config.envOverride });
-          printLines(flags.length ? flags.map(describeFlag) : ['no flags: every job goes to legacy']);
+          // What actually routes: a global kill switch or an environment override beats a type's own flag.
+          const globalKill = all.get(DEFAULT_FLAG)?.killSwitch === true;
+          const { percent, usePgboss } = context.config.envOverride;
+          printLines([
+            ...(flags.length
+              ? flags.map((flag) => `${describeFlag(flag)}${globalKill && flag.jobType !== DEFAULT_FLAG ? ' — overridden: the * kill switch is on, every job goes to legacy' : ''}`)
+              : ['no flags: every job goes to legacy']),
+            ...(usePgboss === false ? ['environment override: USE_PGBOSS=false routes every job to legacy, whatever the flags say'] : []),
+            ...(percent !== undefined && usePgboss !== false ? [`environment override: PGBOSS_ROLLOUT_PERCENTAGE=${percent} routes ${percent}% of jobs without a kill switch, whatever the flags say`] : []),
+          ]);
         });
       });
     });
@@ -76,6 +87,18 @@ export function registerRolloutCommands(program: Command): void {
       });
     });
   }
+
+  common(rollout.command('unset').description("remove a job type's own flag: the type follows * again"))
+    .action(async (options: TypeOptions, command: Command) => {
+      if (!options.type) throw new UsageError('rollout unset needs --type <type>: the * flag stays (set it to 0 instead)');
+      await withContext(command, async (context) => {
+        await flagTarget(context, options, async (jobType, { pool }) => {
+          const removed = await removeFlag(pool, jobType, { actor: options.actor ?? defaultActor(), reason: options.reason ?? null });
+          if (context.json) return printJson({ removed });
+          printLines([removed ? `${jobType}: own flag removed (was ${describeFlag(removed)}); it follows * now` : `${jobType} has no flag of its own: it follows * already`]);
+        });
+      });
+    });
 
   rollout
     .command('history')

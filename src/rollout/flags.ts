@@ -73,6 +73,22 @@ export async function changeFlag(
   return client ? apply(client) : withTransaction(pool, apply);
 }
 
+/**
+ * Removes a job type's own flag, so the type follows `*` again; audited and announced in one
+ * transaction. Returns the flag removed, or null when the type had none.
+ */
+export async function removeFlag(pool: Pool, jobType: string, who: { actor: string; reason?: string | null }): Promise<Flag | null> {
+  if (jobType === DEFAULT_FLAG) throw new UsageError(`the ${DEFAULT_FLAG} flag cannot be removed: set it to 0 instead`);
+  return withTransaction(pool, async (db) => {
+    const { rows } = await db.query<Flag>(`DELETE FROM "RolloutFlag" WHERE "jobType" = $1 RETURNING "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy"`, [jobType]);
+    const before = rows[0] ?? null;
+    if (!before) return null;
+    await audit(db, { actor: who.actor, action: 'flag.unset', jobType, before, after: null, reason: who.reason ?? null });
+    await db.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, jobType]);
+    return before;
+  });
+}
+
 export interface FlagCacheOptions {
   pool: Pool;
   /** For the LISTEN connection; without it the cache relies on its TTL alone. */
