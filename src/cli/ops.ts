@@ -83,8 +83,13 @@ export function registerOpsCommands(program: Command): void {
             printJson(summary);
             return stopped();
           }
-          const verb = summary.dryRun ? 'would move' : 'moved';
-          const lines = [`${verb} ${summary.moved} job(s) to pg-boss in ${summary.seconds}s (${summary.batches} batches); ${summary.quarantined} quarantined; ${summary.skipped} left by --limit`];
+          // A dry run says what would happen, without a duration or batches that never ran.
+          const limited = flags.limit !== undefined ? `; ${summary.skipped} left for a later run by --limit ${flags.limit}` : '';
+          const lines = [
+            summary.dryRun
+              ? `would move ${summary.moved} job(s) to pg-boss; ${summary.quarantined} would be quarantined${limited} (dry run: nothing written)`
+              : `moved ${summary.moved} job(s) to pg-boss in ${summary.seconds}s (${summary.batches} batches); ${summary.quarantined} quarantined${limited}`,
+          ];
           if (summary.quarantine.length) {
             lines.push('', 'Quarantined (stay on legacy):', ...formatTable(['job', 'type', 'reason'], summary.quarantine.map((q) => [q.jobId, q.jobType, q.reason])).map((l) => `  ${l}`));
           }
@@ -124,7 +129,9 @@ export function registerOpsCommands(program: Command): void {
           });
           if (context.json) return printJson(summary);
           const lines = [
-            `${summary.dryRun ? 'would move' : 'moved'} ${summary.moved} unstarted job(s) back to legacy in ${summary.seconds}s; kill switch on: ${summary.killSwitch.join(', ')}`,
+            summary.dryRun
+              ? `would move ${summary.moved} unstarted job(s) back to legacy and set the kill switch on ${summary.killSwitch.join(', ')} (dry run: nothing written)`
+              : `moved ${summary.moved} unstarted job(s) back to legacy in ${summary.seconds}s; kill switch on: ${summary.killSwitch.join(', ')}`,
           ];
           if (summary.stillActive.length) {
             lines.push(`${summary.stillActive.length} job(s) still running on pg-boss${flags.drain ? ' after the drain timeout' : ''}; they finish there (check with: cutover reconcile)`);
