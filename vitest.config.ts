@@ -10,6 +10,8 @@ export default defineConfig({
     maxWorkers: 2,
     testTimeout: 60_000,
     hookTimeout: 60_000,
-    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
+    // A `.only` left behind would silently skip the rest of its file: it fails the run instead.
+    allowOnly: false,
+    reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }], './test/helpers/run-summary.ts'],
   },
 });

@@ -127,7 +127,15 @@ export function registerOpsCommands(program: Command): void {
             ...(flags.reason ? { reason: flags.reason } : {}),
             ...(flags.type ? { types: [flags.type] } : {}),
           });
-          if (context.json) return printJson(summary);
+          const drainTimedOut = () => {
+            if (flags.drain && summary.stillActive.length && !summary.dryRun) {
+              throw new CheckFailedError(`${summary.stillActive.length} pg-boss job(s) still active after ${flags.timeout}s`);
+            }
+          };
+          if (context.json) {
+            printJson(summary);
+            return drainTimedOut();
+          }
           const lines = [
             summary.dryRun
               ? `would move ${summary.moved} unstarted job(s) back to legacy and set the kill switch on ${summary.killSwitch.join(', ')} (dry run: nothing written)`
@@ -137,9 +145,7 @@ export function registerOpsCommands(program: Command): void {
             lines.push(`${summary.stillActive.length} job(s) still running on pg-boss${flags.drain ? ' after the drain timeout' : ''}; they finish there (check with: cutover reconcile)`);
           } else if (flags.drain) lines.push('drained: no pg-boss job is running');
           printLines(lines);
-          if (flags.drain && summary.stillActive.length && !summary.dryRun) {
-            throw new CheckFailedError(`${summary.stillActive.length} pg-boss job(s) still active after ${flags.timeout}s`);
-          }
+          drainTimedOut();
         });
       });
     });

@@ -160,14 +160,16 @@ async function fixDrift(context: FixContext): Promise<number> {
   const { col, status } = table;
   const fixable = `
     SELECT j.*, ${typeSql(table)} AS cutover_type, j.${col.status}::text AS cutover_row_status, b.state::text AS cutover_state,
-           b.output AS cutover_output, b.retry_count AS cutover_retry_count
+           b.output AS cutover_output,
+           -- Attempts made: retry_count, plus the run that ended when the job started at all (as rollback counts them).
+           b.retry_count + (b.started_on IS NOT NULL)::int AS cutover_attempts
       FROM ${table.ref} j
       JOIN ${PGBOSS_SCHEMA}.job b ON b.name = ${typeSql(table)} AND b.id = j."pgbossJobId"
       JOIN ${stateMappingSql(table)} ON map.state = b.state::text
      WHERE j.${col.id} = $1 AND j.${col.status}::text <> map.row_status
        AND (map.final OR (b.state IN ('created', 'retry') AND j.${col.status} = ${status.running}))
      FOR UPDATE OF j`;
-  type Fixable = LegacyRow & { cutover_type: string; cutover_row_status: string; cutover_state: PgbossState; cutover_output: { message?: string } | null; cutover_retry_count: number };
+  type Fixable = LegacyRow & { cutover_type: string; cutover_row_status: string; cutover_state: PgbossState; cutover_output: { message?: string } | null; cutover_attempts: number };
   return repairAll(context, findingQueries(table).drift, async (client, { id }) => {
     const { rows } = await client.query<Fixable>(fixable, [id]);
     const row = rows[0];
@@ -179,7 +181,7 @@ async function fixDrift(context: FixContext): Promise<number> {
     const result = state === 'completed' ? resultColumns(table, row.cutover_output, toJob(table, row)) : {};
     const assigned = assignColumns(table, result, params);
     await client.query(
-      `UPDATE ${table.ref} AS j SET ${col.status} = ${quoteLiteral(target)}, ${col.attempts} = ${params.add(row.cutover_retry_count + (final ? 1 : 0))},
+      `UPDATE ${table.ref} AS j SET ${col.status} = ${quoteLiteral(target)}, ${col.attempts} = ${params.add(row.cutover_attempts)},
               ${col.updatedAt} = now(), "workerId" = NULL,
               ${col.completedAt} = ${final ? `COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')` : 'NULL'}
               ${state === 'failed' || state === 'cancelled' ? setIf(col.error, params.add(row.cutover_output?.message ?? `pg-boss ${state}`)) : ''}${assigned.set}

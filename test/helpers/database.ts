@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { migrate } from '../../src/db/migrate.js';
 
 export interface TestDatabase {
   url: string;
@@ -25,10 +25,21 @@ async function admin<T>(run: (client: pg.Client) => Promise<T>): Promise<T> {
   }
 }
 
-/** A fresh, empty database of its own (not migrated). */
-export async function createEmptyDatabase(): Promise<TestDatabase> {
+async function create(template?: string): Promise<TestDatabase> {
   const name = `cutover_test_${randomBytes(6).toString('hex')}`;
-  await admin((client) => client.query(`CREATE DATABASE ${name}`));
+  const sql = `CREATE DATABASE ${name}${template ? ` TEMPLATE ${template}` : ''}`;
+  await admin(async (client) => {
+    // The template refuses connections, so nothing should hold it; should something still do
+    // (55006: "source database is being accessed by other users"), wait for it to let go.
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await client.query(sql);
+      } catch (error) {
+        if ((error as { code?: string }).code !== '55006' || attempt >= 50) throw error;
+        await sleep(100);
+      }
+    }
+  });
   const url = withDatabase(inject('adminDatabaseUrl'), name);
   return {
     url,
@@ -37,9 +48,15 @@ export async function createEmptyDatabase(): Promise<TestDatabase> {
   };
 }
 
-/** A fresh database with every cutover migration applied. */
+/** A fresh, empty database of its own (not migrated). */
+export async function createEmptyDatabase(): Promise<TestDatabase> {
+  return create();
+}
+
+/**
+ * A fresh database with every cutover migration applied: a copy of the run's template, which
+ * global setup migrated once (a copy takes a fraction of a migration run).
+ */
 export async function createTestDatabase(): Promise<TestDatabase> {
-  const database = await createEmptyDatabase();
-  await migrate({ databaseUrl: database.url });
-  return database;
+  return create(inject('templateDatabase'));
 }

@@ -14,12 +14,13 @@ export interface EngineFixture {
 
 /**
  * Per test: a fresh migrated database, a pool, and an application-like producer (pg-boss
- * client, flag cache, RolloutManager) over the fixture job registry; all closed afterwards.
+ * client, flag cache, RolloutManager) over the fixture job registry (or `registry`, a module
+ * path); all closed afterwards.
  */
-export function useEngineFixture(options: { ttlMs?: number; percent?: number } = {}): EngineFixture {
+export function useEngineFixture(options: { ttlMs?: number; percent?: number; registry?: string } = {}): EngineFixture {
   const fixture = {} as EngineFixture;
   beforeAll(async () => {
-    fixture.registry = await loadRegistry(fixtureRegistry);
+    fixture.registry = await loadRegistry(options.registry ?? fixtureRegistry);
   });
   beforeEach(async () => {
     fixture.database = await createTestDatabase();

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { repoRoot } from './cli.js';
 
 export const fixtureRegistry = join(repoRoot, 'test', 'fixtures', 'registry.mjs');
+/** The fixture registry plus the coverage tests' job types (retry delays, rate limits, overrun). */
+export const suiteRegistry = join(repoRoot, 'test', 'fixtures', 'suite-registry.mjs');
 
 export function testPool(url: string): Pool {
   return createPool(url, { max: 4, applicationName: 'cutover-test' });

@@ -94,19 +94,50 @@ describe('legacy runner outcomes', () => {
     expect(rows[2]?.result).toEqual({ succeededOnAttempt: 3 });
   });
 
-  it('never claims rows that belong to pg-boss', async () => {
-    await addLegacyJobs(pool, 'test.noop', [{}, {}, {}]);
+  it('never claims rows that belong to pg-boss, however many polls it makes', async () => {
+    // pg-boss's rows come first in the claim order (higher priority, older): a claim that
+    // ignored the engine would take them before any legacy row.
+    await addLegacyJobs(pool, 'test.noop', [{}, {}, {}], { priority: 10 });
     await pool.query(`UPDATE "Job" SET engine = 'PGBOSS'`);
-    const [legacy] = await addLegacyJobs(pool, 'test.noop', [{}]);
+    const [first] = await addLegacyJobs(pool, 'test.noop', [{}]);
     const controller = new AbortController();
     const runner = new LegacyRunner({ pool, databaseUrl: database.url, registry, log, pollMs: 20 });
     const done = runner.run(controller.signal);
-    await pollUntil('the legacy job', async () => (await jobRows(pool, 'id = $1', [legacy]))[0]?.status === 'COMPLETED');
-    // A few more polls: still nothing of pg-boss's may be taken.
-    await pollUntil('more polls', async () => true, { intervalMs: 200 });
+    await pollUntil('the first legacy job', async () => (await jobRows(pool, 'id = $1', [first]))[0]?.status === 'COMPLETED');
+    // More polls: each later legacy job is claimed by a poll that also saw pg-boss's rows.
+    for (let i = 0; i < 3; i += 1) {
+      const [later] = await addLegacyJobs(pool, 'test.noop', [{}]);
+      await pollUntil(`later legacy job ${i + 1}`, async () => (await jobRows(pool, 'id = $1', [later]))[0]?.status === 'COMPLETED');
+    }
     controller.abort();
-    await done;
-    expect(await countWhere(pool, `engine = 'PGBOSS' AND status = 'PENDING' AND attempts = 0 AND "workerId" IS NULL`)).toBe(3);
+    expect(await done).toMatchObject({ completed: 4, failed: 0 });
+    expect(await countWhere(pool, `engine = 'PGBOSS' AND status = 'PENDING' AND attempts = 0 AND "workerId" IS NULL AND "startedAt" IS NULL`)).toBe(3);
+  });
+
+  it('a runner whose row was recovered by another runner meanwhile does not overwrite it when its job finishes late', async () => {
+    const [id] = await addLegacyJobs(pool, 'test.sleep', [{ ms: 1500 }], { maxAttempts: 2 });
+    // A runner that stops heartbeating once it has claimed (a long GC pause, a network split).
+    const controller = new AbortController();
+    const late = new LegacyRunner({ pool, databaseUrl: database.url, registry, log, pollMs: 20, heartbeatMs: 600_000 });
+    const done = late.run(controller.signal);
+    await pollUntil('the job to start', async () => (await jobRows(pool, 'id = $1', [id]))[0]?.status === 'RUNNING');
+
+    // Another runner sees the silent heartbeat and recovers the row: FAILED, and a retry row.
+    const other = new LegacyRunner({ pool, databaseUrl: database.url, registry, log, staleAfterMs: 200 });
+    await pollUntil('the other runner to recover the row', async () => (await other.recoverStale()) === 1);
+    const [recovered] = await jobRows(pool, 'id = $1', [id]);
+    expect(recovered).toMatchObject({ status: 'FAILED', attempts: 1 });
+    expect(recovered?.error).toMatch(/stopped heartbeating/);
+
+    // The late runner's child finishes and tries to record its success; the retry row runs too.
+    await pollUntil('the retry to complete', async () => (await countWhere(pool, `"originalJobId" = $1 AND status = 'COMPLETED'`, [id])) === 1, { timeoutMs: 30_000 });
+    controller.abort();
+    const stats = await done;
+    // Only the retry counts as completed; the recovered row keeps what recovery wrote.
+    expect(stats.completed).toBe(1);
+    const [after] = await jobRows(pool, 'id = $1', [id]);
+    expect(after).toMatchObject({ status: 'FAILED', attempts: 1, error: recovered?.error, result: null });
+    expect(await countWhere(pool, 'TRUE')).toBe(2);
   });
 });
 
@@ -123,7 +154,8 @@ describe('legacy runner processes', () => {
     const deliveries = await pool.query<{ jobId: string; n: string }>(`SELECT "jobId", count(*) AS n FROM "DemoDelivery" GROUP BY 1`);
     expect(deliveries.rows).toHaveLength(200);
     expect(deliveries.rows.every((row) => row.n === '1')).toBe(true);
-    expect(await countWhere(pool, `status <> 'COMPLETED' OR attempts <> 1`)).toBe(0);
+    const odd = await jobRows(pool, `status <> 'COMPLETED' OR attempts <> 1`);
+    expect(odd.map((row) => ({ status: row.status, attempts: row.attempts, error: row.error }))).toEqual([]);
     const completedBy = workers.map((w) => JSON.parse(w.stdout()).completed as number);
     expect(completedBy[0]! + completedBy[1]!).toBe(200);
   }, 180_000);
