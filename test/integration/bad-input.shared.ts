@@ -40,15 +40,12 @@ export async function databaseState(url: string): Promise<DatabaseState> {
   }
 }
 
-/** Commander's hint after its own usage errors: it names no problem, so it is not counted. */
-const HELP_HINT = '(run with --help for usage)';
-
 /** The stderr lines that name a problem. */
 export function problemLines(stderr: string): string[] {
   return stderr
     .split('\n')
     .map((line) => line.trimEnd())
-    .filter((line) => line && line !== HELP_HINT);
+    .filter((line) => line);
 }
 
 export interface Refusal {

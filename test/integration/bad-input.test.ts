@@ -124,7 +124,7 @@ const cases: Record<string, Case> = {
   'a plan file that does not exist': { args: ['plan', 'start', file('none.yaml')], code: 2, message: /cannot read plan file .*none\.yaml: ENOENT/ },
 
   // Flags.
-  'an unknown flag': { args: ['status', '--frobnicate'], code: 2, message: /^error: unknown option '--frobnicate'$/ },
+  'an unknown flag': { args: ['status', '--frobnicate'], code: 2, message: /^error: unknown option '--frobnicate' \(run with --help for usage\)$/ },
   'conflicting flags': { args: ['init', '--print', '--out', file('x.sql')], code: 2, message: /option '--out <file>' cannot be used with option '--print'/, ownUrl: true },
   'an option of the other engine': { args: ['worker', '--engine', 'pgboss', '--poll-ms', '100'], code: 2, message: /--poll-ms is the legacy runner's poll interval/ },
   'an unknown engine': { args: ['worker', '--engine', 'cron'], code: 2, message: /argument 'cron' is invalid. Allowed choices are legacy, pgboss/ },
