@@ -4,6 +4,7 @@ import type { JobRegistry } from '../../src/jobs/registry.js';
 import type { LegacyTable } from '../../src/table/table.js';
 import { createLogger } from '../../src/log.js';
 import { startBoss } from '../../src/pgboss/boss.js';
+import { BossWorker } from '../../src/pgboss/worker.js';
 import { ensureQueues } from '../../src/pgboss/queues.js';
 import { changeFlag, FlagCache } from '../../src/rollout/flags.js';
 import { RolloutManager } from '../../src/rollout/manager.js';
@@ -42,4 +43,23 @@ export async function setPercent(pool: Pool, percent: number, jobType = '*'): Pr
 export async function bossState(pool: Pool, name: string, id: string): Promise<{ state: string; retry_count: number } | undefined> {
   const { rows } = await pool.query<{ state: string; retry_count: number }>(`SELECT state, retry_count FROM pgboss.job WHERE name = $1 AND id = $2`, [name, id]);
   return rows[0];
+}
+
+/**
+ * An in-process pg-boss worker that supervises every second, so expiry happens soon; stopped
+ * (gracefully) after `run`, whatever it did.
+ */
+export async function withBossWorker<T>(
+  target: { url: string; pool: Pool; registry: JobRegistry },
+  run: (worker: BossWorker) => Promise<T>,
+  types?: readonly string[],
+): Promise<T> {
+  const boss = await startBoss({ databaseUrl: target.url, log: quietLog, role: 'worker', superviseIntervalSeconds: 1 });
+  const worker = new BossWorker({ boss, pool: target.pool, registry: target.registry, log: quietLog, pollingIntervalSeconds: 0.5, ...(types ? { types } : {}) });
+  await worker.start();
+  try {
+    return await run(worker);
+  } finally {
+    await worker.stop(5000);
+  }
 }

@@ -2,10 +2,8 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
 import { LegacyRunner } from '../../src/legacy/runner.js';
-import { startBoss } from '../../src/pgboss/boss.js';
-import { BossWorker } from '../../src/pgboss/worker.js';
 import type { TestDatabase } from '../helpers/database.js';
-import { quietLog, type Producer } from '../helpers/engines.js';
+import { quietLog, type Producer, withBossWorker } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { recordStatusHistory, statusHistory, type StatusChange } from '../helpers/history.js';
 import { addLegacyJobs, countWhere, jobRows, suiteRegistry } from '../helpers/jobs.js';
@@ -98,16 +96,7 @@ async function bossTimes(name: string, id: string): Promise<{ start_after: Date;
   return rows[0];
 }
 
-async function withWorker<T>(types: string[], run: () => Promise<T>): Promise<T> {
-  const boss = await startBoss({ databaseUrl: database.url, log: quietLog, role: 'worker', superviseIntervalSeconds: 1 });
-  const worker = new BossWorker({ boss, pool, registry, log: quietLog, pollingIntervalSeconds: 0.5, types });
-  await worker.start();
-  try {
-    return await run();
-  } finally {
-    await worker.stop(5000);
-  }
-}
+const withWorker = <T>(types: string[], run: () => Promise<T>) => withBossWorker({ url: database.url, pool, registry }, run, types);
 
 describe('retry delays on pg-boss', () => {
   it('a failed attempt waits its delay (fixed, backoff, rate limit with and without a hint) before it runs again', async () => {

@@ -3,10 +3,9 @@ import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { listDeadLetters, retryDeadLetters } from '../../src/pgboss/dlq.js';
-import { BossWorker } from '../../src/pgboss/worker.js';
 import { GENERIC_TABLE } from '../../src/table/table.js';
 import { runCli } from '../helpers/cli.js';
-import { quietLog, type Producer } from '../helpers/engines.js';
+import { quietLog, type Producer, withBossWorker } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import type { TestDatabase } from '../helpers/database.js';
@@ -25,16 +24,7 @@ beforeEach(() => ({ database, pool, registry, producer } = fixture));
 const TYPE = 'test.fail-until-released';
 const DLQ = `${TYPE}.dlq`;
 
-async function withWorker<T>(run: () => Promise<T>): Promise<T> {
-  const boss = await startBoss({ databaseUrl: database.url, log: quietLog, role: 'worker', superviseIntervalSeconds: 1 });
-  const worker = new BossWorker({ boss, pool, registry, log: quietLog, pollingIntervalSeconds: 0.5, types: [TYPE] });
-  await worker.start();
-  try {
-    return await run();
-  } finally {
-    await worker.stop(5000);
-  }
-}
+const withWorker = <T>(run: () => Promise<T>) => withBossWorker({ url: database.url, pool, registry }, run, [TYPE]);
 
 /** A job that fails for good on pg-boss: its row FAILED, the failed job and its dead-letter copy in pgboss.job. */
 async function deadLetteredJob(payload: Record<string, unknown>): Promise<string> {

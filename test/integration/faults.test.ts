@@ -8,7 +8,7 @@ import { BossWorker } from '../../src/pgboss/worker.js';
 import { changeFlag, FlagCache, readFlags } from '../../src/rollout/flags.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { useEngineFixture } from '../helpers/fixture.js';
-import { bossState, quietLog, setPercent, type Producer } from '../helpers/engines.js';
+import { bossState, quietLog, setPercent, type Producer, withBossWorker } from '../helpers/engines.js';
 import { ownership } from '../helpers/invariants.js';
 import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { runCli } from '../helpers/cli.js';
@@ -29,16 +29,7 @@ const cli = (...args: string[]) => runCli([...args, '--registry', fixtureRegistr
 const cliProcess = (...args: string[]) => startCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 
 /** An in-process pg-boss worker that supervises every second, so expiry happens soon. */
-async function withWorker<T>(run: (worker: BossWorker) => Promise<T>, types?: string[]): Promise<T> {
-  const boss = await startBoss({ databaseUrl: database.url, log: quietLog, role: 'worker', superviseIntervalSeconds: 1 });
-  const worker = new BossWorker({ boss, pool, registry, log: quietLog, pollingIntervalSeconds: 0.5, ...(types ? { types } : {}) });
-  await worker.start();
-  try {
-    return await run(worker);
-  } finally {
-    await worker.stop(5000);
-  }
-}
+const withWorker = <T>(run: (worker: BossWorker) => Promise<T>, types?: string[]) => withBossWorker({ url: database.url, pool, registry }, run, types);
 
 async function deliveries(jobId: string): Promise<string[]> {
   const { rows } = await pool.query<{ engine: string }>(`SELECT engine FROM "DemoDelivery" WHERE "jobId" = $1 ORDER BY at`, [jobId]);

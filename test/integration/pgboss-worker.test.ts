@@ -1,11 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { type JobRegistry } from '../../src/jobs/registry.js';
-import { startBoss } from '../../src/pgboss/boss.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { useEngineFixture } from '../helpers/fixture.js';
-import { bossState, quietLog, type Producer } from '../helpers/engines.js';
+import { bossState, type Producer, withBossWorker } from '../helpers/engines.js';
 import { countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { recordStatusHistory, statusHistory } from '../helpers/history.js';
 import { startCli } from '../helpers/process.js';
@@ -20,16 +19,7 @@ let producer: Producer;
 beforeEach(() => ({ database, pool, registry, producer } = fixture));
 
 /** An in-process worker that supervises often, for tests that need expiry to happen soon. */
-async function withWorker<T>(run: (worker: BossWorker) => Promise<T>, types?: string[]): Promise<T> {
-  const boss = await startBoss({ databaseUrl: database.url, log: quietLog, role: 'worker', superviseIntervalSeconds: 1 });
-  const worker = new BossWorker({ boss, pool, registry, log: quietLog, pollingIntervalSeconds: 0.5, ...(types ? { types } : {}) });
-  await worker.start();
-  try {
-    return await run(worker);
-  } finally {
-    await worker.stop(5000);
-  }
-}
+const withWorker = <T>(run: (worker: BossWorker) => Promise<T>, types?: string[]) => withBossWorker({ url: database.url, pool, registry }, run, types);
 
 const workerArgs = () => ['worker', '--engine', 'pgboss', '--registry', fixtureRegistry, '--json', '--database-url', database.url];
 
