@@ -3,20 +3,29 @@ import { isDataRefusal } from './refusal.js';
 
 /**
  * Runs `work` in one transaction on a client of its own: committed if it returns, rolled back
- * if it throws (the error goes on), the client always released.
+ * if it throws (the error goes on), the client always released. A checked-out client has no
+ * listener of the pool's: when the server dies under it (a Postgres restart), its 'error' event
+ * would be unhandled and kill the process. It is caught here, the query in flight fails as it
+ * should, and the broken client is destroyed instead of going back to the pool.
  */
 export async function withTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let broken: Error | undefined;
+  const onError = (error: Error) => {
+    broken = error;
+  };
+  client.on('error', onError);
   try {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!broken) await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   } finally {
-    client.release();
+    client.off('error', onError);
+    client.release(broken);
   }
 }
 
