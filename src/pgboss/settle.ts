@@ -27,6 +27,9 @@ export interface SettleContext {
 /** pg-boss no longer holds the attempt this worker fetched: its outcome must not be written. */
 export class ClaimLost extends Error {}
 
+/** What became of one member of a group commit. */
+export type GroupOutcome = 'completed' | 'lost' | { error: unknown };
+
 /** A job that succeeded, waiting for its group's commit. */
 export interface Success {
   definition: JobDefinition;
@@ -62,9 +65,10 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
  * and their mirror rows in one statement per result shape. A member pg-boss did not settle
  * lost its claim and has nothing written. If the group fails as a whole (a result Postgres
  * refuses, say), each member is settled alone, with the refusal handling of storeSuccess.
- * Answers, per member, whether it completed (false: its claim was lost).
+ * Answers, per member: completed, its claim was lost, or (settled alone) the error it met, so
+ * one member's failure never disowns the others' commits.
  */
-export async function completeGroup(context: SettleContext, group: Success[]): Promise<boolean[]> {
+export async function completeGroup(context: SettleContext, group: Success[]): Promise<GroupOutcome[]> {
   const { boss, pool } = context;
   try {
     return await withTransaction(pool, async (client) => {
@@ -82,24 +86,20 @@ export async function completeGroup(context: SettleContext, group: Success[]): P
         await markCompletedMany(client, context.table, done.map(({ job, columns }) => ({ id: job.id, columns })));
         for (const { job } of done) completed.add(job);
       }
-      return group.map(({ job }) => completed.has(job));
+      return group.map(({ job }): GroupOutcome => (completed.has(job) ? 'completed' : 'lost'));
     });
   } catch (error) {
     if (isConnectionError(error)) throw error;
     return Promise.all(
       group.map(({ definition, job, result, columns }) =>
         withTransaction(pool, (client) => storeSuccess(context, client, definition, job, result, columns)).then(
-          () => true,
-          (failure: unknown) => {
-            if (failure instanceof ClaimLost) return false;
-            throw failure;
-          },
+          (): GroupOutcome => 'completed',
+          (failure: unknown): GroupOutcome => (failure instanceof ClaimLost ? 'lost' : { error: failure }),
         ),
       ),
     );
   }
 }
-
 
 /**
  * A success is never run again: if Postgres refuses the result (a NUL byte, a value its

@@ -14,7 +14,7 @@ import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { GroupCommit } from './group-commit.js';
 import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
-import { ClaimLost, completeGroup, storeFailure, type BossJob, type SettleContext, type Success } from './settle.js';
+import { ClaimLost, completeGroup, storeFailure, type BossJob, type GroupOutcome, type SettleContext, type Success } from './settle.js';
 import { messageOf } from '../errors.js';
 
 export interface BossWorkerOptions {
@@ -60,7 +60,7 @@ type Outcome = { ok: true; result: unknown; columns?: LegacyRow } | { ok: false;
 export class BossWorker {
   readonly workerId: string;
   private readonly stats: BossWorkerStats = { completed: 0, failed: 0, retried: 0, handedBack: 0, claimsLost: 0 };
-  private readonly successes = new GroupCommit<Success, boolean>((group) => completeGroup(this.settleContext, group));
+  private readonly successes = new GroupCommit<Success, GroupOutcome>((group) => completeGroup(this.settleContext, group));
   private readonly types: readonly string[];
   private readonly log: Logger;
   private readonly table: LegacyTable;
@@ -187,7 +187,8 @@ export class BossWorker {
       if (outcome.ok) {
         // Successes ready together commit together; see completeGroup.
         const completed = await this.successes.submit({ definition, job, result: outcome.result, columns: outcome.columns ?? {} });
-        if (!completed) throw new ClaimLost();
+        if (completed === 'lost') throw new ClaimLost();
+        if (completed !== 'completed') throw completed.error;
       } else {
         const { failure } = outcome;
         await withTransaction(this.options.pool, (client) => storeFailure(this.settleContext, client, definition, job, failure, willRetry));

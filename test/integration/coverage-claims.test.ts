@@ -72,7 +72,7 @@ describe('a lost claim in a group that falls back to settling alone', () => {
       { definition, job: refused, result: { text: 'a\u0000b' }, columns: { result: { text: 'a\u0000b' } } },
       { definition, job: lost, result: { n: 1 }, columns: { result: { n: 1 } } },
     ]);
-    expect(outcome).toEqual([true, false]);
+    expect(outcome).toEqual(['completed', 'lost']);
     expect((await jobRows(pool, 'id = $1', [refused.id]))[0]).toMatchObject({ status: 'COMPLETED', result: null });
     expect((await jobRows(pool, 'id = $1', [lost.id]))[0]).toMatchObject({ status: 'RUNNING', result: null, error: null });
     expect(await bossState(pool, 'suite.noop', lost.id)).toEqual({ state: 'active', retry_count: 1 });

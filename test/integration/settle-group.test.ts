@@ -41,7 +41,7 @@ describe('group commit of successes', () => {
       context,
       [a!, lost!, c!].map((job, index) => ({ definition, job, result: { n: index }, columns: { result: { n: index } } })),
     );
-    expect(outcome).toEqual([true, false, true]);
+    expect(outcome).toEqual(['completed', 'lost', 'completed']);
     expect((await jobRows(pool, 'id = $1', [a!.id]))[0]).toMatchObject({ status: 'COMPLETED', result: { n: 0 } });
     expect((await jobRows(pool, 'id = $1', [c!.id]))[0]).toMatchObject({ status: 'COMPLETED', result: { n: 2 } });
     expect(await state('test.noop', a!.id)).toMatchObject({ state: 'completed', output: { n: 0 } });
@@ -60,7 +60,7 @@ describe('group commit of successes', () => {
       context,
       jobs.map((job, index) => ({ definition, job, result: results[index], columns: { result: results[index] } })),
     );
-    expect(outcome).toEqual([true, true, true]);
+    expect(outcome).toEqual(['completed', 'completed', 'completed']);
     const rows = await jobRows(pool, 'id = ANY($1::uuid[])', [jobs.map((job) => job.id)]);
     expect(rows.map((row) => row.status)).toEqual(['COMPLETED', 'COMPLETED', 'COMPLETED']);
     const refused = rows.find((row) => row.id === jobs[1]!.id)!;
