@@ -404,9 +404,14 @@ async function main() {
     say(`final migrate: ${lastMigrate.detail.code === 0 ? `moved ${lastMigrate.detail.summary?.moved}` : `exited ${lastMigrate.detail.code}: ${lastMigrate.detail.stderr}`}`);
     await Promise.all(workers.filter((worker) => !worker.proc || worker.proc.exit).map(startWorker));
 
+    // Open: work either system still has to do. A pg-boss row whose job pg-boss already ended
+    // (a worker killed on its last attempt: pg-boss expires it to failed, and no worker settles
+    // it) is not open work: its mirror is what `reconcile --fix` copies over next ("drift").
     const open = async () => {
       const { rows } = await db.query(
-        `SELECT (SELECT count(*) FROM "Job" WHERE status IN ('PENDING', 'RUNNING'))::int AS rows,
+        `SELECT (SELECT count(*) FROM "Job" j WHERE j.status IN ('PENDING', 'RUNNING')
+                   AND NOT (j.engine = 'PGBOSS' AND EXISTS (SELECT 1 FROM pgboss.job b WHERE b.name = j.type AND b.id = j."pgbossJobId"
+                                                              AND b.state IN ('completed', 'failed', 'cancelled'))))::int AS rows,
                 (SELECT count(*) FROM pgboss.job WHERE name LIKE 'chaos.%' AND name NOT LIKE '%.dlq' AND state IN ('created', 'retry', 'active'))::int AS boss`,
       );
       return rows[0];
