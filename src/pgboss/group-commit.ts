@@ -1,11 +1,14 @@
 /**
  * Group commit: items submitted while a commit is under way wait for the next one, which takes
- * them all. An item submitted to an idle committer is committed at once, so a lone job pays no
- * wait, and a slow job never holds a group back: only what is ready is committed together.
+ * them all. An idle committer starts on the next turn of the event loop (setImmediate), so the
+ * jobs of a batch that finish together (their handlers resolve in the same turn) share the
+ * first commit too; a lone job waits no longer than that turn, and a slow job never holds a
+ * group back: only what is ready is committed together.
  */
 export class GroupCommit<Item, Result> {
   private waiting: { item: Item; resolve: (result: Result) => void; reject: (error: unknown) => void }[] = [];
   private running = false;
+  private scheduled = false;
 
   /** `commit` gets the group and answers one result per item, in order, or throws for all. */
   constructor(private readonly commit: (items: Item[]) => Promise<Result[]>) {}
@@ -13,7 +16,12 @@ export class GroupCommit<Item, Result> {
   submit(item: Item): Promise<Result> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ item, resolve, reject });
-      void this.drain();
+      if (this.running || this.scheduled) return;
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        void this.drain();
+      });
     });
   }
 
