@@ -3,6 +3,11 @@ import type { Queryable } from './pool.js';
 /** The flag row whose kill switch stops every job type. */
 export const ALL_TYPES = '*';
 
+/** SQL that is true when the kill switch of the type in parameter `$n` (or of `*`) is on. */
+export function killSwitchOnSql(typeParam: string): string {
+  return `EXISTS (SELECT 1 FROM "RolloutFlag" WHERE "killSwitch" AND "jobType" IN (${typeParam}, '${ALL_TYPES}'))`;
+}
+
 /**
  * Which of `types` have their kill switch on, read fresh from "RolloutFlag" (no cache): the
  * `*` switch counts for every type. Read where acting on a stale answer would move a job the

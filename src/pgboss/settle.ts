@@ -79,11 +79,12 @@ export async function completeGroup(context: SettleContext, group: Success[]): P
         const settled = settledIds(response, members.length);
         const done = members.filter(({ job }) => settled.has('*') || settled.has(job.id));
         if (!done.length) continue;
-        await client.query(
-          `UPDATE ${PGBOSS_SCHEMA}.job AS b SET output = t.output FROM json_to_recordset($2::json) AS t(id uuid, output jsonb) WHERE b.name = $1 AND b.id = t.id`,
-          [name, JSON.stringify(done.map(({ job, result }) => ({ id: job.id, output: toOutput(result) })))],
+        await markCompletedMany(
+          client,
+          context.table,
+          done.map(({ job, columns }) => ({ id: job.id, columns })),
+          { name, values: done.map(({ job, result }) => ({ id: job.id, output: toOutput(result) })) },
         );
-        await markCompletedMany(client, context.table, done.map(({ job, columns }) => ({ id: job.id, columns })));
         for (const { job } of done) completed.add(job);
       }
       return group.map(({ job }): GroupOutcome => (completed.has(job) ? 'completed' : 'lost'));

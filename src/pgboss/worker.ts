@@ -1,6 +1,5 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
-import { killedTypes } from '../db/kill-switch.js';
 import { withTransaction } from '../db/transaction.js';
 import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
 import type { JobDefinition } from '../jobs/define.js';
@@ -101,14 +100,16 @@ export class BossWorker {
   }
 
   private async runBatch(definition: JobDefinition, fetched: BossJob[]): Promise<void> {
-    const jobs = await this.handBackIfKilled(definition.name, fetched);
-    if (!jobs.length) return;
-    const rowIds = await markStarted(
+    const started = await markStarted(
       this.options.pool,
       this.table,
-      jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })),
+      definition.name,
+      fetched.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })),
       this.workerId,
     );
+    const jobs = started.killed ? await this.handBack(definition.name, fetched) : fetched;
+    if (!jobs.length) return;
+    const { rowIds } = started;
     // A job without a row of its own (sent around cutover) answers to its pg-boss id.
     const settled = await Promise.allSettled(jobs.map((job) => this.runOne(definition, job, rowIds.get(job.id) ?? job.id)));
     const failed = settled.filter((outcome) => outcome.status === 'rejected');
@@ -150,12 +151,12 @@ export class BossWorker {
   /**
    * Hand-back (DESIGN §12): a job fetched while its type's kill switch is on does not run
    * here, however late its producer's transaction committed. In one transaction its row goes
-   * back to legacy PENDING and the job leaves pg-boss, fenced to the attempt fetched. Returns
-   * the jobs to run: all of them when no kill switch is on.
+   * back to legacy PENDING and the job leaves pg-boss, fenced to the attempt fetched. The kill
+   * switch is read by markStarted, in the statement that would have started the batch. Returns
+   * the jobs that have no legacy home and so run here after all.
    */
-  private async handBackIfKilled(name: string, jobs: BossJob[]): Promise<BossJob[]> {
+  private async handBack(name: string, jobs: BossJob[]): Promise<BossJob[]> {
     const { pool, boss } = this.options;
-    if (!(await killedTypes(pool, [name])).length) return jobs;
     const handedBack = await withTransaction(pool, async (client) => {
       const { rows: held } = await client.query<{ id: string; retry_count: number }>(
         `SELECT id, retry_count FROM ${PGBOSS_SCHEMA}.job

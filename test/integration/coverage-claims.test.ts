@@ -62,7 +62,7 @@ describe('a lost claim in a group that falls back to settling alone', () => {
     const jobs = await producer.boss.fetch('suite.noop', { batchSize: 2, includeMetadata: true });
     expect(jobs).toHaveLength(2);
     const [refused, lost] = jobs as [JobWithMetadata<unknown>, JobWithMetadata<unknown>];
-    await markStarted(pool, GENERIC_TABLE, jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
+    await markStarted(pool, GENERIC_TABLE, 'suite.noop', jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
     // `lost` expired and another worker claimed it again; `refused` has a result Postgres refuses
     // (a NUL), so the group cannot commit as one and each member is settled alone.
     await pool.query(`UPDATE pgboss.job SET retry_count = 1 WHERE id = $1`, [lost.id]);

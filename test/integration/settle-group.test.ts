@@ -22,7 +22,7 @@ async function fetchThree(type: string): Promise<JobWithMetadata<unknown>[]> {
   await producer.manager.enqueueMany(type, [{ payload: {} }, { payload: {} }, { payload: {} }]);
   const jobs = await producer.boss.fetch(type, { batchSize: 3, includeMetadata: true });
   expect(jobs).toHaveLength(3);
-  await markStarted(pool, GENERIC_TABLE, jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
+  await markStarted(pool, GENERIC_TABLE, type, jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
   return jobs;
 }
 
