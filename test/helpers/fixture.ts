@@ -5,33 +5,48 @@ import { createTestDatabase, type TestDatabase } from './database.js';
 import { setPercent, startProducer, type Producer } from './engines.js';
 import { fixtureRegistry, testPool } from './jobs.js';
 
-export interface EngineFixture {
+export interface DatabaseFixture {
   database: TestDatabase;
   pool: Pool;
   registry: JobRegistry;
+}
+
+export interface EngineFixture extends DatabaseFixture {
   producer: Producer;
 }
 
 /**
- * Per test: a fresh migrated database, a pool, and an application-like producer (pg-boss
- * client, flag cache, RolloutManager) over the fixture job registry (or `registry`, a module
- * path); all closed afterwards.
+ * Per test: a fresh migrated database and a pool, over the fixture job registry (or
+ * `registry`, a module path); both closed afterwards.
  */
-export function useEngineFixture(options: { ttlMs?: number; percent?: number; registry?: string } = {}): EngineFixture {
-  const fixture = {} as EngineFixture;
+export function useDatabaseFixture(registry: string = fixtureRegistry): DatabaseFixture {
+  const fixture = {} as DatabaseFixture;
   beforeAll(async () => {
-    fixture.registry = await loadRegistry(options.registry ?? fixtureRegistry);
+    fixture.registry = await loadRegistry(registry);
   });
   beforeEach(async () => {
     fixture.database = await createTestDatabase();
     fixture.pool = testPool(fixture.database.url);
+  });
+  afterEach(async () => {
+    await fixture.pool.end();
+    await fixture.database.drop();
+  });
+  return fixture;
+}
+
+/**
+ * Per test: the database fixture, plus an application-like producer (pg-boss client, flag
+ * cache, RolloutManager) over its registry; all closed afterwards.
+ */
+export function useEngineFixture(options: { ttlMs?: number; percent?: number; registry?: string } = {}): EngineFixture {
+  const fixture = useDatabaseFixture(options.registry) as EngineFixture;
+  beforeEach(async () => {
     fixture.producer = await startProducer(fixture.database.url, fixture.pool, fixture.registry, options.ttlMs === undefined ? {} : { ttlMs: options.ttlMs });
     if (options.percent !== undefined) await setPercent(fixture.pool, options.percent);
   });
   afterEach(async () => {
     await fixture.producer.close();
-    await fixture.pool.end();
-    await fixture.database.drop();
   });
   return fixture;
 }

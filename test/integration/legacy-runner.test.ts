@@ -1,31 +1,20 @@
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import type { JobRegistry } from '../../src/jobs/registry.js';
 import { LegacyRunner } from '../../src/legacy/runner.js';
 import { createLogger } from '../../src/log.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { addLegacyJobs, countWhere, fixtureRegistry, jobRows, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useDatabaseFixture } from '../helpers/fixture.js';
+import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const log = createLogger({ level: 'silent' });
+const fixture = useDatabaseFixture(fixtureRegistry);
 let database: TestDatabase;
 let pool: Pool;
 let registry: JobRegistry;
-
-beforeAll(async () => {
-  registry = await loadRegistry(fixtureRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-});
-
-afterEach(async () => {
-  await pool.end();
-  await database.drop();
-});
+beforeEach(() => ({ database, pool, registry } = fixture));
 
 /** Runs an in-process runner until no row is PENDING or RUNNING, then stops it. */
 async function runUntilIdle(options: Partial<ConstructorParameters<typeof LegacyRunner>[0]> = {}) {

@@ -1,12 +1,13 @@
 import { join } from 'node:path';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import type { JobRegistry } from '../../src/jobs/registry.js';
 import { LegacyRunner, type LegacyRunnerOptions, type RunnerStats } from '../../src/legacy/runner.js';
 import { createLogger } from '../../src/log.js';
 import { repoRoot } from '../helpers/cli.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { addLegacyJobs, countWhere, jobRows, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { useDatabaseFixture } from '../helpers/fixture.js';
+import { addLegacyJobs, countWhere, jobRows } from '../helpers/jobs.js';
 import { pollUntil } from '../helpers/wait.js';
 
 // DESIGN §12 "A success is never run again": a job that succeeded but whose result the
@@ -18,23 +19,11 @@ const NOT_STORED = 'succeeded, but its result could not be stored: ';
 /** Short, so that stale recovery would take a row left RUNNING within the test. */
 const staleAfterMs = 1000;
 
+const fixture = useDatabaseFixture(resultRegistry);
 let database: TestDatabase;
 let pool: Pool;
 let registry: JobRegistry;
-
-beforeAll(async () => {
-  registry = await loadRegistry(resultRegistry);
-});
-
-beforeEach(async () => {
-  database = await createTestDatabase();
-  pool = testPool(database.url);
-});
-
-afterEach(async () => {
-  await pool.end();
-  await database.drop();
-});
+beforeEach(() => ({ database, pool, registry } = fixture));
 
 function runnerOptions(options: Partial<LegacyRunnerOptions> = {}): LegacyRunnerOptions {
   return { pool, databaseUrl: database.url, registry, log, pollMs: 20, heartbeatMs: 200, staleAfterMs, shutdownTimeoutMs: 2000, ...options };
