@@ -4,6 +4,7 @@ import { CheckFailedError, UsageError } from '../errors.js';
 import { runDemo } from '../demo/run.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
+import { p95Ratio, successVerdict } from './reconcile.js';
 
 interface DemoFlags {
   fault: boolean;
@@ -37,9 +38,12 @@ export function registerDemoCommand(program: Command): void {
             '',
             `Summary after ${summary.seconds}s (per engine, per logical job, from cutover reconcile):`,
             ...formatTable(
-              ['type', 'engine', 'jobs', 'success', 'p50', 'p95', 'dead letters', 'pg-boss vs legacy'],
+              ['type', 'engine', 'jobs', 'success', 'p50', 'p95', 'dead letters', 'p95 vs legacy', 'success rate vs legacy'],
               report.comparison.flatMap((c) =>
-                [c.legacy, c.pgboss].map((o) => [c.type, o.engine, o.jobs, pct(o.successRate), sec(o.latencySeconds.p50), sec(o.latencySeconds.p95), o.deadLetters, o.engine === 'PGBOSS' ? c.verdict : '']),
+                [c.legacy, c.pgboss].map((o) => {
+                  const pgboss = o.engine === 'PGBOSS';
+                  return [c.type, o.engine, o.jobs, pct(o.successRate), sec(o.latencySeconds.p50), sec(o.latencySeconds.p95), o.deadLetters, pgboss ? p95Ratio(c) : '', pgboss ? successVerdict(c, 30) : ''];
+                }),
               ),
             ).map((line) => `  ${line}`),
             '',

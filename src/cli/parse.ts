@@ -1,6 +1,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
-import ms, { type StringValue } from 'ms';
+import { DURATION_RULE, parseDuration } from '../duration.js';
 import { UsageError, messageOf } from '../errors.js';
 import { MAX_PAYLOAD_BYTES } from '../jobs/registry.js';
 
@@ -20,13 +20,11 @@ export function commaList(value: string): string[] {
   return items;
 }
 
-/** "90s", "30m", "2h", "7d" to seconds. */
+/** A duration option to seconds, by the one rule of src/duration.ts (a bare number is seconds). */
 export function durationSeconds(value: string): number {
-  const parsed = ms(value.trim() as StringValue);
-  if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
-    throw new InvalidArgumentError(`must be a duration like 90s, 30m, 2h or 7d, got '${value}'`);
-  }
-  return parsed / 1000;
+  const seconds = parseDuration(value);
+  if (seconds === undefined) throw new InvalidArgumentError(`must be ${DURATION_RULE}, got '${value}'`);
+  return seconds;
 }
 
 // C0 controls but tab, line feed and carriage return; DEL; C1 controls (U+0080-U+009F, which

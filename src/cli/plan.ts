@@ -1,11 +1,27 @@
 import type { Command } from 'commander';
-import { CheckFailedError, UsageError } from '../errors.js';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { CheckFailedError, UsageError, messageOf } from '../errors.js';
 import { defaultActor } from '../db/audit.js';
+import { pgbossInstalled } from '../db/schema-check.js';
 import { describeStep, loadPlan } from '../plans/plan.js';
-import { abortPlan, activeRun, advancePlan, recentRuns, runPlan, startPlan, type PlanContext, type PlanRun, type TickResult } from '../plans/plan-runner.js';
+import {
+  abortPlan,
+  activeRun,
+  advancePlan,
+  controllerOf,
+  evaluateStep,
+  recentRuns,
+  runPlan,
+  startPlan,
+  type Controller,
+  type PlanContext,
+  type PlanRun,
+  type TickResult,
+} from '../plans/plan-runner.js';
 import { confirm } from './confirm.js';
 import { withContext, type CommandContext } from './context.js';
-import { printJson, printLines } from './output.js';
+import { formatTable, printJson, printLines } from './output.js';
 import { withServices, type Services } from './services.js';
 
 interface PlanFlags {
@@ -29,15 +45,72 @@ async function planContext(context: CommandContext, services: Services, flags: P
   };
 }
 
-function runLine(run: PlanRun): string {
+export function runLine(run: PlanRun): string {
   const step = run.plan.steps[run.currentStep];
   const where = step ? `step ${run.currentStep + 1}/${run.plan.steps.length}: ${describeStep(step)}` : 'all steps done';
   return `${run.planName} (${run.jobType}) ${run.state}, ${where}${run.reason ? ` — ${run.reason}` : ''}`;
 }
 
+function gatesText(gates: TickResult['gates']): string {
+  return gates ? `gates ${gates.status}: ${gates.results.map((g) => `${g.gate} ${g.status}`).join(', ')}` : '';
+}
+
 function tickLine(result: TickResult): string {
-  const gates = result.gates ? ` | gates ${result.gates.status}: ${result.gates.results.map((g) => `${g.gate} ${g.status}`).join(', ')}` : '';
-  return `${new Date().toISOString()} ${result.event}: ${runLine(result.run)}${gates}`;
+  return `${new Date().toISOString()} ${result.event}: ${runLine(result.run)}${result.gates ? ` | ${gatesText(result.gates)}` : ''}`;
+}
+
+type RunStatus = PlanRun & { controller?: Controller | null; gates?: TickResult['gates'] };
+
+/** The gates of an active run's analysis step, measured now; undefined on other steps. */
+async function currentGates(context: PlanContext, run: PlanRun): Promise<TickResult['gates']> {
+  const step = run.plan.steps[run.currentStep];
+  // Before any pg-boss process ran there is nothing to measure (and no pgboss.job to read).
+  if (!step || !('analysis' in step) || !(await pgbossInstalled(context.pool))) return undefined;
+  return evaluateStep(context, run);
+}
+
+function statusLines(run: RunStatus): string[] {
+  const lines = [runLine(run)];
+  if (run.controller !== undefined) {
+    lines.push(
+      run.controller
+        ? `  controller: attached (pid ${run.controller.pid}${run.controller.application ? `, ${run.controller.application}` : ''}${run.controller.since ? `, connected since ${run.controller.since}` : ''})`
+        : `  controller: none attached: nothing advances this plan; run 'cutover plan run <its file>' (or advance it by hand)`,
+    );
+  }
+  if (run.gates) {
+    lines.push(`  gates now: ${run.gates.status}`);
+    lines.push(...formatTable(['gate', 'status', 'measured (limit)'], run.gates.results.map((g) => [g.gate, g.status, g.detail])).map((line) => `    ${line}`));
+  }
+  return lines;
+}
+
+const PLAN_DIR = 'rollout';
+
+/** `plan show` with no file: the plan files a team keeps in rollout/, each loaded and checked. */
+async function showPlanFiles(json: boolean): Promise<void> {
+  const names = await readdir(PLAN_DIR).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return [];
+    throw new UsageError(`cannot read ${PLAN_DIR}/: ${error.code ?? error.message}`);
+  });
+  const files = names.filter((name) => /\.(ya?ml|json)$/.test(name)).sort().map((name) => join(PLAN_DIR, name));
+  const plans = await Promise.all(
+    files.map(async (file) => {
+      try {
+        const loaded = await loadPlan(file);
+        return { file, name: loaded.name, jobType: loaded.jobType, steps: loaded.steps.length };
+      } catch (error) {
+        return { file, error: messageOf(error) };
+      }
+    }),
+  );
+  if (json) return printJson({ plans });
+  if (!plans.length) return printLines([`no plan files in ${PLAN_DIR}/ here; write one (RUNBOOK.md §2) or give a file: cutover plan show <file>`]);
+  printLines([
+    ...formatTable(['file', 'plan', 'job type', 'steps'], plans.map((p) => ('error' in p ? [p.file, `INVALID: ${p.error}`, '', ''] : [p.file, p.name, p.jobType, p.steps]))),
+    '',
+    'cutover plan show <file> prints the steps of one',
+  ]);
 }
 
 async function requireActive(services: Services, type: string | undefined): Promise<PlanRun> {
@@ -53,11 +126,13 @@ export function registerPlanCommands(program: Command): void {
 
   plan
     .command('show')
-    .description('the steps of a plan file, and its gates in words')
-    .argument('<file>')
-    .action(async (file: string, _flags: PlanFlags, command: Command) => {
+    .description(`the steps of a plan file, and its gates in words; without a file, the plans in ${PLAN_DIR}/`)
+    .argument('[file]')
+    .action(async (file: string | undefined, _flags: PlanFlags, command: Command) => {
+      const json = command.optsWithGlobals<{ json?: boolean }>().json === true;
+      if (file === undefined) return showPlanFiles(json);
       const loaded = await loadPlan(file);
-      if (command.optsWithGlobals<{ json?: boolean }>().json) return printJson(loaded);
+      if (json) return printJson(loaded);
       printLines([`${loaded.name} (job type ${loaded.jobType}):`, ...loaded.steps.map((step, i) => `  ${i + 1}. ${describeStep(step)}`)]);
     });
 
@@ -76,13 +151,22 @@ export function registerPlanCommands(program: Command): void {
 
   plan
     .command('status')
-    .description('active and recent plan runs')
-    .action(async (_flags: PlanFlags, command: Command) => {
+    .description('active and recent plan runs; for an active one, its controller and its gates now')
+    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .action(async (flags: PlanFlags, command: Command) => {
       await withContext(command, async (context) => {
-        await withServices(context, {}, async ({ pool }) => {
-          const runs = await recentRuns(pool);
-          if (context.json) return printJson({ runs });
-          printLines(runs.length ? runs.map(runLine) : ['no plan has run']);
+        await withServices(context, { registry: flags.registry }, async (services) => {
+          const runs = await recentRuns(services.pool);
+          const planContextNow = await planContext(context, services, flags, false);
+          const detailed = await Promise.all(
+            runs.map(async (run) =>
+              run.state === 'running' || run.state === 'paused'
+                ? { ...run, controller: await controllerOf(services.pool, run.jobType), gates: await currentGates(planContextNow, run) }
+                : run,
+            ),
+          );
+          if (context.json) return printJson({ runs: detailed });
+          printLines(detailed.length ? detailed.flatMap(statusLines) : ['no plan has run']);
         });
       });
     });
@@ -124,13 +208,19 @@ export function registerPlanCommands(program: Command): void {
       const loaded = await loadPlan(file);
       const tickMs = Number(flags.tickMs);
       if (!Number.isInteger(tickMs) || tickMs < 50) throw new UsageError(`--tick-ms must be an integer of at least 50, got '${flags.tickMs}'`);
+      let lastShown = '';
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async (services) => {
           const run = await runPlan(await planContext(context, services, flags, true), loaded, {
             signal: context.signal,
             tickMs,
             onTick: (result) => {
-              if (!context.json && result.event !== 'waiting') printLines([tickLine(result)]);
+              if (context.json) return;
+              // A paused or waiting plan ticks every --tick-ms: a line only when something changed.
+              const shown = `${result.event} ${runLine(result.run)} ${gatesText(result.gates)}`;
+              if (shown === lastShown || (result.event === 'waiting' && !result.gates)) return;
+              lastShown = shown;
+              printLines([tickLine(result)]);
             },
           });
           if (context.json) printJson({ run });

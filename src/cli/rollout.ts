@@ -28,6 +28,34 @@ function describeFlag(flag: { jobType: string; basisPoints: number; killSwitch: 
   return `${flag.jobType}: ${flag.basisPoints / 100}% to pg-boss${flag.killSwitch ? ', KILL SWITCH ON (all to legacy)' : ''}`;
 }
 
+type Fields = Record<string, unknown>;
+const isFields = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
+/** A history row stays one readable line; --json has the whole event. */
+const clip = (text: string) => (text.length > 80 ? `${text.slice(0, 79)}…` : text);
+const percentOf = (basisPoints: unknown) => `${Number(basisPoints) / 100} %`;
+
+/**
+ * An audit event's before/after in words, for a terminal: a flag change as `5 % → 10 %` or
+ * `kill switch on`, anything else as its changed fields. `--json` keeps the raw documents.
+ */
+export function describeChange(before: unknown, after: unknown): string {
+  const was = isFields(before) ? before : {};
+  const now = isFields(after) ? after : {};
+  if (after === null && isFields(before) && 'basisPoints' in before) return `flag removed (was ${percentOf(before.basisPoints)})`;
+  if ('basisPoints' in now) {
+    const changes: string[] = [];
+    if (was.basisPoints !== now.basisPoints) changes.push('basisPoints' in was ? `${percentOf(was.basisPoints)} → ${percentOf(now.basisPoints)}` : `${percentOf(now.basisPoints)} (new flag)`);
+    if (Boolean(was.killSwitch) !== Boolean(now.killSwitch)) changes.push(`kill switch ${now.killSwitch ? 'ON' : 'off'}`);
+    if ('fallbackToLegacy' in was && was.fallbackToLegacy !== now.fallbackToLegacy) changes.push(`fallback ${now.fallbackToLegacy ? 'on' : 'off'}`);
+    return changes.join(', ') || `unchanged (${percentOf(now.basisPoints)}${now.killSwitch ? ', kill switch ON' : ''})`;
+  }
+  // Plan steps are stored 0-based; people count from 1.
+  if (typeof was.step === 'number' && typeof now.step === 'number') return clip(`step ${was.step + 1} → ${now.step + 1}${typeof now.does === 'string' ? `: ${now.does}` : ''}`);
+  const fields = (record: Fields) => Object.entries(record).map(([key, value]) => `${key} ${isFields(value) || Array.isArray(value) ? JSON.stringify(value) : String(value)}`).join(', ');
+  const text = [Object.keys(was).length ? `from ${fields(was)}` : '', Object.keys(now).length ? `${Object.keys(was).length ? 'to ' : ''}${fields(now)}` : ''].filter(Boolean).join(' ');
+  return clip(text) || '-';
+}
+
 export function registerRolloutCommands(program: Command): void {
   const rollout = program.command('rollout').description('the percentage of new jobs routed to pg-boss, per job type');
   const common = (command: Command) =>
@@ -110,12 +138,13 @@ export function registerRolloutCommands(program: Command): void {
         await withServices(context, {}, async ({ pool }) => {
           const events = await rolloutHistory(pool, options);
           if (context.json) return printJson({ events });
-          const brief = (value: unknown) => (value === null ? '-' : JSON.stringify(value));
           printLines(
-            formatTable(
-              ['at', 'actor', 'action', 'type', 'before', 'after', 'reason'],
-              events.map((e) => [e.at, e.actor, e.action, e.jobType ?? '-', brief(e.before), brief(e.after), e.reason ?? '']),
-            ),
+            events.length
+              ? formatTable(
+                  ['when (UTC)', 'who', 'action', 'type', 'change', 'why'],
+                  events.map((e) => [e.at.replace('T', ' ').replace(/\.\d+Z$/, ''), e.actor, e.action, e.jobType ?? '-', describeChange(e.before, e.after), e.reason ?? '']),
+                )
+              : ['no events yet'],
           );
         });
       });

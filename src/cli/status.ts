@@ -1,40 +1,55 @@
 import type { Command } from 'commander';
 import { getStatus } from '../ops/status.js';
+import { activeRuns, controllerOf } from '../plans/plan-runner.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
+import { runLine } from './plan.js';
 import { withServices } from './services.js';
+
+const indent = (lines: readonly string[]) => lines.map((line) => `  ${line}`);
 
 export function registerStatusCommand(program: Command): void {
   program
     .command('status')
-    .description('flags, job counts by type, engine and status, last reconcile')
+    .description('where new jobs go, flags, active plans, job counts by type, engine and status, last reconcile')
     .option('--registry <module>', 'job registry module, for the queue list (default: the demo jobs)')
     .action(async (options: { registry?: string }, command: Command) => {
       await withContext(command, async (context) => {
         const { json } = context;
         await withServices(context, { registry: options.registry }, async ({ pool, registry, table }) => {
-          const report = await getStatus(pool, table, registry.names());
-          if (json) return printJson(report);
-          const lines = ['Rollout flags:'];
+          const [report, runs] = await Promise.all([getStatus(pool, table, registry.names(), context.config.envOverride), activeRuns(pool)]);
+          const plans = await Promise.all(runs.map(async (run) => ({ ...run, controller: await controllerOf(pool, run.jobType) })));
+          if (json) return printJson({ ...report, plans });
+          const lines = ['New jobs go (after kill switches and environment overrides):'];
+          lines.push(...indent(formatTable(['type', 'to pg-boss', 'decided by'], report.routes.map((r) => [r.jobType, `${r.percent}%`, r.decidedBy]))));
+          lines.push('', 'Rollout flags:');
           lines.push(
             ...(report.flags.length
-              ? formatTable(
-                  ['type', 'percent', 'kill switch', 'fallback', 'updated by'],
-                  report.flags.map((f) => [f.jobType, `${f.percent}%`, f.killSwitch ? 'ON' : 'off', f.fallbackToLegacy ? 'on' : 'off', f.updatedBy ?? '-']),
-                ).map((line) => `  ${line}`)
+              ? indent(
+                  formatTable(
+                    ['type', 'percent', 'kill switch', 'fallback', 'updated by'],
+                    report.flags.map((f) => [f.jobType, `${f.percent}%`, f.killSwitch ? 'ON' : 'off', f.fallbackToLegacy ? 'on' : 'off', f.updatedBy ?? '-']),
+                  ),
+                )
               : ['  none set: every job goes to legacy']),
+          );
+          lines.push('', 'Active plans:');
+          lines.push(
+            ...(plans.length
+              ? plans.map((run) => `  ${runLine(run)}${run.controller ? '' : ' (no controller attached: it does not move on its own)'}`)
+              : ['  none']),
           );
           lines.push('', 'Jobs:');
           lines.push(
-            ...(report.jobs.length
-              ? formatTable(['type', 'engine', 'status', 'count'], report.jobs.map((j) => [j.type, j.engine, j.status, j.count])).map((l) => `  ${l}`)
-              : ['  none']),
+            ...(report.jobs.length ? indent(formatTable(['type', 'engine', 'status', 'count'], report.jobs.map((j) => [j.type, j.engine, j.status, j.count]))) : ['  none']),
           );
           lines.push('', 'pg-boss queues:');
           lines.push(
-            ...(report.queues.length
-              ? formatTable(['queue', 'state', 'count'], report.queues.map((q) => [q.queue, q.state, q.count])).map((l) => `  ${l}`)
-              : ['  empty']),
+            ...(!report.pgbossInstalled
+              ? ['  pg-boss is not installed in this database yet: the first pg-boss worker or enqueue installs it']
+              : report.queues.length
+                ? indent(formatTable(['queue', 'state', 'count'], report.queues.map((q) => [q.queue, q.state, q.count])))
+                : ['  empty']),
           );
           lines.push('', `Last reconcile: ${report.lastReconcile ? `${report.lastReconcile.at}, ${report.lastReconcile.findings} findings` : 'never'}`);
           printLines(lines);

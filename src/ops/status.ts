@@ -1,6 +1,9 @@
 import type { Pool } from '../db/pool.js';
 import { typeSql, type LegacyTable } from '../table/table.js';
+import { pgbossInstalled } from '../db/schema-check.js';
 import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { effectiveRoute, type EffectiveRoute, type EnvOverride } from '../rollout/decide.js';
+import { readFlags } from '../rollout/flags.js';
 import { deadLetterQueue } from '../pgboss/queues.js';
 
 export interface JobCount {
@@ -27,15 +30,20 @@ export interface QueueSize {
 
 export interface StatusReport {
   flags: FlagState[];
+  /** Where new jobs of each registered type go now, after kill switches and environment overrides. */
+  routes: EffectiveRoute[];
+  /** PGBOSS_ROLLOUT_PERCENTAGE / USE_PGBOSS of this process: they beat the flags for jobs it enqueues. */
+  envOverride: EnvOverride;
+  /** False until a pg-boss process has installed its schema in this database. */
+  pgbossInstalled: boolean;
   jobs: JobCount[];
   /** pg-boss jobs per queue and state (dead letter queues end in `.dlq`); empty before pg-boss is installed. */
   queues: QueueSize[];
   lastReconcile: { at: string; findings: number } | null;
 }
 
-async function queueSizes(pool: Pool, queues: readonly string[]): Promise<QueueSize[]> {
-  const { rows: installed } = await pool.query<{ present: boolean }>(`SELECT to_regclass('${PGBOSS_SCHEMA}.job') IS NOT NULL AS present`);
-  if (!installed[0]?.present) return [];
+async function queueSizes(pool: Pool, queues: readonly string[], installed: boolean): Promise<QueueSize[]> {
+  if (!installed) return [];
   const { rows } = await pool.query<{ queue: string; state: string; count: string }>(
     `SELECT name AS queue, state::text AS state, count(*) AS count FROM ${PGBOSS_SCHEMA}.job WHERE name = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2`,
     [queues],
@@ -44,8 +52,9 @@ async function queueSizes(pool: Pool, queues: readonly string[]): Promise<QueueS
 }
 
 /** One read-only snapshot for `cutover status`: flags, job counts, pg-boss queues, last reconcile. */
-export async function getStatus(pool: Pool, table: LegacyTable, jobTypes: readonly string[]): Promise<StatusReport> {
-  const [flags, jobs, reconcile, queues] = await Promise.all([
+export async function getStatus(pool: Pool, table: LegacyTable, jobTypes: readonly string[], env: EnvOverride = {}): Promise<StatusReport> {
+  const installed = await pgbossInstalled(pool);
+  const [flags, jobs, reconcile, queues, flagMap] = await Promise.all([
     pool.query<{ jobType: string; basisPoints: number; killSwitch: boolean; fallbackToLegacy: boolean; updatedAt: Date; updatedBy: string | null }>(
       `SELECT "jobType", "basisPoints", "killSwitch", "fallbackToLegacy", "updatedAt", "updatedBy" FROM "RolloutFlag" ORDER BY "jobType"`,
     ),
@@ -54,7 +63,8 @@ export async function getStatus(pool: Pool, table: LegacyTable, jobTypes: readon
          FROM ${table.ref} j GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
     ),
     pool.query<{ finishedAt: Date; findings: number }>(`SELECT "finishedAt", findings FROM "ReconcileRun" ORDER BY id DESC LIMIT 1`),
-    queueSizes(pool, jobTypes.flatMap((type) => [type, deadLetterQueue(type)])),
+    queueSizes(pool, jobTypes.flatMap((type) => [type, deadLetterQueue(type)]), installed),
+    readFlags(pool),
   ]);
   const last = reconcile.rows[0];
   return {
@@ -66,6 +76,9 @@ export async function getStatus(pool: Pool, table: LegacyTable, jobTypes: readon
       updatedAt: row.updatedAt.toISOString(),
       updatedBy: row.updatedBy,
     })),
+    routes: jobTypes.map((type) => effectiveRoute(type, flagMap, env)),
+    envOverride: env,
+    pgbossInstalled: installed,
     jobs: jobs.rows.map((row) => ({ ...row, count: Number(row.count) })),
     queues,
     lastReconcile: last ? { at: last.finishedAt.toISOString(), findings: last.findings } : null,

@@ -61,6 +61,12 @@ export async function activeRun(pool: Pool, jobType?: string): Promise<PlanRun |
   return rows[0] ? toRun(rows[0]) : undefined;
 }
 
+/** Every run that has not ended, newest first. */
+export async function activeRuns(pool: Pool): Promise<PlanRun[]> {
+  const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" WHERE state IN ('running', 'paused') ORDER BY "startedAt" DESC`);
+  return rows.map(toRun);
+}
+
 export async function runById(pool: Pool, id: string): Promise<PlanRun> {
   const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" WHERE id = $1`, [id]);
   if (!rows[0]) throw new Error(`plan run ${id} vanished`);
@@ -213,7 +219,12 @@ export async function advancePlan(context: PlanContext, run: PlanRun, options: {
   if (step && 'analysis' in step) {
     gates = await evaluateStep(context, run);
     if (gates.status !== 'pass' && !options.force) {
-      throw new CheckFailedError(`gates are ${gates.status} (${gates.results.filter((r) => r.status !== 'pass').map((r) => r.detail).join('; ')}); use --force to skip them`);
+      const why = gates.results.filter((r) => r.status !== 'pass').map((r) => `${r.gate}: ${r.detail}`).join('; ');
+      throw new CheckFailedError(
+        gates.status === 'fail'
+          ? `a gate fails (${why}): to end the rollout and move its jobs back, run 'cutover plan abort'; to go on regardless, 'cutover plan advance --force' (audited)`
+          : `the gates cannot judge yet (${why}): wait for more finished jobs, or run 'cutover plan abort' to end the rollout; 'cutover plan advance --force' goes on regardless (audited)`,
+      );
     }
   }
   const result = await moveTo(context, run, run.currentStep + 1, options.force ? 'plan.advance.forced' : 'plan.advance');
@@ -266,6 +277,26 @@ async function rollBackPlan(context: PlanContext, run: PlanRun, reason: string):
     context.log.error({ err: error, plan: run.planName }, `the plan is aborted and the kill switch on, but the rollback failed; finish it with '${command}'`);
     throw error;
   }
+}
+
+/** The session holding a plan's controller lock (see runPlan), if any: a plan nobody drives stands still. */
+export interface Controller {
+  pid: number;
+  application: string | null;
+  since: string | null;
+}
+
+export async function controllerOf(pool: Pool, jobType: string): Promise<Controller | null> {
+  // A two-key advisory lock shows in pg_locks as classid/objid (oids: the int4 keys cast) with objsubid 2.
+  const { rows } = await pool.query<{ pid: number; application: string | null; since: Date | null }>(
+    `SELECT l.pid, a.application_name AS application, a.backend_start AS since
+       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND l.classid = hashtext('cutover.plan')::oid AND l.objid = hashtext($1)::oid`,
+    [jobType],
+  );
+  const row = rows[0];
+  return row ? { pid: row.pid, application: row.application, since: row.since?.toISOString() ?? null } : null;
 }
 
 /**

@@ -1,8 +1,8 @@
 import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import ms, { type StringValue } from 'ms';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { DURATION_RULE, formatDuration, parseDuration } from '../duration.js';
 import { UsageError } from '../errors.js';
 
 /** C0 and C1 control characters (a terminal escape, a line break in a one-line field). */
@@ -12,16 +12,11 @@ const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
 const duration = z
   .union([z.string(), z.number()])
   .transform((value, ctx) => {
-    const millis = typeof value === 'number' ? value * 1000 : ms(value.trim() as StringValue);
-    if (typeof millis === 'number' && millis < 0) {
-      ctx.addIssue({ code: 'custom', message: `a duration must not be negative, got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    if (typeof millis !== 'number' || !Number.isFinite(millis)) {
-      ctx.addIssue({ code: 'custom', message: `expected a duration like 30s, 10m or 2h (or seconds), got ${JSON.stringify(value)}` });
-      return z.NEVER;
-    }
-    return millis / 1000;
+    const seconds = parseDuration(value);
+    if (seconds !== undefined) return seconds;
+    const negative = typeof value === 'number' ? value < 0 : value.trim().startsWith('-');
+    ctx.addIssue({ code: 'custom', message: negative ? `a duration must not be negative, got ${JSON.stringify(value)}` : `expected ${DURATION_RULE}, got ${JSON.stringify(value)}` });
+    return z.NEVER;
   });
 
 export const gatesSchema = z
@@ -166,15 +161,12 @@ export async function loadPlan(file: string): Promise<Plan> {
 /** A step in words, for `plan show` and progress lines. */
 export function describeStep(step: PlanStep): string {
   if ('setWeight' in step) return `route ${step.setWeight}% of new jobs to pg-boss`;
-  if ('pause' in step) return step.pause.duration === undefined ? 'pause until advanced by hand' : `soak for ${formatSeconds(step.pause.duration)}`;
+  if ('pause' in step) return step.pause.duration === undefined ? 'pause until advanced by hand' : `soak for ${formatDuration(step.pause.duration)}`;
   const { gates, interval, count } = step.analysis;
   return (
-    `analysis every ${formatSeconds(interval)}, up to ${count} times: at least ${gates.minSamples} finished jobs per engine; ` +
+    `analysis every ${formatDuration(interval)}, up to ${count} times: at least ${gates.minSamples} finished jobs per engine; ` +
     `failure rate at most ${(gates.maxFailureRateDelta * 100).toFixed(1)} points above legacy; p95 latency at most ${gates.maxP95LatencyRatio}× legacy; ` +
     `at most ${gates.maxDeadLetters} dead letters${gates.zeroFindings ? '; no lost or double-run jobs' : ''}`
   );
 }
 
-export function formatSeconds(seconds: number): string {
-  return ms(Math.round(seconds * 1000), { long: true });
-}

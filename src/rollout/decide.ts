@@ -1,4 +1,5 @@
 import type { Engine } from '../jobs/define.js';
+import { ALL_TYPES } from '../db/kill-switch.js';
 import { bucketFor, routesToPgboss } from './bucket.js';
 
 export interface Flag {
@@ -44,4 +45,27 @@ export function decideRoute(input: { type: string; key: string; typeFlag?: Flag;
   }
   const basisPoints = flag?.basisPoints ?? 0;
   return { engine: routesToPgboss(bucket, basisPoints) ? 'PGBOSS' : 'LEGACY', bucket, reason: 'bucket', flag };
+}
+
+/** Where new jobs of a type go, as an operator reads it: the share, and what decides it. */
+export interface EffectiveRoute {
+  jobType: string;
+  /** Share of new jobs routed to pg-boss, 0..100. */
+  percent: number;
+  /** The rule of decideRoute that applies, in words: `kill switch on *`, `its own flag`, … */
+  decidedBy: string;
+}
+
+/** decideRoute's order over a whole type instead of one job: what `status` and `rollout get` show. */
+export function effectiveRoute(jobType: string, flags: ReadonlyMap<string, Flag>, env: EnvOverride): EffectiveRoute {
+  const defaultFlag = ALL_TYPES;
+  const own = flags.get(jobType);
+  const fallback = jobType === defaultFlag ? undefined : flags.get(defaultFlag);
+  if (own?.killSwitch) return { jobType, percent: 0, decidedBy: `kill switch on ${jobType}` };
+  if (fallback?.killSwitch) return { jobType, percent: 0, decidedBy: `kill switch on ${defaultFlag}` };
+  if (env.usePgboss === false) return { jobType, percent: 0, decidedBy: 'environment: USE_PGBOSS=false' };
+  if (env.percent !== undefined) return { jobType, percent: env.percent, decidedBy: `environment: PGBOSS_ROLLOUT_PERCENTAGE=${env.percent}` };
+  if (own) return { jobType, percent: own.basisPoints / 100, decidedBy: jobType === defaultFlag ? 'the * flag' : 'its own flag' };
+  if (fallback) return { jobType, percent: fallback.basisPoints / 100, decidedBy: `the ${defaultFlag} flag` };
+  return { jobType, percent: 0, decidedBy: 'no flag: legacy by default' };
 }

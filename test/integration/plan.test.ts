@@ -165,7 +165,7 @@ describe('rollout plans', () => {
     expect((await readFlags(pool)).get('test.noop')?.basisPoints).toBe(1000);
 
     // A person decides: the gates are still inconclusive, so advancing needs --force.
-    await expect(advancePlan(context, await runById(pool, run.id))).rejects.toThrow(/gates are inconclusive .*use --force/);
+    await expect(advancePlan(context, await runById(pool, run.id))).rejects.toThrow(/the gates cannot judge yet .*'cutover plan advance --force'/);
     const forced = await advancePlan(context, await runById(pool, run.id), { force: true });
     expect(forced.run).toMatchObject({ state: 'completed' });
     expect((await readFlags(pool)).get('test.noop')?.basisPoints).toBe(2000);

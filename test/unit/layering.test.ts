@@ -25,6 +25,7 @@ const FLOORS: Record<string, number> = {
   log: 0,
   modules: 0,
   paths: 0,
+  duration: 0,
 };
 const PEERS = new Set(['legacy', 'pgboss', 'rollout']);
 

@@ -36,7 +36,7 @@ describe('plan files', () => {
     ['a gate on a metric that does not exist', 'name: p\nsteps:\n  - analysis: { gates: { maxP99LatencyRatio: 2 } }\n', "steps.0.analysis.gates: unknown gate 'maxP99LatencyRatio' (gates has minSamples, maxFailureRateDelta, maxP95LatencyRatio, maxDeadLetters, zeroFindings)"],
     ['a negative duration in seconds', 'name: p\nsteps:\n  - pause: { duration: -30 }\n', 'steps.0.pause.duration: a duration must not be negative, got -30'],
     ['a negative duration in words', 'name: p\nsteps:\n  - analysis: { interval: -5m }\n', 'steps.0.analysis.interval: a duration must not be negative, got "-5m"'],
-    ['a duration that is not one', 'name: p\nsteps:\n  - pause: { duration: soon }\n', 'steps.0.pause.duration: expected a duration like 30s, 10m or 2h (or seconds), got "soon"'],
+    ['a duration that is not one', 'name: p\nsteps:\n  - pause: { duration: soon }\n', 'steps.0.pause.duration: expected a number with a unit (500ms, 90s, 30m, 2h, 7d); a bare number is seconds, got "soon"'],
     ['a weight that is not a number', 'name: p\nsteps:\n  - setWeight: .nan\n', 'steps.0.setWeight: Invalid input: expected number, received NaN'],
     ['a name with a terminal escape', 'name: "p\\e[2J"\nsteps: [{ setWeight: 1 }]\n', 'name: must not contain control characters'],
     ['a key given twice', 'name: p\nsteps: [{ setWeight: 1 }]\nsteps: [{ setWeight: 100 }]\n', 'not valid YAML: Map keys must be unique at line 3, column 1'],
