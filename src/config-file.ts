@@ -68,6 +68,20 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 }
 
 /**
+ * The npm package an import could not find (`cutover` for `cutover/jobs`), from Node's own error
+ * (ERR_MODULE_NOT_FOUND) or jiti's (MODULE_NOT_FOUND, for a TypeScript config). A missing
+ * relative file is not a package: that error is shown as it is.
+ */
+function missingPackage(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
+  const specifier = /Cannot find (?:package|module) '([^']+)'/.exec(messageOf(error))?.[1];
+  if (!specifier || /^(\.|\/|[A-Za-z]:\\|file:|node:)/.test(specifier)) return undefined;
+  const parts = specifier.split('/');
+  return specifier.startsWith('@') ? parts.slice(0, 2).join('/') : parts[0];
+}
+
+/**
  * Loads `--config` (or the first of CONFIG_FILE_NAMES in `cwd`). No file: the generic table
  * and demo registry. A file that does not load or does not validate is a UsageError naming
  * the file and the field, before anything touches the database.
@@ -80,6 +94,15 @@ export async function loadConfigFile(path: string | undefined, cwd = process.cwd
   try {
     loaded = await importUserModule(file);
   } catch (error) {
+    const missing = missingPackage(error);
+    if (missing) {
+      // Node resolves a config's imports from the config's own folder upwards, never from where
+      // the cutover CLI itself is installed: a config copied out of the repository finds nothing.
+      throw new UsageError(
+        `cannot load ${file}: it imports '${missing}', which is not installed where the config is: run \`npm install ${missing}\` in ${dirname(file)}`,
+        { cause: error },
+      );
+    }
     throw new UsageError(`cannot load ${file}: ${messageOf(error)}`, { cause: error });
   }
   const parsed = configSchema.safeParse(loaded.default ?? loaded.config);

@@ -58,6 +58,19 @@ export class InvalidPayloadError extends UsageError {
 /** The legacy adapter (cutover.config) names something the table lacks, or one of its functions failed. */
 export class AdapterError extends UsageError {}
 
+/**
+ * pg-boss already holds a job with an id being enqueued: it drops such a send silently
+ * (returns null), which must never pass for success, nor fall back to legacy (that job may run).
+ */
+export class JobIdTakenError extends UsageError {
+  constructor(
+    readonly type: string,
+    readonly ids: readonly string[],
+  ) {
+    super(`pg-boss already has ${type} job(s) ${ids.slice(0, 3).join(', ')}${ids.length > 3 ? ` and ${ids.length - 3} more` : ''}: not enqueued, nothing written`);
+  }
+}
+
 /** What a thrown value says, whether or not it is an Error. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);

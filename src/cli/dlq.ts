@@ -3,6 +3,7 @@ import { defaultActor } from '../db/audit.js';
 import { CheckFailedError, UsageError } from '../errors.js';
 import { looksLikeUuid } from '../table/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
+import { confirm } from './confirm.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
 import { withServices } from './services.js';
@@ -47,6 +48,7 @@ export function registerDlqCommands(program: Command): void {
       await withServices(context, { registry: options.registry }, async ({ pool, registry, boss, table }) => {
         const types = options.type ? [registry.require(options.type).name] : registry.names();
         const letters = await listDeadLetters(pool, types, options.id);
+        if (!options.type && !options.id && letters.length) await confirmRetryAll(letters, context.yes);
         const { retried, notRetried } = letters.length ? await retryDeadLetters(pool, await boss(), table, letters, options.actor ?? defaultActor()) : { retried: [], notRetried: [] };
         if (context.json) {
           printJson({
@@ -66,6 +68,24 @@ export function registerDlqCommands(program: Command): void {
       });
     });
   });
+}
+
+/**
+ * Every dead letter of every type back to work is a broad action (each job runs again, side
+ * effects and all): on a terminal it says what it would send and asks. Without one it runs as
+ * it always has, as scripts and the runbook call it; `--type` or `--id` is a choice already made.
+ */
+async function confirmRetryAll(letters: readonly { type: string }[], yes: boolean): Promise<void> {
+  const byType = new Map<string, number>();
+  for (const letter of letters) byType.set(letter.type, (byType.get(letter.type) ?? 0) + 1);
+  const details = [
+    'dead-lettered jobs dlq retry would send back to their queue, to run again:',
+    ...formatTable(['type', 'jobs'], [...byType].sort(([a], [b]) => a.localeCompare(b))).map((line) => `  ${line}`),
+    'to send back fewer: --type <type> or --id <id>',
+  ];
+  if (!(await confirm(`send ${letters.length} dead-lettered job(s) back to their queue`, yes, { details, withoutTerminal: 'proceed' }))) {
+    throw new UsageError('dlq retry not confirmed; nothing changed');
+  }
 }
 
 function errorText(error: unknown): string {

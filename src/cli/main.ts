@@ -13,6 +13,8 @@ import { registerReconcileCommand } from './reconcile.js';
 import { registerPlanCommands } from './plan.js';
 import { registerDemoCommand } from './demo.js';
 import { registerInitCommand } from './init.js';
+import { registerRolloutEndCommands } from './rollout-end.js';
+import { registerJobsCommand } from './jobs.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -30,11 +32,13 @@ export function buildProgram(): Command {
   registerDbCommands(program);
   registerStatusCommand(program);
   registerEnqueueCommand(program);
+  registerJobsCommand(program);
   registerRolloutCommands(program);
   registerDlqCommands(program);
   registerOpsCommands(program);
   registerReconcileCommand(program);
   registerPlanCommands(program);
+  registerRolloutEndCommands(program);
   registerDemoCommand(program);
   registerWorkerCommand(program);
   for (const command of program.commands) command.exitOverride();

@@ -19,7 +19,9 @@ import {
   type PlanRun,
   type TickResult,
 } from '../plans/plan-runner.js';
+import { DEFAULT_FLAG } from '../rollout/flags.js';
 import { confirm } from './confirm.js';
+import { renderPreflight, runPreflight } from './rollout-end.js';
 import { withContext, type CommandContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
 import { withServices, type Services } from './services.js';
@@ -136,18 +138,25 @@ export function registerPlanCommands(program: Command): void {
       printLines([`${loaded.name} (job type ${loaded.jobType}):`, ...loaded.steps.map((step, i) => `  ${i + 1}. ${describeStep(step)}`)]);
     });
 
-  common(plan.command('start').description('create the run of a plan (a controller drives it: cutover plan run)').argument('<file>')).action(
-    async (file: string, flags: PlanFlags, command: Command) => {
+  common(plan.command('start').description('create the run of a plan after a passing preflight (a controller drives it: cutover plan run)').argument('<file>'))
+    .option('--skip-preflight', 'start even if preflight fails (logged)')
+    .action(async (file: string, flags: PlanFlags & { skipPreflight?: boolean }, command: Command) => {
       const loaded = await loadPlan(file);
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async (services) => {
+          const report = await runPreflight(context, services, { since: 30 * 86_400, ...(loaded.jobType === DEFAULT_FLAG ? {} : { type: [loaded.jobType] }) });
+          const failed = report.checks.filter((check) => check.status === 'fail');
+          if (failed.length && !flags.skipPreflight) {
+            if (!context.json) printLines(renderPreflight(report));
+            throw new CheckFailedError(`preflight fails (${failed.map((c) => `${c.check}${c.type ? ` ${c.type}` : ''}: ${c.value}`).join('; ')}): fix it, or pass --skip-preflight; nothing changed`);
+          }
+          if (failed.length) context.log.warn({ failed: failed.map((c) => `${c.check} ${c.type ?? ''}`.trim()) }, 'preflight failed; starting the plan anyway (--skip-preflight)');
           const run = await startPlan(await planContext(context, services, flags, false), loaded);
-          if (context.json) return printJson({ run });
+          if (context.json) return printJson({ run, preflight: report });
           printLines([runLine(run)]);
         });
       });
-    },
-  );
+    });
 
   plan
     .command('status')

@@ -90,11 +90,13 @@ export function registerRolloutCommands(program: Command): void {
     });
 
   common(rollout.command('set').description('route <percent> of new jobs to pg-boss (0-100, up to two decimals)').argument('<percent>'))
-    .action(async (percent: string, options: TypeOptions, command: Command) => {
+    .option('--unfinalize', 'end a finalized type\'s pinning to pg-boss (cutover finalize) to route it below 100 %')
+    .action(async (percent: string, options: TypeOptions & { unfinalize?: boolean }, command: Command) => {
       const basisPoints = parsePercent(percent);
       await withContext(command, async (context) => {
         await flagTarget(context, options, async (jobType, { pool }) => {
-          const { after } = await changeFlag(pool, { jobType, basisPoints }, { actor: options.actor ?? defaultActor(), action: 'flag.set', reason: options.reason ?? null });
+          const change = { jobType, basisPoints, ...(options.unfinalize ? { unfinalize: true } : {}) };
+          const { after } = await changeFlag(pool, change, { actor: options.actor ?? defaultActor(), action: 'flag.set', reason: options.reason ?? null });
           if (context.json) return printJson({ flag: after });
           printLines([describeFlag(after)]);
         });
@@ -117,11 +119,12 @@ export function registerRolloutCommands(program: Command): void {
   }
 
   common(rollout.command('unset').description("remove a job type's own flag: the type follows * again"))
-    .action(async (options: TypeOptions, command: Command) => {
+    .option('--unfinalize', 'also end its finalization (cutover finalize)')
+    .action(async (options: TypeOptions & { unfinalize?: boolean }, command: Command) => {
       if (!options.type) throw new UsageError('rollout unset needs --type <type>: the * flag stays (set it to 0 instead)');
       await withContext(command, async (context) => {
         await flagTarget(context, options, async (jobType, { pool }) => {
-          const removed = await removeFlag(pool, jobType, { actor: options.actor ?? defaultActor(), reason: options.reason ?? null });
+          const removed = await removeFlag(pool, jobType, { actor: options.actor ?? defaultActor(), reason: options.reason ?? null, unfinalize: options.unfinalize ?? false });
           if (context.json) return printJson({ removed });
           printLines([removed ? `${jobType}: own flag removed (was ${describeFlag(removed)}); it follows * now` : `${jobType} has no flag of its own: it follows * already`]);
         });

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { startHeartbeat } from '../db/heartbeat.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { UsageError } from '../errors.js';
 import { loadRegistry } from '../jobs/registry.js';
@@ -8,6 +9,7 @@ import { BossWorker } from '../pgboss/worker.js';
 import { withContext } from './context.js';
 import { commaList, integerIn } from './parse.js';
 import { printJson } from './output.js';
+import { summaryInterval, withWorkerSummary, workerActivity } from './worker-summary.js';
 
 interface WorkerOptions {
   engine: 'legacy' | 'pgboss';
@@ -38,6 +40,8 @@ export function registerWorkerCommand(program: Command): void {
       if (options.engine === 'legacy' && command.getOptionValueSource('superviseInterval') === 'cli') {
         throw new UsageError('--supervise-interval is for pg-boss workers (the legacy runner recovers stale rows by heartbeat): drop it, or use --engine pgboss');
       }
+      // Read before anything starts: a bad value is a usage error, not a worker that half-started.
+      const summaryMs = summaryInterval();
       await withContext(command, async ({ db, log, json, signal, project }) => {
         const registry = await loadRegistry(options.registry ?? project.registry);
         for (const type of options.types ?? []) registry.require(type);
@@ -62,8 +66,11 @@ export function registerWorkerCommand(program: Command): void {
               await boss.stop({ graceful: false, close: true }).catch(() => undefined);
               throw await explainFailure(error, { pool, url: db.url, command: what });
             }
-            await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
-            const stats = await worker.stop(options.shutdownTimeout * 1000);
+            const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
+            const stats = await withWorkerSummary(summaryMs, () => workerActivity(pool, table, worker.workerId, 'PGBOSS'), log, async () => {
+              await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+              return worker.stop(options.shutdownTimeout * 1000);
+            }).finally(stopBeating);
             if (json) printJson({ engine: options.engine, workerId: worker.workerId, ...stats });
           } finally {
             await pool.end();
@@ -72,18 +79,20 @@ export function registerWorkerCommand(program: Command): void {
         }
         const pool = createPool(db.url, { max: 4, applicationName: 'cutover-legacy-runner' });
         try {
+          const table = await ready(pool);
           const runner = new LegacyRunner({
             pool,
             databaseUrl: db.url,
             registry,
-            table: await ready(pool),
+            table,
             log,
             shutdownTimeoutMs: options.shutdownTimeout * 1000,
             ...(options.concurrency ? { concurrency: options.concurrency } : {}),
             ...(options.pollMs ? { pollMs: options.pollMs } : {}),
             ...(options.types ? { types: options.types } : {}),
           });
-          const stats = await runner.run(signal);
+          const stopBeating = await startHeartbeat(pool, { workerId: runner.workerId, engine: 'LEGACY', types: options.types ?? registry.names() }, { log });
+          const stats = await withWorkerSummary(summaryMs, () => workerActivity(pool, table, runner.workerId, 'LEGACY'), log, () => runner.run(signal)).finally(stopBeating);
           if (json) printJson({ engine: options.engine, workerId: runner.workerId, ...stats });
         } finally {
           await pool.end();

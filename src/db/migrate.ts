@@ -10,6 +10,15 @@ import { poolConfig } from './pool.js';
 /** The package's own migrations, whether running from src/ (tests) or dist/ (the CLI). */
 export const builtinMigrationsDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../prisma/migrations');
 
+/**
+ * cutover's own tables added after the first release: only new tables, so they apply beside an
+ * adopted table's migration as beside the generic table's.
+ */
+export const cutoverTablesMigrationsDir = resolve(dirname(fileURLToPath(import.meta.url)), '../../prisma/cutover-migrations');
+
+/** Everything the generic table needs, in the order readMigrations sorts it. */
+export const builtinMigrationDirs: readonly string[] = [builtinMigrationsDir, cutoverTablesMigrationsDir];
+
 /** Arbitrary but fixed: every cutover migration applier in any process takes this lock. */
 const MIGRATION_LOCK_KEY = 7_261_933_104_118_001n;
 
@@ -122,7 +131,7 @@ export interface MigrateOptions {
  * whose file changed after it was applied stops everything before any SQL runs.
  */
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
-  const files = await readMigrations(options.dirs ?? [builtinMigrationsDir]);
+  const files = await readMigrations(options.dirs ?? builtinMigrationDirs);
   const client = new pg.Client(poolConfig(options.databaseUrl, { applicationName: 'cutover-migrate' }));
   await client.connect();
   try {
@@ -168,7 +177,7 @@ async function applyOne(client: pg.Client, file: MigrationFile): Promise<void> {
 
 /** What `db status` shows: every migration known locally or in the database, and its state. */
 export async function migrationStatus(options: MigrateOptions): Promise<MigrationStatusEntry[]> {
-  const files = await readMigrations(options.dirs ?? [builtinMigrationsDir]);
+  const files = await readMigrations(options.dirs ?? builtinMigrationDirs);
   const client = new pg.Client(poolConfig(options.databaseUrl, { applicationName: 'cutover-migrate' }));
   await client.connect();
   try {

@@ -8,8 +8,12 @@ import type { Queryable } from './pool.js';
  * and says what to do, instead of failing halfway with `relation "RolloutFlag" does not exist`.
  */
 
-/** cutover's own tables (migration 0003_cutover_tables, or the adoption migration `cutover init` writes). */
-export const CUTOVER_TABLES = ['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine'] as const;
+/**
+ * cutover's own tables: migration 0003_cutover_tables (or the adoption migration `cutover
+ * init` writes), then prisma/cutover-migrations.
+ */
+const LATER_TABLES: readonly string[] = ['RolloutFinal', 'WorkerHeartbeat'];
+export const CUTOVER_TABLES = ['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine', ...LATER_TABLES] as const;
 
 /** pg-boss's schema, as src/pgboss/boss.ts configures it (db sits below pgboss, so it is named here too). */
 const PGBOSS_SCHEMA = 'pgboss';
@@ -72,7 +76,9 @@ export async function assertCutoverSchema(db: Queryable, table: LegacyTableTarge
     throw new SchemaNotReadyError(`${table.label} lacks cutover's columns (${missingColumns.join(', ')}): ${migrate}; nothing was changed`);
   }
   if (row.missing_tables.length) {
-    throw new SchemaNotReadyError(`this database lacks cutover's tables ${row.missing_tables.join(', ')}: ${migrate}; nothing was changed`);
+    // Tables of a newer cutover than the one that adopted the table: `db migrate` alone adds them.
+    const upgrade = row.missing_tables.every((name) => LATER_TABLES.includes(name));
+    throw new SchemaNotReadyError(`this database lacks cutover's tables ${row.missing_tables.join(', ')}: ${upgrade ? 'run `cutover db migrate`' : migrate}; nothing was changed`);
   }
 }
 

@@ -1,20 +1,17 @@
-import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { ProjectConfig } from '../config-file.js';
-import { builtinMigrationsDir } from '../db/migrate.js';
+import { builtinMigrationDirs, builtinMigrationsDir, cutoverTablesMigrationsDir } from '../db/migrate.js';
 import { UsageError } from '../errors.js';
-import { quoteIdent, type LegacyTable } from '../table/table.js';
+import { archiveRef, cutoverObjectName, quoteIdent, type LegacyTable } from '../table/table.js';
 
 /** The built-in migration that creates cutover's own tables; an adoption migration carries it too. */
 const CUTOVER_TABLES_MIGRATION = '0003_cutover_tables';
 
 export const ADOPT_SUFFIX = '_cutover_adopt';
 
-/** A name that fits Postgres's 63 characters however long the table's name is. */
 function indexName(table: LegacyTable, what: string): string {
-  const name = `${table.adapter.table}_cutover_${what}`;
-  return quoteIdent(name.length <= 63 ? name : `${name.slice(0, 54)}_${createHash('sha256').update(name).digest('hex').slice(0, 8)}`);
+  return cutoverObjectName(table, what);
 }
 
 /**
@@ -70,6 +67,13 @@ CREATE INDEX IF NOT EXISTS ${indexName(table, 'originalJobId_idx')} ON ${ref} ($
 CREATE INDEX IF NOT EXISTS ${indexName(table, 'type_createdAt_idx')} ON ${ref} (${typeColumn ? `${typeColumn}, ` : ''}${col.createdAt});
 
 ${guardSql(table)}
+
+-- Where \`cutover archive\` moves finished rows: the same columns, a row archived once.
+CREATE TABLE IF NOT EXISTS ${archiveRef(table)} (LIKE ${ref} INCLUDING DEFAULTS);
+DO $$ BEGIN
+    ALTER TABLE ${archiveRef(table)} ADD CONSTRAINT ${cutoverObjectName(table, 'archive_pkey')} PRIMARY KEY (${col.id});
+EXCEPTION WHEN invalid_table_definition OR duplicate_object THEN NULL;
+END $$;
 
 ${cutoverTables}`;
 }
@@ -155,12 +159,12 @@ export async function writeAdoptionMigration(table: LegacyTable, options: { migr
  * team's history alone (applied by this or by `prisma migrate deploy`) describes the database.
  */
 export async function migrationDirs(project: ProjectConfig): Promise<string[]> {
-  if (!project.legacy) return [builtinMigrationsDir];
+  if (!project.legacy) return [...builtinMigrationDirs];
   const found = await readdir(project.migrationsDir).catch(() => undefined);
   if (!found?.some((name) => name.endsWith(ADOPT_SUFFIX))) {
     throw new UsageError(`${project.migrationsDir} holds no cutover adoption migration: run \`cutover init\` first`);
   }
-  return [project.migrationsDir];
+  return [project.migrationsDir, cutoverTablesMigrationsDir];
 }
 
 /** Prisma's scalar for a column cutover adds, by its SQL definition. */

@@ -42,11 +42,13 @@ function buildQueries(table: LegacyTable): Record<FindingClass, string> {
        WHERE j.engine = 'PGBOSS' AND j.${col.status} IN (${status.pending}, ${status.running}) AND ${type} = ANY($1::text[]) AND ${settled}
          AND NOT EXISTS (SELECT 1 FROM ${PGBOSS_SCHEMA}.job b WHERE b.name = ${type} AND b.id = j."pgbossJobId")`,
 
-    // A pg-boss job in a cutover queue with no row (sent around the RolloutManager).
+    // A pg-boss job in a cutover queue with no row (sent around the RolloutManager). A type
+    // finalized with tracking off has no rows by design: its jobs are pg-boss's alone.
     orphan: `
       SELECT b.id::text AS id, b.name AS type, 'pg-boss job ' || b.state || ' with no legacy row' AS detail
         FROM ${PGBOSS_SCHEMA}.job b
        WHERE b.name = ANY($1::text[]) AND b.created_on < now() - make_interval(secs => $2::float8)
+         AND NOT EXISTS (SELECT 1 FROM "RolloutFinal" f WHERE f."jobType" = b.name AND NOT f.tracking)
          AND NOT EXISTS (SELECT 1 FROM ${ref} j WHERE j."pgbossJobId" = b.id)`,
 
     // Both exist, states disagree beyond the grace period. Split so millions of agreeing rows

@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.js';
 import type { LegacyAdapter } from '../table/adapter.js';
-import { quoteIdent, quoteLiteral } from '../table/table.js';
+import { archiveRef, quoteIdent, quoteLiteral } from '../table/table.js';
 
 /**
  * Least privilege (RUNBOOK.md §8): what each part of a cutover deployment may do in the
@@ -92,15 +92,17 @@ export interface RolesTarget {
   schema: string;
   /** Schema-qualified and quoted. */
   ref: string;
+  /** The archive table `cutover archive` moves rows to, schema-qualified and quoted. */
+  archive: string;
   label: string;
   /** The generic table with the demo jobs, whose `notification.send` writes DemoDelivery. */
   demo: boolean;
 }
 
 export function rolesTarget(adapter: LegacyAdapter | undefined): RolesTarget {
-  if (!adapter) return { schema: 'public', ref: '"public"."Job"', label: 'public.Job', demo: true };
+  if (!adapter) return { schema: 'public', ref: '"public"."Job"', archive: archiveRef({ adapter: { table: 'Job' } as LegacyAdapter }), label: 'public.Job', demo: true };
   const schema = adapter.schema ?? 'public';
-  return { schema, ref: `${quoteIdent(schema)}.${quoteIdent(adapter.table)}`, label: `${schema}.${adapter.table}`, demo: false };
+  return { schema, ref: `${quoteIdent(schema)}.${quoteIdent(adapter.table)}`, archive: archiveRef({ adapter }), label: `${schema}.${adapter.table}`, demo: false };
 }
 
 const PGBOSS = 'pgboss';
@@ -151,6 +153,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     { privileges: 'INSERT', on: cutoverTable('RolloutEvent'), why: 'every change is audited' },
     { privileges: 'USAGE', on: sequence('RolloutEvent_id_seq'), why: 'audit row ids' },
   ];
+  const heartbeats: Grant = { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('WorkerHeartbeat'), why: 'announce this worker (engine, host, version, types) for preflight' };
   const demo: Grant[] = target.demo
     ? [
         { privileges: 'INSERT', on: cutoverTable('DemoDelivery'), why: "the demo's notification.send job (your own jobs need their own grants)" },
@@ -162,6 +165,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       schema,
       { privileges: 'INSERT', on: legacy, why: 'the tracking row of every new job, in the same transaction as its pg-boss job' },
       { privileges: 'SELECT', on: cutoverTable('RolloutFlag'), why: 'routing percentages and kill switches' },
+      { privileges: 'SELECT', on: cutoverTable('RolloutFinal'), why: 'finalized types: pinned to pg-boss, tracking rows or not' },
       ...pgbossClient(),
       { privileges: 'SELECT', on: pgboss('queue'), why: 'queue options and the queue cache' },
       // RETURNING of the new ids (and start times, for the queue's notice): those columns only,
@@ -171,12 +175,14 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     'legacy-runner': [
       schema,
       { privileges: 'SELECT, INSERT, UPDATE', on: legacy, why: 'claim (SELECT … FOR UPDATE SKIP LOCKED), heartbeat, settle, stale-job recovery, retries as new rows' },
+      heartbeats,
       ...demo,
     ],
     'pgboss-worker': [
       schema,
       { privileges: 'SELECT, UPDATE', on: legacy, why: 'mirror each state change to the row; hand a job back to legacy under a kill switch' },
       { privileges: 'SELECT', on: cutoverTable('RolloutFlag'), why: 'the kill switch, checked before each job runs' },
+      heartbeats,
       ...pgbossClient(),
       { privileges: 'SELECT, INSERT, UPDATE', on: pgboss('queue'), why: 'create and update the queues of the registry at start (plain rows: cutover uses no partitioned queues); supervision keeps their counts' },
       ...jobTables('SELECT, INSERT, UPDATE, DELETE', 'fetch, complete, fail, retry, dead-letter, expire, delete by retention, hand back'),
@@ -186,8 +192,12 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     ],
     operator: [
       schema,
-      { privileges: 'SELECT, INSERT, UPDATE', on: legacy, why: 'migrate and rollback flip rows; reconcile --fix adopts orphans, copies final states, re-sends lost jobs' },
+      { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: legacy, why: 'migrate and rollback flip rows; reconcile --fix adopts orphans, copies final states, re-sends lost jobs; archive moves finished rows out' },
+      { privileges: 'INSERT', on: `TABLE ${target.archive}`, why: 'archive: where finished rows go' },
       { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('RolloutFlag'), why: 'rollout set/kill/unkill; rollback and plan abort set the kill switch first' },
+      { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('RolloutFinal'), why: 'finalize, and --unfinalize' },
+      { privileges: 'SELECT', on: cutoverTable('WorkerHeartbeat'), why: 'preflight: live workers per type and their versions' },
+      { privileges: 'SELECT', on: cutoverTable('_prisma_migrations'), why: 'preflight (and plan start): which migrations are applied' },
       { privileges: 'SELECT', on: cutoverTable('RolloutEvent'), why: 'rollout history' },
       ...auditLog,
       { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('RolloutPlanRun'), why: 'plan start, advance, abort, run' },
@@ -200,12 +210,13 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     ],
     dashboard: [
       schema,
-      { privileges: 'SELECT', on: legacy, why: 'job counts per type, engine and status' },
-      ...['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine'].map((name) => ({
+      { privileges: 'SELECT', on: legacy, why: 'job counts per type, engine and status; drain-report; preflight' },
+      ...['RolloutFlag', 'RolloutFinal', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine', 'WorkerHeartbeat'].map((name) => ({
         privileges: 'SELECT',
         on: cutoverTable(name),
-        why: 'flags, audit log, plans, last reconcile, quarantine',
+        why: 'flags, finalized types, audit log, plans, last reconcile, quarantine, live workers',
       })),
+      { privileges: 'SELECT', on: cutoverTable('_prisma_migrations'), why: 'preflight: which migrations are applied' },
       { privileges: 'USAGE', on: `SCHEMA ${PGBOSS}`, why: "pg-boss's schema" },
       { privileges: 'SELECT', on: pgboss('queue'), why: 'queues' },
       ...jobTables('SELECT', 'queue sizes, dead letters'),

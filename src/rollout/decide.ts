@@ -8,9 +8,11 @@ export interface Flag {
   killSwitch: boolean;
   salt: string;
   fallbackToLegacy: boolean;
+  /** Set by `cutover finalize`: every new job goes to pg-boss, tracked in the legacy table or not. */
+  finalized?: { tracking: boolean };
 }
 
-export type RouteReason = 'bucket' | 'override' | 'killswitch' | 'fallback' | 'migrated' | 'rolledback';
+export type RouteReason = 'bucket' | 'override' | 'killswitch' | 'fallback' | 'migrated' | 'rolledback' | 'finalized';
 
 export interface Route {
   engine: Engine;
@@ -28,8 +30,9 @@ export interface EnvOverride {
 }
 
 /**
- * The routing decision of DESIGN §6, in its order: kill switch → environment override →
- * per-type flag → `*` flag → 0 %. Pure: the flags, environment and key are all inputs.
+ * The routing decision of DESIGN §6, in its order: kill switch → finalized → environment
+ * override → per-type flag → `*` flag → 0 %. Pure: the flags, environment and key are all
+ * inputs. A kill switch still beats a finalized type: the way back is never blocked.
  */
 export function decideRoute(input: { type: string; key: string; typeFlag?: Flag; defaultFlag?: Flag; env: EnvOverride }): Route {
   const { typeFlag, defaultFlag, env } = input;
@@ -38,6 +41,7 @@ export function decideRoute(input: { type: string; key: string; typeFlag?: Flag;
   if (typeFlag?.killSwitch || defaultFlag?.killSwitch) {
     return { engine: 'LEGACY', bucket, reason: 'killswitch', flag };
   }
+  if (typeFlag?.finalized) return { engine: 'PGBOSS', bucket, reason: 'finalized', flag };
   if (env.usePgboss === false) return { engine: 'LEGACY', bucket, reason: 'override', flag };
   if (env.percent !== undefined) {
     const basisPoints = Math.round(env.percent * 100);
@@ -63,6 +67,7 @@ export function effectiveRoute(jobType: string, flags: ReadonlyMap<string, Flag>
   const fallback = jobType === defaultFlag ? undefined : flags.get(defaultFlag);
   if (own?.killSwitch) return { jobType, percent: 0, decidedBy: `kill switch on ${jobType}` };
   if (fallback?.killSwitch) return { jobType, percent: 0, decidedBy: `kill switch on ${defaultFlag}` };
+  if (own?.finalized) return { jobType, percent: 100, decidedBy: `finalized${own.finalized.tracking ? '' : ', tracking rows off'}` };
   if (env.usePgboss === false) return { jobType, percent: 0, decidedBy: 'environment: USE_PGBOSS=false' };
   if (env.percent !== undefined) return { jobType, percent: env.percent, decidedBy: `environment: PGBOSS_ROLLOUT_PERCENTAGE=${env.percent}` };
   if (own) return { jobType, percent: own.basisPoints / 100, decidedBy: jobType === defaultFlag ? 'the * flag' : 'its own flag' };

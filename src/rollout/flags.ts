@@ -13,8 +13,25 @@ export const FLAGS_CHANNEL = 'cutover_flags';
 export const DEFAULT_FLAG = ALL_TYPES;
 
 export async function readFlags(db: Queryable): Promise<Map<string, Flag>> {
-  const { rows } = await db.query<Flag>(`SELECT "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy" FROM "RolloutFlag"`);
-  return new Map(rows.map((row) => [row.jobType, row]));
+  const { rows } = await db.query<Flag & { finalTracking: boolean | null }>(
+    `SELECT f."jobType", f."basisPoints", f."killSwitch", f.salt, f."fallbackToLegacy", fin.tracking AS "finalTracking"
+       FROM "RolloutFlag" f LEFT JOIN "RolloutFinal" fin ON fin."jobType" = f."jobType"`,
+  );
+  return new Map(
+    rows.map(({ finalTracking, ...flag }) => [flag.jobType, finalTracking === null ? flag : { ...flag, finalized: { tracking: finalTracking } }]),
+  );
+}
+
+/** A finalized type's percentage is pinned at 100 %: lowering it, or removing its flag, must say so first. */
+async function assertNotFinalized(db: Queryable, jobType: string, what: string): Promise<void> {
+  const { rows } = await db.query(`SELECT 1 FROM "RolloutFinal" WHERE "jobType" = $1`, [jobType]);
+  if (rows.length) throw new UsageError(`${jobType} is finalized (pinned to pg-boss, cutover finalize): ${what} needs --unfinalize; nothing changed`);
+}
+
+/** Ends a finalization in the caller's transaction (audited there by the change that needed it). */
+async function unfinalize(db: Queryable, jobType: string): Promise<boolean> {
+  const { rowCount } = await db.query(`DELETE FROM "RolloutFinal" WHERE "jobType" = $1`, [jobType]);
+  return (rowCount ?? 0) > 0;
 }
 
 /**
@@ -35,6 +52,8 @@ export interface FlagChange {
   killSwitch?: boolean;
   fallbackToLegacy?: boolean;
   salt?: string;
+  /** Lowering a finalized type below 100 % ends its finalization (else refused). */
+  unfinalize?: boolean;
 }
 
 /**
@@ -53,6 +72,10 @@ export async function changeFlag(
       [change.jobType],
     );
     const before = existing.rows[0] ?? null;
+    if (change.basisPoints !== undefined && change.basisPoints < 10_000) {
+      if (change.unfinalize) await unfinalize(db, change.jobType);
+      else await assertNotFinalized(db, change.jobType, `routing it below 100 %`);
+    }
     const { rows } = await db.query<Flag>(
       `INSERT INTO "RolloutFlag" ("jobType", "basisPoints", "killSwitch", "fallbackToLegacy", salt, "updatedBy", "updatedAt")
        VALUES ($1, COALESCE($2, 0), COALESCE($3, false), COALESCE($4, true), COALESCE($5, ''), $6, now())
@@ -77,9 +100,11 @@ export async function changeFlag(
  * Removes a job type's own flag, so the type follows `*` again; audited and announced in one
  * transaction. Returns the flag removed, or null when the type had none.
  */
-export async function removeFlag(pool: Pool, jobType: string, who: { actor: string; reason?: string | null }): Promise<Flag | null> {
+export async function removeFlag(pool: Pool, jobType: string, who: { actor: string; reason?: string | null; unfinalize?: boolean }): Promise<Flag | null> {
   if (jobType === DEFAULT_FLAG) throw new UsageError(`the ${DEFAULT_FLAG} flag cannot be removed: set it to 0 instead`);
   return withTransaction(pool, async (db) => {
+    if (who.unfinalize) await unfinalize(db, jobType);
+    else await assertNotFinalized(db, jobType, 'removing its flag');
     const { rows } = await db.query<Flag>(`DELETE FROM "RolloutFlag" WHERE "jobType" = $1 RETURNING "jobType", "basisPoints", "killSwitch", salt, "fallbackToLegacy"`, [jobType]);
     const before = rows[0] ?? null;
     if (!before) return null;

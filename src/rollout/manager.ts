@@ -2,7 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
-import { AdapterError } from '../errors.js';
+import { AdapterError, JobIdTakenError } from '../errors.js';
 import { pgbossIdFor } from '../table/ids.js';
 import { assertIdType, GENERIC_TABLE, newRowIds, type LegacyTable } from '../table/table.js';
 import { maxAttempts, type Engine } from '../jobs/define.js';
@@ -115,20 +115,27 @@ export class RolloutManager {
       return callerTx ? legacy(callerTx) : own(legacy);
     }
 
+    // A finalized type with tracking off: pg-boss alone records its jobs (reconcile knows).
+    const untracked = (job: (typeof planned)[number]) => job.route.reason === 'finalized' && job.route.flag?.finalized?.tracking === false;
     const routed = async (t: Tx): Promise<EnqueueResult[]> => {
-      await insertJobRows(t, table, planned.map((job) => row(job, job.route.engine, job.route.reason)));
+      const tracked = planned.filter((job) => !untracked(job));
+      if (tracked.length) await insertJobRows(t, table, tracked.map((job) => row(job, job.route.engine, job.route.reason)));
+      const wanted = toBoss.map((job) => pgbossIdFor(job.id));
       const ids = await this.options.boss.insert(
         type,
-        toBoss.map((job) => ({ id: pgbossIdFor(job.id), data: job.payload as object, priority: pgbossPriority(job.priority) })),
+        toBoss.map((job, index) => ({ id: wanted[index]!, data: job.payload as object, priority: pgbossPriority(job.priority) })),
         { db: t.boss, returnId: true },
       );
-      if ((ids?.length ?? 0) !== toBoss.length) throw new Error('pg-boss skipped jobs whose id already exists');
+      // pg-boss skips an id it already has and says so only by leaving it out of the answer.
+      const inserted = new Set((ids ?? []).map((id) => id.toLowerCase()));
+      const skipped = wanted.filter((id) => !inserted.has(id.toLowerCase()));
+      if (skipped.length) throw new JobIdTakenError(type, skipped);
       return planned.map((job) => result(job.id, job.route));
     };
     const fallback = async (t: Tx, error: unknown): Promise<EnqueueResult[]> => {
       // A legacy adapter that cannot write the row, or a producer without the grants pg-boss
       // needs, is not pg-boss refusing: falling back would hide the mistake for good.
-      const misconfigured = error instanceof AdapterError || (error as { code?: unknown } | null)?.code === INSUFFICIENT_PRIVILEGE;
+      const misconfigured = error instanceof AdapterError || error instanceof JobIdTakenError || (error as { code?: unknown } | null)?.code === INSUFFICIENT_PRIVILEGE;
       if (misconfigured || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
       this.fallbacks += toBoss.length;
       this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Tx } from '../db/sql.js';
 import { withoutNul } from '../db/refusal.js';
 import { AdapterError, messageOf, UsageError } from '../errors.js';
@@ -76,6 +77,20 @@ export interface LegacyTable {
   /** The id column's sequence (serial or identity), for ids of rows cutover creates. */
   readonly idSequence: string | null;
   readonly idIdentityAlways: boolean;
+}
+
+/**
+ * The name of an object cutover adds for the table (`Job_cutover_backlog_idx`,
+ * `Job_cutover_archive`), quoted, shortened with a hash to fit Postgres's 63 characters.
+ */
+export function cutoverObjectName(table: Pick<LegacyTable, 'adapter'>, what: string): string {
+  const name = `${table.adapter.table}_cutover_${what}`;
+  return quoteIdent(name.length <= 63 ? name : `${name.slice(0, 54)}_${createHash('sha256').update(name).digest('hex').slice(0, 8)}`);
+}
+
+/** Where `cutover archive` moves finished rows: created by migration 0006 (generic) or `cutover init`. */
+export function archiveRef(table: Pick<LegacyTable, 'adapter'>): string {
+  return `${quoteIdent(table.adapter.schema ?? 'public')}.${cutoverObjectName(table, 'archive')}`;
 }
 
 export function quoteIdent(name: string): string {

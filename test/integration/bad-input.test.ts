@@ -131,8 +131,8 @@ const cases: Record<string, Case> = {
   '--limit 0': { args: ['migrate', '--limit', '0'], code: 2, message: /option '--limit <n>' argument '0' is invalid. must be an integer from 1/ },
   'a negative --batch': { args: ['migrate', '--batch', '-5'], code: 2, message: /option '--batch <n>' argument '-5' is invalid/ },
   '--count 0': { args: ['enqueue', 'evaluation.process', payload, '--count', '0'], code: 2, message: /option '--count <n>' argument '0' is invalid/ },
-  'a duration that is not one': { args: ['migrate', '--older-than', 'yesterday'], code: 2, message: /argument 'yesterday' is invalid. must be a duration like 90s/ },
-  'a negative duration': { args: ['reconcile', '--since', '-1h'], code: 2, message: /argument '-1h' is invalid. must be a duration/ },
+  'a duration that is not one': { args: ['migrate', '--older-than', 'yesterday'], code: 2, message: /argument 'yesterday' is invalid. must be a number with a unit \(500ms, 90s, 30m, 2h, 7d\); a bare number is seconds, got 'yesterday'/ },
+  'a negative duration': { args: ['reconcile', '--since', '-1h'], code: 2, message: /argument '-1h' is invalid. must be a number with a unit/ },
   'a job id that is not a UUID': { args: ['dlq', 'list', '--id', '1; DROP TABLE x'], code: 2, message: /--id must be a UUID, got '1; DROP TABLE x'/ },
 
   // Config files.

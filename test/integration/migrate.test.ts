@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { builtinMigrationsDir, migrate, migrationChecksum, migrationStatus, readMigrations } from '../../src/db/migrate.js';
+import { builtinMigrationDirs, builtinMigrationsDir, migrate, migrationChecksum, migrationStatus, readMigrations } from '../../src/db/migrate.js';
 import { createPrisma } from '../../src/db/prisma.js';
 import { MigrationChecksumError, RuntimeFailure } from '../../src/errors.js';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.js';
@@ -32,10 +32,13 @@ async function recorded(url: string): Promise<{ migration_name: string; checksum
   }
 }
 
+/** The generic table's migrations, then cutover's later tables (prisma/cutover-migrations). */
+const BUILTIN = ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index', '0005_cutover_rollout_end', '0006_job_archive'];
+
 describe('migration applier', () => {
   it('applies every migration once, in order, recording Prisma checksums', async () => {
-    const files = await readMigrations([builtinMigrationsDir]);
-    expect(files.map((f) => f.name)).toEqual(['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index']);
+    const files = await readMigrations(builtinMigrationDirs);
+    expect(files.map((f) => f.name)).toEqual(BUILTIN);
 
     const result = await migrate({ databaseUrl: database.url });
     expect(result).toEqual({ applied: files.map((f) => f.name), alreadyApplied: [] });
@@ -49,8 +52,8 @@ describe('migration applier', () => {
     await migrate({ databaseUrl: database.url });
     const second = await migrate({ databaseUrl: database.url });
     expect(second.applied).toEqual([]);
-    expect(second.alreadyApplied).toHaveLength(4);
-    expect(await recorded(database.url)).toHaveLength(4);
+    expect(second.alreadyApplied).toEqual(BUILTIN);
+    expect(await recorded(database.url)).toHaveLength(BUILTIN.length);
   });
 
   it('refuses to run when an applied migration was changed', async () => {
@@ -78,9 +81,9 @@ describe('migration applier', () => {
 
   it('lets only one of two concurrent appliers apply each migration', async () => {
     const [a, b] = await Promise.all([migrate({ databaseUrl: database.url }), migrate({ databaseUrl: database.url })]);
-    expect([...a.applied, ...b.applied].sort()).toEqual(['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index']);
+    expect([...a.applied, ...b.applied].sort()).toEqual(BUILTIN);
     expect(a.applied.length === 0 || b.applied.length === 0).toBe(true);
-    expect(await recorded(database.url)).toHaveLength(4);
+    expect(await recorded(database.url)).toHaveLength(BUILTIN.length);
   });
 
   it('rolls a failing migration back whole and records nothing for it', async () => {

@@ -10,6 +10,9 @@ import { ownership } from '../helpers/invariants.js';
 import { addLegacyJobs, countWhere, jobRows, testPool } from '../helpers/jobs.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
+import { quietLog } from '../helpers/engines.js';
+import { startHeartbeat } from '../../src/db/heartbeat.js';
+import { changeFlag } from '../../src/rollout/flags.js';
 
 const ADOPTING = '## 7. Adopting your table';
 
@@ -47,7 +50,7 @@ interface Check {
  * a pg-boss worker from the start, and a legacy runner once the rollback brought jobs back.
  * Keyed by the runbook's line, as written.
  */
-function runbookChecks(pool: Pool, url: string, workers: CliProcess[]): Map<string, Check> {
+function runbookChecks(pool: Pool, url: string, workers: CliProcess[], heartbeats: (() => Promise<void>)[]): Map<string, Check> {
   const count = (where: string, values: unknown[] = []) => countWhere(pool, where, values);
   const flag = async (jobType: string) => (await pool.query(`SELECT "basisPoints", "killSwitch" FROM "RolloutFlag" WHERE "jobType" = $1`, [jobType])).rows[0];
   const events = async (action: string) => (await pool.query<{ reason: string | null }>(`SELECT reason FROM "RolloutEvent" WHERE action = $1 ORDER BY id`, [action])).rows;
@@ -91,6 +94,18 @@ function runbookChecks(pool: Pool, url: string, workers: CliProcess[]): Map<stri
       },
     ],
     ['cutover rollout get', { after: async (result) => expect(result.stdout).toMatch(/no flags: every job goes to legacy/) }],
+    [
+      'cutover preflight',
+      {
+        // Both engines' workers up: the pg-boss worker (its heartbeat and queues), and the team's
+        // legacy runner, announced here but kept from claiming so the backlog waits for migrate.
+        before: async () => {
+          await pollUntil('the pg-boss worker to announce itself', async () => (await pool.query(`SELECT 1 FROM "WorkerHeartbeat" WHERE engine = 'PGBOSS'`)).rowCount);
+          heartbeats.push(await startHeartbeat(pool, { workerId: 'team-legacy-runner', engine: 'LEGACY', types: ['evaluation.process', 'import.article', 'notification.send'] }, { log: quietLog }));
+        },
+        after: async (result) => expect(result.stdout).toMatch(/^preflight passes/m),
+      },
+    ],
     ['cutover plan show rollout/default.yaml', { after: async (result) => expect(result.stdout).toMatch(/^default \(job type \*\):\n {2}1\. route 1% of new jobs to pg-boss/) }],
     ['cutover plan start rollout/default.yaml', { after: async () => expect(await planRun()).toEqual({ state: 'running', currentStep: 0 }) }],
     ['cutover plan status', { after: async (result) => expect(result.stdout).toMatch(/^default \(\*\) running, step 1\//) }],
@@ -226,6 +241,29 @@ function runbookChecks(pool: Pool, url: string, workers: CliProcess[]): Map<stri
         },
       },
     ],
+    [
+      'cutover migrate --type notification.send',
+      {
+        // §6 starts from a type that held 100 %: the incident is over, notifications went all the way.
+        before: async () => {
+          await changeFlag(pool, { jobType: '*', killSwitch: false }, { actor: 'test', action: 'flag.unkill' });
+          await changeFlag(pool, { jobType: 'notification.send', basisPoints: 10_000 }, { actor: 'test', action: 'flag.set' });
+        },
+        after: async () => expect(await count(`type = 'notification.send' AND engine = 'LEGACY' AND status = 'PENDING'`)).toBe(0),
+      },
+    ],
+    [
+      'cutover drain-report --type notification.send',
+      {
+        before: () => pollUntil('the legacy runner to finish its notifications', async () => (await count(`type = 'notification.send' AND engine = 'LEGACY' AND status IN ('PENDING', 'RUNNING')`)) === 0),
+        after: async (result) => expect(result.stdout).toMatch(/^drained: /m),
+      },
+    ],
+    [
+      'cutover finalize --type notification.send --tracking keep',
+      { after: async () => expect((await pool.query(`SELECT tracking FROM "RolloutFinal" WHERE "jobType" = 'notification.send'`)).rows).toEqual([{ tracking: true }]) },
+    ],
+    ['cutover archive --type notification.send --older-than 30d', { after: async (result) => expect(result.stdout).toMatch(/^moved 0 finished row\(s\)/) }],
   ]);
 }
 
@@ -238,8 +276,9 @@ describe('RUNBOOK.md', () => {
     const database = await createEmptyDatabase();
     const pool = testPool(database.url);
     const workers: CliProcess[] = [];
+    const heartbeats: (() => Promise<void>)[] = [];
     try {
-      const checks = runbookChecks(pool, database.url, workers);
+      const checks = runbookChecks(pool, database.url, workers, heartbeats);
       const used = new Set<string>();
       for (const line of await runbookCommands()) {
         const check = checks.get(line);
@@ -263,6 +302,7 @@ describe('RUNBOOK.md', () => {
       expect(await ownership(pool)).toMatchObject({ rows: BACKLOG.total, lost: 0, inBoth: 0, orphans: 0 });
     } finally {
       for (const worker of workers) worker.kill('SIGKILL');
+      for (const stop of heartbeats) await stop();
       await pool.end();
       await database.drop();
     }

@@ -119,7 +119,7 @@ describe('status', () => {
     expect(before.stdout).toMatch(/evaluation\.process\s+50%\s+its own flag/);
     expect(before.stdout).toMatch(/notification\.send\s+30%\s+the \* flag/);
     const plan = await planFile('ramp.yaml', 'name: ramp\njobType: evaluation.process\nsteps:\n  - pause: {}\n  - setWeight: 100\n');
-    expect((await cli(['plan', 'start', plan])).code).toBe(0);
+    expect((await cli(['plan', 'start', plan, '--skip-preflight'])).code).toBe(0);
     expect((await cli(['rollout', 'kill'])).code).toBe(0);
 
     const shown = await cli(['status']);
