@@ -2,7 +2,9 @@ import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { UsageError, messageOf } from './errors.js';
-import type { CutoverConfig, LegacyAdapter } from './table/adapter.js';
+import type { CutoverConfig, LegacyAdapter, NotificationsConfig } from './table/adapter.js';
+
+export type { NotificationsConfig } from './table/adapter.js';
 import { importUserModule } from './modules.js';
 
 /** Looked for in the working directory, in this order, when --config is not given. */
@@ -17,6 +19,8 @@ export interface ProjectConfig {
   registry: string | undefined;
   /** Where `cutover init` writes and what `cutover db migrate` applies for an adopted table. */
   migrationsDir: string;
+  /** The webhook the delivery loop tells of rollout events (the CUTOVER_WEBHOOK_* variables win). */
+  notifications?: NotificationsConfig | undefined;
 }
 
 const identifier = z.string().min(1, 'must not be empty').max(63, 'is longer than the 63 characters Postgres allows');
@@ -59,6 +63,14 @@ const configSchema = z.strictObject({
   legacy: adapterSchema.optional(),
   registry: z.string().min(1).optional(),
   migrations: z.string().min(1).optional(),
+  notifications: z
+    .strictObject({
+      // Never echoed: a rejected value may be the secret itself.
+      webhook: z.string({ error: 'must be a URL (a string)' }).optional(),
+      format: z.enum(['json', 'slack'], { error: "must be 'json' or 'slack'" }).optional(),
+      dlqThreshold: z.number({ error: 'must be a whole number from 1' }).int('must be a whole number from 1').min(1, 'must be a whole number from 1').optional(),
+    })
+    .optional(),
 });
 
 function describeIssue(issue: z.core.$ZodIssue): string {
@@ -88,7 +100,7 @@ function missingPackage(error: unknown): string | undefined {
  */
 export async function loadConfigFile(path: string | undefined, cwd = process.cwd()): Promise<ProjectConfig> {
   const file = path !== undefined ? resolve(cwd, path) : CONFIG_FILE_NAMES.map((name) => resolve(cwd, name)).find((candidate) => existsSync(candidate));
-  if (file === undefined) return { file: undefined, legacy: undefined, registry: undefined, migrationsDir: resolve(cwd, 'prisma/migrations') };
+  if (file === undefined) return { file: undefined, legacy: undefined, registry: undefined, migrationsDir: resolve(cwd, 'prisma/migrations'), notifications: undefined };
   if (!existsSync(file)) throw new UsageError(`--config ${path}: no such file`);
   let loaded: Record<string, unknown>;
   try {
@@ -116,5 +128,6 @@ export async function loadConfigFile(path: string | undefined, cwd = process.cwd
     legacy: config.legacy,
     registry: config.registry === undefined ? undefined : within(config.registry),
     migrationsDir: within(config.migrations ?? 'prisma/migrations'),
+    notifications: parsed.data.notifications,
   };
 }

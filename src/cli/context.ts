@@ -31,8 +31,16 @@ export function globalOptions(command: Command): GlobalOptions {
   return command.optsWithGlobals<GlobalOptions>();
 }
 
-export function contextLogger(options: GlobalOptions, config?: Config): Logger {
-  return createLogger({ level: options.verbose ? 'debug' : (config?.logLevel ?? 'info') });
+/**
+ * Logs go to stderr: readable lines when a person watches it (a terminal), JSON lines when a
+ * program reads it (piped, redirected, CI) or when `--json` asks for machine output throughout.
+ */
+export function contextLogger(options: GlobalOptions, config?: Config, terminal = process.stderr.isTTY === true, env: NodeJS.ProcessEnv = process.env): Logger {
+  const level = options.verbose ? 'debug' : (config?.logLevel ?? 'info');
+  const pretty = terminal && options.json !== true;
+  // https://no-color.org: set and not empty means no colour; a dumb terminal shows escapes as text.
+  const colorize = !env.NO_COLOR && env.TERM !== 'dumb';
+  return createLogger({ level, ...(pretty ? { pretty: { colorize } } : {}) });
 }
 
 /** `rollout set`, `worker`: the command's names from the program down, without the program's. */

@@ -15,6 +15,9 @@ import { registerDemoCommand } from './demo.js';
 import { registerInitCommand } from './init.js';
 import { registerRolloutEndCommands } from './rollout-end.js';
 import { registerJobsCommand } from './jobs.js';
+import { registerDashboardCommand } from './dashboard.js';
+import { registerMetricsCommand } from './metrics.js';
+import { registerNotifyCommand } from './notify.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -41,6 +44,9 @@ export function buildProgram(): Command {
   registerRolloutEndCommands(program);
   registerDemoCommand(program);
   registerWorkerCommand(program);
+  registerDashboardCommand(program);
+  registerMetricsCommand(program);
+  registerNotifyCommand(program);
   for (const command of program.commands) command.exitOverride();
   return program;
 }

@@ -21,6 +21,7 @@ import {
 } from '../plans/plan-runner.js';
 import { DEFAULT_FLAG } from '../rollout/flags.js';
 import { confirm } from './confirm.js';
+import { configuredWebhook, startConfiguredNotifier } from './notify.js';
 import { renderPreflight, runPreflight } from './rollout-end.js';
 import { withContext, type CommandContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
@@ -219,19 +220,28 @@ export function registerPlanCommands(program: Command): void {
       if (!Number.isInteger(tickMs) || tickMs < 50) throw new UsageError(`--tick-ms must be an integer of at least 50, got '${flags.tickMs}'`);
       let lastShown = '';
       await withContext(command, async (context) => {
+        const webhook = configuredWebhook(context.project);
         await withServices(context, { registry: flags.registry }, async (services) => {
-          const run = await runPlan(await planContext(context, services, flags, true), loaded, {
-            signal: context.signal,
-            tickMs,
-            onTick: (result) => {
-              if (context.json) return;
-              // A paused or waiting plan ticks every --tick-ms: a line only when something changed.
-              const shown = `${result.event} ${runLine(result.run)} ${gatesText(result.gates)}`;
-              if (shown === lastShown || (result.event === 'waiting' && !result.gates)) return;
-              lastShown = shown;
-              printLines([tickLine(result)]);
-            },
-          });
+          // Beside the controller, not in it: a webhook that is down never delays a step or an abort.
+          const notifier = startConfiguredNotifier(webhook, { url: context.db.url, log: context.log });
+          let run: PlanRun;
+          try {
+            run = await runPlan(await planContext(context, services, flags, true), loaded, {
+              signal: context.signal,
+              tickMs,
+              onTick: (result) => {
+                if (context.json) return;
+                // A paused or waiting plan ticks every --tick-ms: a line only when something changed.
+                const shown = `${result.event} ${runLine(result.run)} ${gatesText(result.gates)}`;
+                if (shown === lastShown || (result.event === 'waiting' && !result.gates)) return;
+                lastShown = shown;
+                printLines([tickLine(result)]);
+              },
+            });
+          } finally {
+            // The controller's last events (a completion, an abort) go out before the process ends, bounded.
+            await notifier?.stop();
+          }
           if (context.json) printJson({ run });
           if (run.state === 'aborted') throw new CheckFailedError(`plan aborted: ${run.reason ?? 'no reason'}`);
         });

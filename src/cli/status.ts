@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { listSchedules } from '../ops/schedules.js';
 import { getStatus } from '../ops/status.js';
 import { activeRuns, controllerOf } from '../plans/plan-runner.js';
 import { withContext } from './context.js';
@@ -17,9 +18,13 @@ export function registerStatusCommand(program: Command): void {
       await withContext(command, async (context) => {
         const { json } = context;
         await withServices(context, { registry: options.registry }, async ({ pool, registry, table }) => {
-          const [report, runs] = await Promise.all([getStatus(pool, table, registry.names(), context.config.envOverride), activeRuns(pool)]);
+          const [report, runs, schedules] = await Promise.all([
+            getStatus(pool, table, registry.names(), context.config.envOverride),
+            activeRuns(pool),
+            listSchedules({ db: pool, registry }),
+          ]);
           const plans = await Promise.all(runs.map(async (run) => ({ ...run, controller: await controllerOf(pool, run.jobType) })));
-          if (json) return printJson({ ...report, plans });
+          if (json) return printJson({ ...report, plans, schedules });
           const lines = ['New jobs go (after kill switches and environment overrides):'];
           lines.push(...indent(formatTable(['type', 'to pg-boss', 'decided by'], report.routes.map((r) => [r.jobType, `${r.percent}%`, r.decidedBy]))));
           lines.push('', 'Rollout flags:');
@@ -39,6 +44,12 @@ export function registerStatusCommand(program: Command): void {
               ? plans.map((run) => `  ${runLine(run)}${run.controller ? '' : ' (no controller attached: it does not move on its own)'}`)
               : ['  none']),
           );
+          if (schedules.length) {
+            lines.push('', 'Recurring jobs (pg-boss\'s scheduler files each tick once; a pg-boss worker enqueues it through the rollout):');
+            const state = (info: (typeof schedules)[number]) =>
+              !info.registered ? 'not in this registry' : !info.scheduled ? 'not scheduled yet: start a pg-boss worker' : info.outdated ? 'outdated: restart the pg-boss workers' : 'scheduled';
+            lines.push(...indent(formatTable(['type', 'cron', 'zone', 'next tick', 'state'], schedules.map((info) => [info.type, info.cron, info.tz, info.nextTickAt ?? '-', state(info)]))));
+          }
           lines.push('', 'Jobs:');
           lines.push(
             ...(report.jobs.length ? indent(formatTable(['type', 'engine', 'status', 'count'], report.jobs.map((j) => [j.type, j.engine, j.status, j.count]))) : ['  none']),

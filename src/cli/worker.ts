@@ -1,5 +1,13 @@
 import { Option, type Command } from 'commander';
+import type { PgBoss } from 'pg-boss';
+import type { Config } from '../config.js';
 import { startHeartbeat } from '../db/heartbeat.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+import { startSchedules } from '../ops/schedules.js';
+import { FlagCache } from '../rollout/flags.js';
+import { RolloutManager } from '../rollout/manager.js';
+import type { LegacyTable } from '../table/table.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { UsageError } from '../errors.js';
 import { loadRegistry } from '../jobs/registry.js';
@@ -7,6 +15,7 @@ import { explainFailure, openBoss, readyTable } from './services.js';
 import { LegacyRunner } from '../legacy/runner.js';
 import { BossWorker } from '../pgboss/worker.js';
 import { withContext } from './context.js';
+import { configuredWebhook, startConfiguredNotifier } from './notify.js';
 import { commaList, integerIn } from './parse.js';
 import { printJson } from './output.js';
 import { summaryInterval, withWorkerSummary, workerActivity } from './worker-summary.js';
@@ -19,6 +28,32 @@ interface WorkerOptions {
   registry?: string;
   shutdownTimeout: number;
   superviseInterval: number;
+}
+
+/**
+ * Recurring job types (`schedule` in their definition): every pg-boss worker works the tick
+ * queue and enqueues each tick through a RolloutManager of its own, so a scheduled job is
+ * routed, tracked and reconciled like any other. Nothing to do, and no flag cache, without one.
+ */
+async function startRecurring(options: {
+  boss: PgBoss;
+  pool: Pool;
+  registry: JobRegistry;
+  table: LegacyTable;
+  log: Logger;
+  databaseUrl: string;
+  config: Config;
+}): Promise<() => Promise<void>> {
+  const { boss, pool, registry, table, log } = options;
+  if (!registry.names().some((type) => registry.require(type).schedule)) return async () => undefined;
+  const flags = new FlagCache({ pool, databaseUrl: options.databaseUrl, log, ttlMs: options.config.flagTtlMs });
+  await flags.listen();
+  const manager = new RolloutManager({ pool, boss, registry, table, flags, log, env: options.config.envOverride });
+  const stop = await startSchedules({ boss, manager, registry, pool, table, log });
+  return async () => {
+    await stop();
+    await flags.close();
+  };
 }
 
 export function registerWorkerCommand(program: Command): void {
@@ -42,9 +77,10 @@ export function registerWorkerCommand(program: Command): void {
       }
       // Read before anything starts: a bad value is a usage error, not a worker that half-started.
       const summaryMs = summaryInterval();
-      await withContext(command, async ({ db, log, json, signal, project }) => {
+      await withContext(command, async ({ db, log, json, signal, project, config }) => {
         const registry = await loadRegistry(options.registry ?? project.registry);
         for (const type of options.types ?? []) registry.require(type);
+        const webhook = configuredWebhook(project);
         const what = `worker --engine ${options.engine}`;
         // A worker that cannot work says why once and exits, rather than logging a failure per poll.
         const ready = async (pool: Pool) => {
@@ -67,10 +103,17 @@ export function registerWorkerCommand(program: Command): void {
               throw await explainFailure(error, { pool, url: db.url, command: what });
             }
             const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
+            const stopSchedules = await startRecurring({ boss, pool, registry, table, log, databaseUrl: db.url, config });
+            // Only with a webhook configured; on a pool of its own, so a receiver that is down never holds the worker's connections.
+            const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
             const stats = await withWorkerSummary(summaryMs, () => workerActivity(pool, table, worker.workerId, 'PGBOSS'), log, async () => {
               await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
               return worker.stop(options.shutdownTimeout * 1000);
-            }).finally(stopBeating);
+            }).finally(async () => {
+              await stopSchedules();
+              await notifier?.stop();
+              await stopBeating();
+            });
             if (json) printJson({ engine: options.engine, workerId: worker.workerId, ...stats });
           } finally {
             await pool.end();
@@ -92,7 +135,11 @@ export function registerWorkerCommand(program: Command): void {
             ...(options.types ? { types: options.types } : {}),
           });
           const stopBeating = await startHeartbeat(pool, { workerId: runner.workerId, engine: 'LEGACY', types: options.types ?? registry.names() }, { log });
-          const stats = await withWorkerSummary(summaryMs, () => workerActivity(pool, table, runner.workerId, 'LEGACY'), log, () => runner.run(signal)).finally(stopBeating);
+          const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
+          const stats = await withWorkerSummary(summaryMs, () => workerActivity(pool, table, runner.workerId, 'LEGACY'), log, () => runner.run(signal)).finally(async () => {
+            await notifier?.stop();
+            await stopBeating();
+          });
           if (json) printJson({ engine: options.engine, workerId: runner.workerId, ...stats });
         } finally {
           await pool.end();

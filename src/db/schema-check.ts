@@ -12,7 +12,7 @@ import type { Queryable } from './pool.js';
  * cutover's own tables: migration 0003_cutover_tables (or the adoption migration `cutover
  * init` writes), then prisma/cutover-migrations.
  */
-const LATER_TABLES: readonly string[] = ['RolloutFinal', 'WorkerHeartbeat'];
+const LATER_TABLES: readonly string[] = ['RolloutFinal', 'WorkerHeartbeat', 'NotificationCursor', 'NotificationDelivery'];
 export const CUTOVER_TABLES = ['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine', ...LATER_TABLES] as const;
 
 /** pg-boss's schema, as src/pgboss/boss.ts configures it (db sits below pgboss, so it is named here too). */

@@ -150,5 +150,24 @@ export async function loadRegistry(modulePath?: string, cwd = process.cwd()): Pr
   if (!Array.isArray(exported) || !exported.every(isDefinition)) {
     throw new UsageError(`job registry ${absolute} must export (default or 'jobs') an array of defineJob(...) definitions`);
   }
-  return createRegistry(exported, absolute);
+  const registry = createRegistry(exported, absolute);
+  await assertSchedulePayloads(registry);
+  return registry;
+}
+
+/**
+ * A recurring type's payload is enqueued on every tick: one its schema refuses would fail each
+ * tick, silently between deploys. Checked once, when the registry loads (schemas may be async,
+ * so not in defineJob).
+ */
+export async function assertSchedulePayloads(registry: JobRegistry): Promise<void> {
+  for (const name of registry.names()) {
+    const schedule = registry.require(name).schedule;
+    if (!schedule) continue;
+    try {
+      await registry.validate(name, schedule.payload);
+    } catch (error) {
+      throw new UsageError(`job registry${registry.module ? ` ${registry.module}` : ''}: ${name}: schedule.payload is not a valid payload: ${messageOf(error)}`, { cause: error });
+    }
+  }
 }

@@ -5,7 +5,7 @@ import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
-import { executeInChild, type ChildOutcome } from './executor.js';
+import { executeInChild, type ChildOutcome } from '../isolation/executor.js';
 import {
   claimNextLegacyJob,
   completeLegacyJob,
@@ -213,6 +213,8 @@ export class LegacyRunner {
         killGraceMs: this.options.killGraceMs,
         databaseUrl: this.options.databaseUrl,
         signal: this.shutdown.signal,
+        // The heap cap of an isolated type holds on both engines.
+        ...(definition?.memoryLimitMb ? { memoryLimitMb: definition.memoryLimitMb } : {}),
         ...(this.options.childEntry ? { entry: this.options.childEntry } : {}),
       },
     );

@@ -219,7 +219,10 @@ async function workerChecks(pool: Pool, table: LegacyTable, options: PreflightOp
     const route = effectiveRoute(type, flags, options.env ?? {});
     const activity = legacyActivity.get(type) ?? { pending: 0, recentStart: false };
     const pgboss = covering('PGBOSS', type);
+    const recurring = options.registry.require(type).schedule;
     if (pgboss.length) checks.push(pass('pg-boss worker', type, `${pgboss.length} live (${hosts(pgboss)})`));
+    // pg-boss's scheduler files the ticks of a recurring type whatever its route: no worker, no tick.
+    else if (recurring) checks.push(flag('fail', 'pg-boss worker', type, `none live; recurring (${recurring.cron}), so no tick is filed`, 'start one: cutover worker --engine pgboss'));
     else if (route.percent > 0) checks.push(flag('fail', 'pg-boss worker', type, `none live; ${route.percent}% of new jobs go to pg-boss`, 'start one: cutover worker --engine pgboss'));
     else checks.push(flag('warn', 'pg-boss worker', type, 'none live (no traffic on pg-boss yet)', 'start one before the first ramp: cutover worker --engine pgboss'));
 

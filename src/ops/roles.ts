@@ -154,6 +154,17 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     { privileges: 'USAGE', on: sequence('RolloutEvent_id_seq'), why: 'audit row ids' },
   ];
   const heartbeats: Grant = { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('WorkerHeartbeat'), why: 'announce this worker (engine, host, version, types) for preflight' };
+  // The notification delivery loop (RUNBOOK.md §3), which workers run when a webhook is configured:
+  // it reads the audit log and reconcile runs (the outbox), copies rows into its own table, delivers.
+  const notifications: Grant[] = [
+    { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('NotificationCursor'), why: 'notifications: how far the delivery loop has read each source' },
+    { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('NotificationDelivery'), why: 'notifications: claim, deliver and retry each one' },
+    { privileges: 'USAGE', on: sequence('NotificationDelivery_id_seq'), why: 'notification ids' },
+  ];
+  const outbox: Grant[] = [
+    { privileges: 'SELECT', on: cutoverTable('RolloutEvent'), why: 'notifications: the audit log is their outbox' },
+    { privileges: 'SELECT', on: cutoverTable('ReconcileRun'), why: 'notifications: reconcile runs with findings' },
+  ];
   const demo: Grant[] = target.demo
     ? [
         { privileges: 'INSERT', on: cutoverTable('DemoDelivery'), why: "the demo's notification.send job (your own jobs need their own grants)" },
@@ -177,18 +188,24 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       { privileges: 'SELECT, INSERT, UPDATE', on: legacy, why: 'claim (SELECT … FOR UPDATE SKIP LOCKED), heartbeat, settle, stale-job recovery, retries as new rows' },
       heartbeats,
       ...demo,
+      ...outbox,
+      ...notifications,
     ],
     'pgboss-worker': [
       schema,
-      { privileges: 'SELECT, UPDATE', on: legacy, why: 'mirror each state change to the row; hand a job back to legacy under a kill switch' },
-      { privileges: 'SELECT', on: cutoverTable('RolloutFlag'), why: 'the kill switch, checked before each job runs' },
+      { privileges: 'SELECT, INSERT, UPDATE', on: legacy, why: 'mirror each state change to the row; hand a job back to legacy under a kill switch; the tracking row of each recurring job tick' },
+      { privileges: 'SELECT', on: cutoverTable('RolloutFlag'), why: 'the kill switch, checked before each job runs; routing of recurring job ticks' },
+      { privileges: 'SELECT', on: cutoverTable('RolloutFinal'), why: 'routing of recurring job ticks (finalized types)' },
       heartbeats,
       ...pgbossClient(),
       { privileges: 'SELECT, INSERT, UPDATE', on: pgboss('queue'), why: 'create and update the queues of the registry at start (plain rows: cutover uses no partitioned queues); supervision keeps their counts' },
       ...jobTables('SELECT, INSERT, UPDATE, DELETE', 'fetch, complete, fail, retry, dead-letter, expire, delete by retention, hand back'),
       { privileges: 'SELECT, DELETE', on: pgboss('job_dependency'), why: "supervision resolves dependents of finished jobs and deletes the dependencies of jobs it deletes (cutover sends no flows, so there are none)" },
       { privileges: 'SELECT, INSERT, DELETE', on: pgboss('warning'), why: 'supervision records and prunes its warnings' },
+      { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: pgboss('schedule'), why: "recurring jobs: each worker upserts its types' schedules, and pg-boss's shared cron pass reads them" },
       ...demo,
+      ...outbox,
+      ...notifications,
     ],
     operator: [
       schema,
@@ -204,6 +221,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       { privileges: 'SELECT, INSERT', on: cutoverTable('ReconcileRun'), why: 'each reconcile records its summary' },
       { privileges: 'USAGE', on: sequence('ReconcileRun_id_seq'), why: 'reconcile run ids' },
       { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('MigrationQuarantine'), why: 'rows migrate cannot map, with the reason' },
+      ...notifications,
       ...pgbossClient(),
       { privileges: 'SELECT, INSERT, UPDATE', on: pgboss('queue'), why: 'migrate creates the queues of the types it moves' },
       ...jobTables('SELECT, INSERT, UPDATE, DELETE', 'migrate inserts, rollback deletes unstarted jobs, reconcile re-sends, dlq retry'),
@@ -219,6 +237,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       { privileges: 'SELECT', on: cutoverTable('_prisma_migrations'), why: 'preflight: which migrations are applied' },
       { privileges: 'USAGE', on: `SCHEMA ${PGBOSS}`, why: "pg-boss's schema" },
       { privileges: 'SELECT', on: pgboss('queue'), why: 'queues' },
+      { privileges: 'SELECT', on: pgboss('schedule'), why: 'recurring jobs and their next tick' },
       ...jobTables('SELECT', 'queue sizes, dead letters'),
     ],
   };

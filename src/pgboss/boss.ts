@@ -33,7 +33,9 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     options: SESSION_OPTIONS,
     migrate: true,
     supervise: worker,
-    schedule: false,
+    // pg-boss's cron pass is the clock of recurring jobs (ops/schedules.ts): every worker runs
+    // it, and they share one pass (pg-boss claims it), so a tick is filed once however many run.
+    schedule: worker,
     useListenNotify: worker,
     // Expiry of jobs whose worker died runs in the per-queue monitor pass, which runs at most
     // every monitorIntervalSeconds: both set together bound how soon such a job is retried.

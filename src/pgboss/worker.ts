@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import { classifyFailure, NonRetryableError, type JobFailure } from '../jobs/errors.js';
+import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
 import type { JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
@@ -13,8 +13,9 @@ import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { GroupCommit } from './group-commit.js';
 import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
+import { assertIsolatable, poolDatabaseUrl, runIsolated, type RunOutcome } from './isolated.js';
 import { ClaimLost, completeGroup, storeFailure, type BossJob, type GroupOutcome, type SettleContext, type Success } from './settle.js';
-import { messageOf } from '../errors.js';
+import { messageOf, UsageError } from '../errors.js';
 
 export interface BossWorkerOptions {
   boss: PgBoss;
@@ -32,6 +33,10 @@ export interface BossWorkerOptions {
    * delayed retry starts. @defaultValue 1
    */
   pollingIntervalSeconds?: number;
+  /** For handlers of `isolation: 'process'` types that write (`context.db()`). @defaultValue the pool's connection string */
+  databaseUrl?: string;
+  /** Between SIGTERM and SIGKILL for a job process that overran or is stopped. @defaultValue 5000 */
+  killGraceMs?: number;
 }
 
 export interface BossWorkerStats {
@@ -46,15 +51,17 @@ export interface BossWorkerStats {
 
 
 /** A handler's outcome; `columns` is where the adapter puts a result on the row. */
-type Outcome = { ok: true; result: unknown; columns?: LegacyRow } | { ok: false; failure: JobFailure };
+type Outcome = RunOutcome | { ok: true; result: unknown; columns: LegacyRow };
 
 /**
- * Runs registry handlers for pg-boss jobs, in process. Each job's mirror row and its pg-boss
- * state change commit together, fenced to the attempt this worker fetched (settle.ts): a
- * worker that lost its claim (stalled past expiry, stopped too late) changes nothing on either
- * side, so `Job` never says COMPLETED for a job pg-boss will run again, nor the reverse. A crash
- * before the commit leaves the job active in pg-boss, which retries it after expiry. Successes
- * that are ready together share one transaction (group commit); a slow job holds none back.
+ * Runs registry handlers for pg-boss jobs, in process, or, for types that ask for
+ * `isolation: 'process'`, in a child process of their own (isolated.ts). Either way, each
+ * job's mirror row and its pg-boss state change commit together, fenced to the attempt this
+ * worker fetched (settle.ts): a worker that lost its claim (stalled past expiry, stopped too
+ * late) changes nothing on either side, so `Job` never says COMPLETED for a job pg-boss will
+ * run again, nor the reverse. A crash before the commit leaves the job active in pg-boss, which
+ * retries it after expiry. Successes that are ready together share one transaction (group
+ * commit); a slow job holds none back.
  */
 export class BossWorker {
   readonly workerId: string;
@@ -64,12 +71,20 @@ export class BossWorker {
   private readonly log: Logger;
   private readonly table: LegacyTable;
   private readonly settleContext: SettleContext;
+  private readonly databaseUrl: string | undefined;
+  /** Job processes running, so a stop returns only once each has exited. */
+  private readonly children = new Set<Promise<RunOutcome>>();
 
   constructor(private readonly options: BossWorkerOptions) {
     this.table = options.table ?? GENERIC_TABLE;
     this.workerId = options.workerId ?? defaultWorkerId();
     this.types = options.types?.length ? options.types : options.registry.names();
     for (const type of this.types) options.registry.require(type);
+    assertIsolatable(options.registry, this.types);
+    this.databaseUrl = options.databaseUrl ?? poolDatabaseUrl(options.pool);
+    if (!this.databaseUrl && this.types.some((type) => options.registry.require(type).isolation === 'process')) {
+      throw new UsageError('a pg-boss worker running isolation: \'process\' job types needs a databaseUrl for their processes (its pool was not made from a connection string)');
+    }
     this.log = options.log.child({ engine: 'pgboss', workerId: this.workerId });
     this.settleContext = { boss: options.boss, pool: options.pool, table: this.table, log: this.log };
   }
@@ -95,6 +110,9 @@ export class BossWorker {
   /** Stops fetching and lets running jobs finish up to `timeoutMs`; pg-boss retries the rest. */
   async stop(timeoutMs: number): Promise<BossWorkerStats> {
     await this.options.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
+    // pg-boss has aborted the signals of jobs still running: their processes get SIGTERM, then
+    // SIGKILL after the grace. None may outlive the worker and go on working unowned.
+    await Promise.allSettled(this.children);
     this.log.info(this.stats, 'pg-boss worker stopped');
     return { ...this.stats };
   }
@@ -119,33 +137,52 @@ export class BossWorker {
   }
 
   private async runOne(definition: JobDefinition, job: BossJob, rowId: string): Promise<void> {
-    const attempt = job.retryCount + 1;
     let outcome: Outcome;
     try {
+      // Validated here for isolated types too: a payload that can never run costs no process.
       const payload = await this.options.registry.validate(definition.name, job.data).catch((error: unknown) => {
         throw new NonRetryableError(messageOf(error));
       });
-      const timeout = AbortSignal.timeout(definition.timeoutSeconds * 1000);
-      const signal = AbortSignal.any([job.signal, timeout]);
-      const result = await Promise.race([
-        definition.handler(payload, {
-          jobId: job.id,
-          rowId,
-          attempt,
-          engine: 'PGBOSS',
-          signal,
-          db: () => this.options.pool,
-          log: (message, fields) => this.log.info({ jobId: job.id, ...fields }, message),
-        }),
-        new Promise<never>((_, reject) =>
-          timeout.addEventListener('abort', () => reject(new Error(`timed out after ${definition.timeoutSeconds}s`)), { once: true }),
-        ),
-      ]);
-      outcome = { ok: true, result };
+      outcome = definition.isolation === 'process' ? await this.runInChild(definition, job, rowId) : { ok: true, result: await this.runInProcess(definition, job, rowId, payload) };
     } catch (error) {
       outcome = { ok: false, failure: classifyFailure(error) };
     }
     await this.settle(definition, job, outcome);
+  }
+
+  private async runInProcess(definition: JobDefinition, job: BossJob, rowId: string, payload: unknown): Promise<unknown> {
+    const timeout = AbortSignal.timeout(definition.timeoutSeconds * 1000);
+    const signal = AbortSignal.any([job.signal, timeout]);
+    return Promise.race([
+      definition.handler(payload, {
+        jobId: job.id,
+        rowId,
+        attempt: job.retryCount + 1,
+        engine: 'PGBOSS',
+        signal,
+        db: () => this.options.pool,
+        log: (message, fields) => this.log.info({ jobId: job.id, ...fields }, message),
+      }),
+      new Promise<never>((_, reject) =>
+        timeout.addEventListener('abort', () => reject(new Error(`timed out after ${definition.timeoutSeconds}s`)), { once: true }),
+      ),
+    ]);
+  }
+
+  /** The job in a process of its own (isolated.ts): the child gets the raw payload and validates it itself. */
+  private async runInChild(definition: JobDefinition, job: BossJob, rowId: string): Promise<RunOutcome> {
+    const run = runIsolated(definition, job, rowId, {
+      registry: this.options.registry,
+      databaseUrl: this.databaseUrl!, // checked in the constructor for every isolated type
+      log: this.log,
+      killGraceMs: this.options.killGraceMs ?? 5000,
+    });
+    this.children.add(run);
+    try {
+      return await run;
+    } finally {
+      this.children.delete(run);
+    }
   }
 
   /**

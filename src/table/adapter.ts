@@ -81,6 +81,18 @@ export interface CutoverConfig {
    * writes), relative to the config file. @defaultValue 'prisma/migrations'
    */
   migrations?: string;
+  /** A webhook told of rollout events (plan steps, aborts, kill switches, findings, dead letters). */
+  notifications?: NotificationsConfig;
+}
+
+/** `notifications` in cutover.config: checked for shape here, the URL itself by src/ops/notify.ts. */
+export interface NotificationsConfig {
+  /** The receiver's URL. It is a secret (Slack's carries its token in the path): keep it out of the repository, e.g. `process.env.X`. */
+  webhook?: string | undefined;
+  /** The body: cutover's own JSON, or Slack's `{ text }`. @defaultValue 'slack' for hooks.slack.com, else 'json' */
+  format?: 'json' | 'slack' | undefined;
+  /** Dead letters of one type that make a notification (and every further multiple of it). @defaultValue 10 */
+  dlqThreshold?: number | undefined;
 }
 
 /** Types the config file; it returns what it is given. */

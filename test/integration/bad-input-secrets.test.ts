@@ -67,7 +67,7 @@ describe('no password anywhere', () => {
       ['reconcile', '--fix'],
       ['rollback', '--yes'],
       ['rollout', 'unkill'],
-      ['plan', 'start', join(dir, 'plan.yaml')],
+      ['plan', 'start', join(dir, 'plan.yaml'), '--skip-preflight'],
       ['plan', 'advance', '--yes'],
       ['plan', 'status'],
       ['plan', 'abort', '--yes'],
@@ -132,7 +132,7 @@ describe('every change is audited with its actor', () => {
     { name: 'rollback', args: ['rollback', '--yes'], action: 'rollback' },
     {
       name: 'plan start',
-      args: ['plan', 'start', join(dir, 'plan.yaml')],
+      args: ['plan', 'start', join(dir, 'plan.yaml'), '--skip-preflight'],
       action: 'plan.start',
       before: async () => void (await runCli(['rollout', 'unkill', '--database-url', database.url])),
     },
@@ -205,7 +205,7 @@ describe('destructive commands ask on a terminal', () => {
     ['plan advance, answered no', ['plan', 'advance'], 'n\r', /advance audited past step \d+\? \[y\/N\]/],
   ] as const)('%s: nothing changes', async (_case, args, input, prompt) => {
     await runCli(['rollout', 'unkill', '--database-url', database.url]);
-    await runCli(['plan', 'start', join(dir, 'plan.yaml'), '--database-url', database.url]);
+    await runCli(['plan', 'start', join(dir, 'plan.yaml'), '--skip-preflight', '--database-url', database.url]);
     const before = await databaseState(database.url);
     const started = Date.now();
     const result = await onTerminal([...args, '--database-url', database.url], input);

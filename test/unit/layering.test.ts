@@ -16,6 +16,9 @@ const FLOORS: Record<string, number> = {
   pgboss: 3,
   rollout: 3,
   table: 2,
+  // Running one job in a child process: the executor, the child's entry and their protocol,
+  // shared by both engines (legacy runs every job so, pg-boss the types that ask for it).
+  isolation: 2,
   'config-file': 2,
   jobs: 1,
   db: 0,

@@ -10,6 +10,13 @@ export type ChildOutcome =
   | { ok: true; result: unknown; logs: string }
   | { ok: false; failure: JobFailure; logs: string };
 
+/** One line a job process wrote: a protocol `log` message, or plain output. */
+export interface ChildLogLine {
+  message: string;
+  fields?: Record<string, unknown>;
+  stream: 'stdout' | 'stderr';
+}
+
 export interface ExecuteOptions {
   timeoutMs: number;
   /** Between SIGTERM and SIGKILL when a job overruns. @defaultValue 5000 */
@@ -19,10 +26,23 @@ export interface ExecuteOptions {
   signal?: AbortSignal;
   /** @defaultValue the compiled ./child.js */
   entry?: string;
+  /**
+   * The child's V8 heap cap (`--max-old-space-size`), so a leaking job dies alone and early
+   * instead of taking the host's memory. @defaultValue Node's own limit
+   */
+  memoryLimitMb?: number;
+  /** Each line as it arrives, for a live log; the bounded `logs` text is kept either way. */
+  onLog?: (line: ChildLogLine) => void;
 }
 
 /** Logs kept per job: enough to debug, bounded so a chatty job can't exhaust memory. */
 const MAX_LOG_CHARS = 64 * 1024;
+
+/** What V8 prints on stderr before it aborts a process that reached its heap limit. */
+const HEAP_EXHAUSTED = /JavaScript heap out of memory|Reached heap limit/;
+
+/** The message of a job stopped because its worker is shutting down; the legacy runner requeues on it. */
+export const INTERRUPTED_BY_SHUTDOWN = 'interrupted by worker shutdown';
 
 class LogBuffer {
   private text = '';
@@ -44,28 +64,41 @@ class LogBuffer {
 /**
  * Runs one job in a child process (no shell, payload on stdin, JSON lines back). A `result`
  * line means success even when the child then exits non-zero, as legacy workers do; no result
- * and a non-zero exit, a crash, or a timeout is a failure.
+ * and a non-zero exit, a crash, running out of memory, or a timeout is a failure, retryable:
+ * the process died, not the job's logic.
  */
 export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<ChildOutcome> {
-  const entry = options.entry ?? compiledEntry('legacy/child.js');
-  const child = spawn(process.execPath, [entry], {
+  const entry = options.entry ?? compiledEntry('isolation/child.js');
+  const execArgv = options.memoryLimitMb ? [`--max-old-space-size=${options.memoryLimitMb}`] : [];
+  const child = spawn(process.execPath, [...execArgv, entry], {
     stdio: ['pipe', 'pipe', 'pipe'],
     // A child per job pays Node's start-up each time; V8's compile cache halves module loading.
     env: { NODE_COMPILE_CACHE: join(tmpdir(), 'cutover-compile-cache'), ...process.env, [CHILD_DATABASE_URL_ENV]: options.databaseUrl },
   });
   const logs = new LogBuffer();
+  const onLog = options.onLog;
   let result: { value: unknown } | undefined;
   let reportedFailure: JobFailure | undefined;
   let stopReason: string | undefined;
+  let heapExhausted = false;
 
   createInterface({ input: child.stdout }).on('line', (line) => {
     const message = parseChildLine(line);
-    if (!message) return logs.append(line);
-    if (message.type === 'log') logs.append(message.fields ? `${message.message} ${JSON.stringify(message.fields)}` : message.message);
-    else if (message.type === 'result') result ??= { value: message.result };
+    if (!message) {
+      onLog?.({ message: line, stream: 'stdout' });
+      return logs.append(line);
+    }
+    if (message.type === 'log') {
+      onLog?.({ message: message.message, ...(message.fields ? { fields: message.fields } : {}), stream: 'stdout' });
+      logs.append(message.fields ? `${message.message} ${JSON.stringify(message.fields)}` : message.message);
+    } else if (message.type === 'result') result ??= { value: message.result };
     else reportedFailure ??= message.error;
   });
-  createInterface({ input: child.stderr }).on('line', (line) => logs.append(`[stderr] ${line}`));
+  createInterface({ input: child.stderr }).on('line', (line) => {
+    if (HEAP_EXHAUSTED.test(line)) heapExhausted = true;
+    onLog?.({ message: line, stream: 'stderr' });
+    logs.append(`[stderr] ${line}`);
+  });
 
   let killTimer: NodeJS.Timeout | undefined;
   const stop = (reason: string) => {
@@ -75,8 +108,10 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
     killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 5000);
   };
   const timeout = setTimeout(() => stop(`timed out after ${Math.round(options.timeoutMs / 1000)}s`), options.timeoutMs);
-  const onAbort = () => stop('interrupted by worker shutdown');
-  options.signal?.addEventListener('abort', onAbort, { once: true });
+  const onAbort = () => stop(INTERRUPTED_BY_SHUTDOWN);
+  // A signal that aborted before the spawn fires no event: stop at once instead of never.
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener('abort', onAbort, { once: true });
 
   child.stdin.on('error', () => undefined); // a child that dies at once closes stdin under us
   child.stdin.end(JSON.stringify(job));
@@ -91,6 +126,10 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
       if (result) return resolve({ ok: true, result: result.value, logs: text });
       if (stopReason) return resolve({ ok: false, failure: { message: stopReason, kind: 'retryable' }, logs: text });
       if (reportedFailure) return resolve({ ok: false, failure: reportedFailure, logs: text });
+      if (heapExhausted) {
+        const limit = options.memoryLimitMb ? ` (heap limit ${options.memoryLimitMb} MB)` : '';
+        return resolve({ ok: false, failure: { message: `job process ran out of memory${limit}`, kind: 'retryable' }, logs: text });
+      }
       const how = signal ? `was killed by ${signal}` : `exited with code ${code}`;
       resolve({ ok: false, failure: { message: `job process ${how} without a result`, kind: 'retryable' }, logs: text });
     });

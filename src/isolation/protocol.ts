@@ -1,16 +1,24 @@
+import type { Engine } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 
 /**
- * The legacy child protocol: the job arrives as one JSON document on stdin; the child answers
- * with JSON lines on stdout. A `result` line is authoritative whatever the exit code is.
+ * The job-process protocol both engines speak (the legacy runner for every job, the pg-boss
+ * worker for types with `isolation: 'process'`): the job arrives as one JSON document on
+ * stdin; the child answers with JSON lines on stdout. A `result` line is authoritative
+ * whatever the exit code is.
  */
 export interface ChildJob {
+  /** The job's id in the engine running it (the row id on legacy, the pg-boss id on pg-boss). */
   jobId: string;
   type: string;
   payload: unknown;
   attempt: number;
   /** The job registry module to load; absent for the demo registry. */
   registryModule?: string;
+  /** @defaultValue 'LEGACY' */
+  engine?: Engine;
+  /** The legacy row's own id, for `context.rowId`. @defaultValue jobId */
+  rowId?: string;
 }
 
 export type ChildMessage =

@@ -1,5 +1,6 @@
-// The process that runs one legacy job (DESIGN §5): isolation like the legacy system, memory
-// returned to the OS on exit. It speaks the JSON-lines protocol of ./protocol.ts.
+// The process that runs one job (DESIGN §5): isolation like the legacy system, memory returned
+// to the OS on exit. The legacy runner runs every job here; the pg-boss worker runs the types
+// that ask for `isolation: 'process'`. It speaks the JSON-lines protocol of ./protocol.ts.
 import { text } from 'node:stream/consumers';
 import { createPool, type Pool } from '../db/pool.js';
 import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
@@ -13,6 +14,7 @@ function send(message: ChildMessage): Promise<void> {
 
 async function main(): Promise<number> {
   const job = JSON.parse(await text(process.stdin)) as ChildJob;
+  const engine = job.engine ?? 'LEGACY';
   const controller = new AbortController();
   process.once('SIGTERM', () => controller.abort(new Error('terminated')));
   let pool: Pool | undefined;
@@ -21,18 +23,18 @@ async function main(): Promise<number> {
     let payload: unknown;
     try {
       // An unknown type or a payload that fails its schema can never succeed: no retry.
-      // The size limit guards what enters a queue; a row already in the table runs whatever its size.
+      // The size limit guards what enters a queue; a job already admitted runs whatever its size.
       payload = await registry.validate(job.type, job.payload, { sizeLimit: false });
     } catch (error) {
       throw new NonRetryableError(messageOf(error));
     }
     const result = await registry.require(job.type).handler(payload, {
       jobId: job.jobId,
-      rowId: job.jobId,
+      rowId: job.rowId ?? job.jobId,
       attempt: job.attempt,
-      engine: 'LEGACY',
+      engine,
       signal: controller.signal,
-      db: () => (pool ??= createPool(requireDatabaseUrl(), { max: 1, applicationName: 'cutover-legacy-job' })),
+      db: () => (pool ??= createPool(requireDatabaseUrl(), { max: 1, applicationName: engine === 'LEGACY' ? 'cutover-legacy-job' : 'cutover-pgboss-job' })),
       log: (message, fields) => void send(fields ? { type: 'log', message, fields } : { type: 'log', message }),
     });
     await send({ type: 'result', result: result ?? null });

@@ -1,0 +1,187 @@
+import type { Pool } from '../db/pool.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../log.js';
+import { messageOf } from '../errors.js';
+import { readMetrics, type ActivityWindow, type FlagView, type MetricsData } from '../ops/metrics.js';
+import { describeStep } from '../plans/plan.js';
+import { activeRuns, controllerOf, evaluateStep, type PlanRun } from '../plans/plan-runner.js';
+import type { GateResult, GateStatus } from '../plans/gates.js';
+import type { EffectiveRoute, EnvOverride } from '../rollout/decide.js';
+import { DEFAULT_FLAG } from '../rollout/flags.js';
+import type { LegacyTable } from '../table/table.js';
+import { recentEvents, type EventView } from './events.js';
+
+export interface GatesView {
+  status: GateStatus;
+  /** Gates cost several queries over both systems: they are measured at most every gatesEverySeconds. */
+  measuredAt: string;
+  results: GateResult[];
+}
+
+export interface PlanView {
+  id: string;
+  name: string;
+  jobType: string;
+  state: PlanRun['state'];
+  /** 1-based, as people count. */
+  step: number;
+  steps: number;
+  does: string;
+  reason: string | null;
+  /** A plan nobody drives (no `cutover plan run` attached) stands still. */
+  controlled: boolean;
+  /** The current analysis step's gates, measured; null on other steps. */
+  gates: GatesView | null;
+  /** Why the gates could not be measured, if they could not. */
+  gatesError: string | null;
+}
+
+/** One row of the routing table: `*` or a registered type. */
+export interface TypeView {
+  jobType: string;
+  flag: FlagView | null;
+  /** Where its new jobs go; `*` itself has none (it is a default, not a type). */
+  route: EffectiveRoute | null;
+  plan: PlanView | null;
+}
+
+export interface DashboardSnapshot extends MetricsData {
+  types: TypeView[];
+  plans: PlanView[];
+  events: EventView[];
+  envOverride: EnvOverride;
+}
+
+export interface SnapshotSource {
+  pool: Pool;
+  databaseUrl: string;
+  registry: JobRegistry;
+  table: LegacyTable;
+  log: Logger;
+  env: EnvOverride;
+  window?: ActivityWindow;
+  /** @defaultValue 30 */
+  gatesEverySeconds?: number;
+  now?: () => number;
+}
+
+/** Measured gates of active runs, kept per run and step for `gatesEverySeconds`. */
+class GateCache {
+  private readonly entries = new Map<string, { at: number; gates: Promise<GatesView> }>();
+
+  constructor(private readonly source: SnapshotSource) {}
+
+  get(run: PlanRun): Promise<GatesView> {
+    const now = (this.source.now ?? Date.now)();
+    const key = `${run.id}:${run.currentStep}`;
+    const cached = this.entries.get(key);
+    if (cached && now - cached.at < (this.source.gatesEverySeconds ?? 30) * 1000) return cached.gates;
+    const context = { pool: this.source.pool, databaseUrl: this.source.databaseUrl, registry: this.source.registry, table: this.source.table, log: this.source.log, actor: 'dashboard' };
+    const gates = evaluateStep(context, run).then((result) => ({ ...result, measuredAt: new Date(now).toISOString() }));
+    // A failed measurement is not kept: the next refresh tries again.
+    gates.catch(() => this.entries.delete(key));
+    this.entries.set(key, { at: now, gates });
+    for (const [other, entry] of this.entries) if (now - entry.at > 600_000) this.entries.delete(other);
+    return gates;
+  }
+}
+
+/**
+ * What the page shows, read once per refresh however many pages poll: the metrics, the active
+ * plans with their gates, the audit log. Kept for `maxAgeMs`; a write drops it so its effect
+ * shows on the next poll.
+ */
+export class Snapshots {
+  private cached: { at: number; snapshot: Promise<DashboardSnapshot> } | undefined;
+  private cachedMetrics: { at: number; metrics: Promise<MetricsData> } | undefined;
+  private readonly gates: GateCache;
+
+  constructor(
+    private readonly source: SnapshotSource,
+    private readonly maxAgeMs: number,
+  ) {
+    this.gates = new GateCache(source);
+  }
+
+  get(): Promise<DashboardSnapshot> {
+    const now = (this.source.now ?? Date.now)();
+    if (this.cached && now - this.cached.at < this.maxAgeMs) return this.cached.snapshot;
+    const snapshot = this.read();
+    const entry = { at: now, snapshot };
+    this.cached = entry;
+    snapshot.catch(() => {
+      if (this.cached === entry) this.cached = undefined;
+    });
+    return snapshot;
+  }
+
+  /**
+   * What /metrics needs: the page's snapshot when a fresh one is at hand, else the metrics reads
+   * alone, so a Prometheus scrape never pays for the plans' gates or the audit log.
+   */
+  metrics(): Promise<MetricsData> {
+    const now = (this.source.now ?? Date.now)();
+    if (this.cached && now - this.cached.at < this.maxAgeMs) return this.cached.snapshot;
+    if (this.cachedMetrics && now - this.cachedMetrics.at < this.maxAgeMs) return this.cachedMetrics.metrics;
+    const metrics = this.readMetrics();
+    const entry = { at: now, metrics };
+    this.cachedMetrics = entry;
+    metrics.catch(() => {
+      if (this.cachedMetrics === entry) this.cachedMetrics = undefined;
+    });
+    return metrics;
+  }
+
+  invalidate(): void {
+    this.cached = undefined;
+    this.cachedMetrics = undefined;
+  }
+
+  private readMetrics(): Promise<MetricsData> {
+    const { pool, registry, table, env } = this.source;
+    return readMetrics({ pool, table, types: registry.names(), env, ...(this.source.window ? { window: this.source.window } : {}) });
+  }
+
+  private async read(): Promise<DashboardSnapshot> {
+    const { pool, registry, env } = this.source;
+    const types = registry.names();
+    const [metrics, runs, events] = await Promise.all([
+      this.readMetrics(),
+      activeRuns(pool),
+      recentEvents(pool),
+    ]);
+    const plans = await Promise.all(runs.map((run) => this.planView(run, metrics.pgbossInstalled)));
+    const flagOf = (jobType: string) => metrics.flags.find((flag) => flag.jobType === jobType) ?? null;
+    const rows: TypeView[] = [DEFAULT_FLAG, ...types].map((jobType) => ({
+      jobType,
+      flag: flagOf(jobType),
+      route: metrics.routes.find((route) => route.jobType === jobType) ?? null,
+      plan: plans.find((plan) => plan.jobType === jobType) ?? null,
+    }));
+    return { ...metrics, types: rows, plans, events, envOverride: env };
+  }
+
+  private async planView(run: PlanRun, pgbossInstalled: boolean): Promise<PlanView> {
+    const step = run.plan.steps[run.currentStep];
+    // Before any pg-boss process ran there is nothing to measure (and no pgboss.job to read).
+    const analysis = step !== undefined && 'analysis' in step && pgbossInstalled;
+    const [controller, gates] = await Promise.all([
+      controllerOf(this.source.pool, run.jobType),
+      analysis ? this.gates.get(run).then((g) => ({ gates: g, error: null }), (error: unknown) => ({ gates: null, error: messageOf(error) })) : { gates: null, error: null },
+    ]);
+    if (gates.error) this.source.log.warn({ plan: run.planName, err: gates.error }, 'could not measure the gates for the dashboard');
+    return {
+      id: run.id,
+      name: run.planName,
+      jobType: run.jobType,
+      state: run.state,
+      step: Math.min(run.currentStep + 1, run.plan.steps.length),
+      steps: run.plan.steps.length,
+      does: step ? describeStep(step) : 'all steps done',
+      reason: run.reason,
+      controlled: controller !== null,
+      gates: gates.gates,
+      gatesError: gates.error,
+    };
+  }
+}
