@@ -11,6 +11,12 @@ import { RolloutManager } from '../../src/rollout/manager.js';
 import { quietLog, setPercent } from '../helpers/engines.js';
 import { useDatabaseFixture } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/wait.js';
+import { join } from 'node:path';
+import { loadRegistry } from '../../src/jobs/registry.js';
+import { repoRoot, runCli } from '../helpers/cli.js';
+import { killStragglers, startCli } from '../helpers/process.js';
+
+const scheduleRegistry = join(repoRoot, 'test', 'fixtures', 'schedule-registry.mjs');
 
 // Recurring jobs (issue 19, item 5): pg-boss's scheduler is the clock, one cron pass across
 // every process; each tick enqueues its job once through the RolloutManager, which routes it.
@@ -35,6 +41,7 @@ interface Instance {
 const instances: Instance[] = [];
 afterEach(async () => {
   await Promise.all(instances.splice(0).map((instance) => instance.close()));
+  await killStragglers();
 });
 
 /**
@@ -113,29 +120,31 @@ describe('recurring jobs', () => {
     await setPercent(fixture.pool, 100, 'tick.pgboss');
   });
 
-  it('with three worker instances on one database, each tick is enqueued once and routed by the flags', async () => {
-    const registry = recurring();
+  it('with three `cutover worker` processes on one database, each tick is enqueued once and routed by the flags', async () => {
+    const registry = await loadRegistry(scheduleRegistry);
     // A schedule created in a minute's last seconds has that minute's occurrence forwarded in
     // the next one, where it reads as the next occurrence (whose own tick then finds its job
     // done): one occurrence from before the schedule existed is skipped. Start clear of that
     // edge, so that each minute here shows exactly one tick.
-    await pollUntil('a minute with time to spare', async () => new Date().getUTCSeconds() < 50, { timeoutMs: 15_000, intervalMs: 200 });
-    await Promise.all([startInstance(registry), startInstance(registry), startInstance(registry)]);
+    await pollUntil('a minute with time to spare', async () => new Date().getUTCSeconds() < 40, { timeoutMs: 25_000, intervalMs: 200 });
+    const workers = [0, 1, 2].map(() => startCli(['worker', '--engine', 'pgboss', '--registry', scheduleRegistry, '--database-url', fixture.database.url]));
+    await pollUntil('the three workers to start', async () => Number((await fixture.pool.query(`SELECT count(*) AS n FROM "WorkerHeartbeat" WHERE engine = 'PGBOSS'`)).rows[0].n) === 3, { timeoutMs: 30_000 });
 
-    // The first tick fires at once (its minute's occurrence is still due); wait for the next
-    // minute's too, so two ticks of each type have passed through three schedulers.
+    // pg-boss's cron pass runs every 30 s in a worker: wait for two minutes' ticks of each type,
+    // so two ticks of each have passed through three schedulers.
     await pollUntil(
       'two ticks of each type enqueued',
       async () => (await jobsOf('tick.legacy')).length >= 2 && (await jobsOf('tick.pgboss')).length >= 2,
-      { timeoutMs: 150_000, intervalMs: 250 },
+      { timeoutMs: 170_000, intervalMs: 500 },
     );
-    await Promise.all(instances.map((instance) => instance.stopSchedules()));
+    for (const worker of workers) worker.kill('SIGTERM');
+    expect((await Promise.all(workers.map((worker) => worker.exited))).map((exit) => exit.code)).toEqual([0, 0, 0]);
 
     const ticks = await tickJobs();
     for (const type of ['tick.legacy', 'tick.pgboss']) {
       const { cron, tz } = registry.require(type).schedule!;
       const filed = ticks.filter((tick) => tick.type === type);
-      // One scheduler across the three instances: one tick per minute, not three.
+      // One scheduler across the three processes: one tick per minute, not three.
       const minutes = filed.map((tick) => tick.minute.toISOString());
       expect(new Set(minutes).size, `ticks of ${type}: ${minutes.join(', ')}`).toBe(minutes.length);
       // Each tick's job is the one of its minute, enqueued once: one row per tick, no other.
@@ -147,8 +156,9 @@ describe('recurring jobs', () => {
     // Routed like any other job: 0 % stays on legacy, 100 % goes to pg-boss with its row.
     for (const row of await jobsOf('tick.legacy')) expect(row).toMatchObject({ engine: 'LEGACY', routeReason: 'bucket', pgboss: false });
     for (const row of await jobsOf('tick.pgboss')) expect(row).toMatchObject({ engine: 'PGBOSS', routeReason: 'bucket', pgboss: true });
-    expect(instances.map((instance) => instance.manager.fallbackCount)).toEqual([0, 0, 0]);
-  }, 180_000);
+    const status = JSON.parse((await runCli(['status', '--json', '--registry', scheduleRegistry, '--database-url', fixture.database.url])).stdout) as { schedules: { type: string; scheduled: boolean; nextTickAt: string }[] };
+    expect(status.schedules.map((info) => [info.type, info.scheduled])).toEqual([['tick.legacy', true], ['tick.pgboss', true]]);
+  }, 240_000);
 
   it('duplicated and retried ticks enqueue nothing twice', async () => {
     const registry = recurring();
