@@ -4,7 +4,9 @@ import type { Config } from '../config.js';
 import { startHeartbeat } from '../db/heartbeat.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../log.js';
+import { mirrorSettledJobs } from '../ops/reconcile-fix.js';
 import { startSchedules } from '../ops/schedules.js';
+import { isConnectionError } from '../db/outage.js';
 import { FlagCache } from '../rollout/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import type { LegacyTable } from '../table/table.js';
@@ -56,6 +58,40 @@ async function startRecurring(options: {
   };
 }
 
+/**
+ * pg-boss settles some jobs without their worker: a job whose worker died on its last attempt
+ * is expired and failed by supervision. Each pg-boss worker copies such final states to the
+ * rows on its supervise interval, so they do not say RUNNING until an operator reconciles.
+ */
+function mirrorSettledOnTimer(options: {
+  pool: Pool;
+  registry: JobRegistry;
+  table: LegacyTable;
+  log: Logger;
+  workerId: string;
+  types: readonly string[];
+  intervalSeconds: number;
+}): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  const sweep = async () => {
+    try {
+      const copied = await mirrorSettledJobs({ pool: options.pool, registry: options.registry, table: options.table, types: options.types, actor: `worker ${options.workerId}`, graceSeconds: 60 });
+      if (copied) options.log.info({ rows: copied }, "copied pg-boss's final state to rows whose worker could not (expired on the last attempt, or failed by supervision)");
+    } catch (error) {
+      // An outage is logged once by pg-boss's own outage line; anything else is worth a warning, and the next sweep tries again.
+      if (!isConnectionError(error)) options.log.warn({ err: error }, 'could not mirror jobs pg-boss settled on its own');
+    }
+  };
+  const timer = setInterval(() => {
+    running ??= sweep().finally(() => (running = undefined));
+  }, options.intervalSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
+
 export function registerWorkerCommand(program: Command): void {
   program
     .command('worker')
@@ -104,6 +140,7 @@ export function registerWorkerCommand(program: Command): void {
             }
             const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
             const stopSchedules = await startRecurring({ boss, pool, registry, table, log, databaseUrl: db.url, config });
+            const stopMirroring = mirrorSettledOnTimer({ pool, registry, table, log, workerId: worker.workerId, types: registry.names(), intervalSeconds: options.superviseInterval });
             // Only with a webhook configured; on a pool of its own, so a receiver that is down never holds the worker's connections.
             const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
             const stats = await withWorkerSummary(summaryMs, () => workerActivity(pool, table, worker.workerId, 'PGBOSS'), log, async () => {
@@ -111,6 +148,7 @@ export function registerWorkerCommand(program: Command): void {
               return worker.stop(options.shutdownTimeout * 1000);
             }).finally(async () => {
               await stopSchedules();
+              await stopMirroring();
               await notifier?.stop();
               await stopBeating();
             });

@@ -38,7 +38,7 @@ const PAGE = 500;
  * Runs one class's repair over its findings, a page at a time, each finding in its own
  * transaction; stops when a page repairs nothing (what is left needs a person).
  */
-async function repairAll(context: FixContext, query: string, repair: (client: PoolClient, finding: { id: string; type: string }) => Promise<number>): Promise<number> {
+async function repairAll(context: Pick<FixContext, 'pool' | 'types' | 'graceSeconds'>, query: string, repair: (client: PoolClient, finding: { id: string; type: string }) => Promise<number>): Promise<number> {
   let fixed = 0;
   for (;;) {
     const { rows } = await context.pool.query<{ id: string; type: string }>(`${query} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
@@ -155,7 +155,7 @@ async function fixOrphans(context: FixContext): Promise<number> {
  * queued pg-boss job whose row still says RUNNING (its worker died). A row that says COMPLETED
  * while pg-boss will still run the job is reported, never "fixed".
  */
-async function fixDrift(context: FixContext): Promise<number> {
+async function fixDrift(context: Omit<FixContext, 'boss'>): Promise<number> {
   const { table } = context;
   const { col, status } = table;
   const fixable = `
@@ -192,6 +192,16 @@ async function fixDrift(context: FixContext): Promise<number> {
     await audit(client, { actor: context.actor, action: 'reconcile.fix.drift', jobType: row.cutover_type, before: { id, status: row.cutover_row_status }, after: { status: target, pgboss: state } });
     return 1;
   });
+}
+
+/**
+ * What a pg-boss worker runs on a timer: pg-boss settled some jobs without their worker (expiry
+ * of a job whose worker died on its last attempt, a supervisor's fail), so their rows still say
+ * RUNNING or PENDING. Copies pg-boss's final state to them as `reconcile --fix` would, under
+ * the same row lock and the same grace, audited; without it they wait for an operator.
+ */
+export async function mirrorSettledJobs(context: Omit<FixContext, 'boss'>): Promise<number> {
+  return fixDrift(context);
 }
 
 export async function fixFindings(context: FixContext): Promise<FixCounts> {

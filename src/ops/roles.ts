@@ -203,6 +203,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       { privileges: 'SELECT, DELETE', on: pgboss('job_dependency'), why: "supervision resolves dependents of finished jobs and deletes the dependencies of jobs it deletes (cutover sends no flows, so there are none)" },
       { privileges: 'SELECT, INSERT, DELETE', on: pgboss('warning'), why: 'supervision records and prunes its warnings' },
       { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: pgboss('schedule'), why: "recurring jobs: each worker upserts its types' schedules, and pg-boss's shared cron pass reads them" },
+      ...auditLog.map((grant) => ({ ...grant, why: `${grant.why}: the final state pg-boss gave a job whose worker died, copied to its row` })),
       ...demo,
       ...outbox,
       ...notifications,

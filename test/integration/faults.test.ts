@@ -235,3 +235,25 @@ describe('hand-back: no job runs on pg-boss after the kill switch is seen', () =
     expect((await cache.get('test.noop')).defaultFlag?.killSwitch).toBe(true);
   });
 });
+
+describe('a job pg-boss settles without its worker', () => {
+  it('expired on its last attempt after its worker died: a live worker copies FAILED to the row, audited, without an operator', async () => {
+    await setPercent(pool, 100);
+    const { id, pgbossJobId } = await producer.manager.enqueue('test.noop', {});
+    // A worker fetched it, marked the row, and died; the job had no retry left.
+    const [fetched] = await producer.boss.fetch('test.noop');
+    expect(fetched?.id).toBe(pgbossJobId);
+    await pool.query(`UPDATE "Job" SET status = 'RUNNING', attempts = 1, "updatedAt" = now() - interval '2 minutes' WHERE id = $1`, [id]);
+    await pool.query(`UPDATE pgboss.job SET retry_limit = retry_count, expire_seconds = 1, started_on = now() - interval '1 minute' WHERE name = 'test.noop' AND id = $1`, [pgbossJobId]);
+
+    // Another worker, for other types: pg-boss's supervision and the mirroring cover every queue.
+    const worker = cliProcess('worker', '--engine', 'pgboss', '--types', 'test.record', '--supervise-interval', '1');
+    await pollUntil('pg-boss to expire it', async () => (await bossJob('test.noop', pgbossJobId!))?.state === 'failed', { timeoutMs: 30_000 });
+    await pollUntil('the row to say FAILED', async () => (await jobRows(pool, 'id = $1', [id]))[0]?.status === 'FAILED', { timeoutMs: 30_000 });
+    worker.kill('SIGTERM');
+    expect((await worker.exited).code).toBe(0);
+    const { rows } = await pool.query<{ actor: string }>(`SELECT actor FROM "RolloutEvent" WHERE action = 'reconcile.fix.drift'`);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]!.actor).toMatch(/^worker /);
+  });
+});
