@@ -1,0 +1,62 @@
+// The pg-boss engine against bare pg-boss, on the same no-op jobs in the same database:
+// cutover's BossWorker (mirror rows committed with each state change) vs a plain `boss.work`
+// with the same batch size, burst and metadata, each in its own pg-boss instance. Both drain
+// the same backlog, written the same way (RolloutManager.enqueueMany, rows included).
+import { startBoss } from '../../../dist/pgboss/boss.js';
+import { BossWorker } from '../../../dist/pgboss/worker.js';
+import { completedJobs, databaseNow, drainRate, log, NOOP, produce, sideBySide, walBytesSince, walPosition, withDatabase } from '../lib.mjs';
+
+/** Drains `jobs` no-op jobs with cutover's engine; jobs/s and WAL bytes per job. */
+export async function engineRate(services, concurrency, jobs) {
+  await produce(services, { count: jobs });
+  const { pool } = services;
+  const boss = await startBoss({ databaseUrl: services.databaseUrl, log, role: 'worker', max: concurrency + 4 });
+  const worker = new BossWorker({ boss, pool, registry: services.registry, log, concurrency });
+  const { n: before } = await completedJobs(pool, NOOP);
+  const lsn = await walPosition(pool);
+  const since = await databaseNow(pool);
+  await worker.start();
+  // The mirror rows commit with the completions: the last completion is the last row's too.
+  const rate = await drainRate(pool, NOOP, { since, before, jobs });
+  const wal = (await walBytesSince(pool, lsn)) / jobs;
+  await worker.stop(5000);
+  return { rate, wal };
+}
+
+/** The same with a bare `boss.work` whose handler does nothing; pg-boss completes each batch at once. */
+export async function bareRate(services, concurrency, jobs) {
+  await produce(services, { count: jobs });
+  const { pool } = services;
+  const boss = await startBoss({ databaseUrl: services.databaseUrl, log, role: 'worker', max: concurrency + 4 });
+  const { n: before } = await completedJobs(pool, NOOP);
+  const lsn = await walPosition(pool);
+  const since = await databaseNow(pool);
+  await boss.work(NOOP, { batchSize: concurrency, burstWhenBatchFull: true, includeMetadata: true, pollingIntervalSeconds: 1 }, async () => undefined);
+  const rate = await drainRate(pool, NOOP, { since, before, jobs });
+  const wal = (await walBytesSince(pool, lsn)) / jobs;
+  await boss.stop({ graceful: true, timeout: 5000, close: true });
+  return { rate, wal };
+}
+
+const goal16 = { ratio: ['>=', 0.5], ours: ['>=', 5000], text: '≥ 0.5× and ≥ 5,000 jobs/s' };
+
+export default {
+  name: 'engine',
+  rows: [
+    { id: 'engine-vs-bare-4', name: 'pg-boss engine vs bare boss.work, batch/concurrency 4', unit: 'jobs/s', goal: { ratio: ['>=', 0.6], text: '≥ 0.6×' } },
+    { id: 'engine-vs-bare-16', name: 'pg-boss engine vs bare boss.work, batch/concurrency 16', unit: 'jobs/s', goal: goal16 },
+  ],
+  params: { small: { jobs: 1000, warmupJobs: 300 }, full: { jobs: 10_000, warmupJobs: 2000 } },
+  async once({ databases, params, run, warmup }) {
+    const jobs = warmup ? params.warmupJobs : params.jobs;
+    const results = {};
+    for (const concurrency of [4, 16]) {
+      await withDatabase(databases, `engine_${concurrency}_${run}`, async (services) => {
+        const { ours, reference } = await sideBySide(run, () => engineRate(services, concurrency, jobs), () => bareRate(services, concurrency, jobs));
+        results[`engine-vs-bare-${concurrency}`] = { ours: ours.rate, reference: reference.rate, detail: { walBytesPerJob: { ours: ours.wal, reference: reference.wal } } };
+      });
+    }
+    return results;
+  },
+};
+
