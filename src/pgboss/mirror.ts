@@ -31,7 +31,7 @@ export async function markStarted(
        UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
               ${col.completedAt} = NULL, "workerId" = $3, ${col.updatedAt} = now()
          FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-        WHERE j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
+        WHERE j."pgbossJobId" = ANY($1::uuid[]) AND j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
         RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId")
      SELECT (SELECT killed FROM killed) AS killed, COALESCE((SELECT json_agg(started) FROM started), '[]'::json) AS started`,
     [jobs.map((job) => job.id), jobs.map((job) => job.attempt), workerId, name],
@@ -86,15 +86,23 @@ export async function markCompletedMany(
     const set = Object.keys(group[0]!.columns)
       .map((name) => `, ${quoteIdent(name)} = r.${quoteIdent(name)}`)
       .join('');
+    // The ids as an array beside the recordsets: the planner guesses 100 rows for a recordset
+    // and may hash-join it against the whole table; `= ANY($ids)` makes both updates index
+    // lookups whatever the statistics say (measured: 11.7 ms to about 2 ms per batch of 16).
     const withOutputs = pendingOutputs
-      ? `WITH outputs AS (UPDATE ${PGBOSS_SCHEMA}.job AS b SET output = o.output FROM json_to_recordset($2::json) AS o(id uuid, output jsonb) WHERE b.name = $3 AND b.id = o.id) `
+      ? `WITH outputs AS (UPDATE ${PGBOSS_SCHEMA}.job AS b SET output = o.output FROM json_to_recordset($3::json) AS o(id uuid, output jsonb)
+                         WHERE b.name = $4 AND b.id = ANY($5::uuid[]) AND b.id = o.id) `
       : '';
     const { rowCount } = await db.query(
       `${withOutputs}UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
               ${col.updatedAt} = now()${duration(table)}${set}
          FROM json_populate_recordset(NULL::${table.ref}, $1::json) AS r
-        WHERE j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'`,
-      [JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id }))), ...(pendingOutputs ? [JSON.stringify(pendingOutputs.values), pendingOutputs.name] : [])],
+        WHERE j."pgbossJobId" = ANY($2::uuid[]) AND j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'`,
+      [
+        JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id }))),
+        group.map((job) => job.id),
+        ...(pendingOutputs ? [JSON.stringify(pendingOutputs.values), pendingOutputs.name, pendingOutputs.values.map((value) => value.id)] : []),
+      ],
     );
     pendingOutputs = undefined;
     updated += rowCount ?? 0;
