@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { defaultActor } from '../db/audit.js';
 import { UsageError } from '../errors.js';
 import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags, removeFlag } from '../rollout/flags.js';
-import { rolloutHistory } from '../rollout/history.js';
+import { describeChange, rolloutHistory } from '../rollout/history.js';
 import { withContext, type CommandContext } from './context.js';
 import { integerIn } from './parse.js';
 import { formatTable, printJson, printLines } from './output.js';
@@ -28,33 +28,8 @@ function describeFlag(flag: { jobType: string; basisPoints: number; killSwitch: 
   return `${flag.jobType}: ${flag.basisPoints / 100}% to pg-boss${flag.killSwitch ? ', KILL SWITCH ON (all to legacy)' : ''}`;
 }
 
-type Fields = Record<string, unknown>;
-const isFields = (value: unknown): value is Fields => typeof value === 'object' && value !== null && !Array.isArray(value);
 /** A history row stays one readable line; --json has the whole event. */
 const clip = (text: string) => (text.length > 80 ? `${text.slice(0, 79)}…` : text);
-const percentOf = (basisPoints: unknown) => `${Number(basisPoints) / 100} %`;
-
-/**
- * An audit event's before/after in words, for a terminal: a flag change as `5 % → 10 %` or
- * `kill switch on`, anything else as its changed fields. `--json` keeps the raw documents.
- */
-export function describeChange(before: unknown, after: unknown): string {
-  const was = isFields(before) ? before : {};
-  const now = isFields(after) ? after : {};
-  if (after === null && isFields(before) && 'basisPoints' in before) return `flag removed (was ${percentOf(before.basisPoints)})`;
-  if ('basisPoints' in now) {
-    const changes: string[] = [];
-    if (was.basisPoints !== now.basisPoints) changes.push('basisPoints' in was ? `${percentOf(was.basisPoints)} → ${percentOf(now.basisPoints)}` : `${percentOf(now.basisPoints)} (new flag)`);
-    if (Boolean(was.killSwitch) !== Boolean(now.killSwitch)) changes.push(`kill switch ${now.killSwitch ? 'ON' : 'off'}`);
-    if ('fallbackToLegacy' in was && was.fallbackToLegacy !== now.fallbackToLegacy) changes.push(`fallback ${now.fallbackToLegacy ? 'on' : 'off'}`);
-    return changes.join(', ') || `unchanged (${percentOf(now.basisPoints)}${now.killSwitch ? ', kill switch ON' : ''})`;
-  }
-  // Plan steps are stored 0-based; people count from 1.
-  if (typeof was.step === 'number' && typeof now.step === 'number') return clip(`step ${was.step + 1} → ${now.step + 1}${typeof now.does === 'string' ? `: ${now.does}` : ''}`);
-  const fields = (record: Fields) => Object.entries(record).map(([key, value]) => `${key} ${isFields(value) || Array.isArray(value) ? JSON.stringify(value) : String(value)}`).join(', ');
-  const text = [Object.keys(was).length ? `from ${fields(was)}` : '', Object.keys(now).length ? `${Object.keys(was).length ? 'to ' : ''}${fields(now)}` : ''].filter(Boolean).join(' ');
-  return clip(text) || '-';
-}
 
 export function registerRolloutCommands(program: Command): void {
   const rollout = program.command('rollout').description('the percentage of new jobs routed to pg-boss, per job type');
@@ -145,7 +120,7 @@ export function registerRolloutCommands(program: Command): void {
             events.length
               ? formatTable(
                   ['when (UTC)', 'who', 'action', 'type', 'change', 'why'],
-                  events.map((e) => [e.at.replace('T', ' ').replace(/\.\d+Z$/, ''), e.actor, e.action, e.jobType ?? '-', describeChange(e.before, e.after), e.reason ?? '']),
+                  events.map((e) => [e.at.replace('T', ' ').replace(/\.\d+Z$/, ''), e.actor, e.action, e.jobType ?? '-', clip(describeChange(e.before, e.after)), e.reason ?? '']),
                 )
               : ['no events yet'],
           );
