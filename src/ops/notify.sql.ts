@@ -111,4 +111,11 @@ export const markFailed = `UPDATE "NotificationDelivery" SET "lastError" = $2, "
 /** A claim given back unused (the loop stopped mid-request): due again now, the attempt not counted. */
 export const releaseClaim = `UPDATE "NotificationDelivery" SET attempts = attempts - 1, "nextAttemptAt" = now() WHERE id = $1::bigint AND "deliveredAt" IS NULL`;
 
+/**
+ * Notifications done (delivered or given up) over a week ago: long past every cursor, so their
+ * source rows are never read again and the key they hold can go. Bounded per call.
+ */
+export const pruneDone = `DELETE FROM "NotificationDelivery" WHERE id IN (
+  SELECT id FROM "NotificationDelivery" WHERE COALESCE("deliveredAt", "gaveUpAt") < now() - interval '7 days' LIMIT 1000)`;
+
 export const countPending = `SELECT count(*)::int AS n FROM "NotificationDelivery" WHERE "deliveredAt" IS NULL AND "gaveUpAt" IS NULL`;

@@ -100,6 +100,9 @@ function add(total: NotifyCounts, more: NotifyCounts): void {
   total.gaveUp += more.gaveUp;
 }
 
+/** How often a loop prunes notifications done a week ago (each prune is bounded). */
+const PRUNE_EVERY_MS = 3_600_000;
+
 interface Claimed {
   id: string;
   key: string;
@@ -115,6 +118,7 @@ export class Notifier {
   private cursorsReady = false;
   private deadLetters: 'check' | 'off' = 'check';
   private nextDeadLetterCheck = 0;
+  private nextPrune = 0;
   private readonly host: string;
 
   constructor(private readonly options: NotifierOptions) {
@@ -195,6 +199,10 @@ export class Notifier {
     if (!this.cursorsReady) {
       for (const source of sql.SOURCES) await pool.query(sql.createCursor(source), [source.name, this.options.catchUpSeconds ?? 3600]);
       this.cursorsReady = true;
+    }
+    if (Date.now() >= this.nextPrune) {
+      this.nextPrune = Date.now() + PRUNE_EVERY_MS;
+      await pool.query(sql.pruneDone);
     }
     let collected = 0;
     for (const source of sql.SOURCES) collected += await this.collectSource(source);

@@ -158,7 +158,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
   // it reads the audit log and reconcile runs (the outbox), copies rows into its own table, delivers.
   const notifications: Grant[] = [
     { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('NotificationCursor'), why: 'notifications: how far the delivery loop has read each source' },
-    { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('NotificationDelivery'), why: 'notifications: claim, deliver and retry each one' },
+    { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('NotificationDelivery'), why: 'notifications: claim, deliver and retry each one; prune those done a week ago' },
     { privileges: 'USAGE', on: sequence('NotificationDelivery_id_seq'), why: 'notification ids' },
   ];
   const outbox: Grant[] = [

@@ -514,3 +514,20 @@ describe('configuration and commands', () => {
     }
   });
 });
+
+describe('notifications done a week ago', () => {
+  it('are pruned by the loop; newer ones, and those still to deliver, stay', async () => {
+    await pool.query(
+      `INSERT INTO "NotificationDelivery" (key, kind, "occurredAt", notification, "deliveredAt", "gaveUpAt", "nextAttemptAt") VALUES
+         ('event:old-delivered', 'test', now(), '{}', now() - interval '8 days', NULL, now()),
+         ('event:old-given-up', 'test', now(), '{}', NULL, now() - interval '9 days', now()),
+         ('event:recent', 'test', now(), '{}', now() - interval '1 day', NULL, now()),
+         ('event:waiting', 'test', now() - interval '8 days', '{}', NULL, NULL, now() + interval '1 hour')`,
+    );
+    await notifier(webhookAt(urlAt(await freePort()))).runOnce();
+    const keys = (await deliveries()).map((row) => row.key);
+    expect(keys).toEqual(expect.arrayContaining(['event:recent', 'event:waiting']));
+    expect(keys).not.toContain('event:old-delivered');
+    expect(keys).not.toContain('event:old-given-up');
+  });
+});
