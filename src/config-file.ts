@@ -3,9 +3,9 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { UsageError, messageOf } from './errors.js';
 import type { CutoverConfig, LegacyAdapter, NotificationsConfig } from './table/adapter.js';
+import { importUserModule } from './modules.js';
 
 export type { NotificationsConfig } from './table/adapter.js';
-import { importUserModule } from './modules.js';
 
 /** Looked for in the working directory, in this order, when --config is not given. */
 export const CONFIG_FILE_NAMES = ['cutover.config.ts', 'cutover.config.mjs', 'cutover.config.js'] as const;
