@@ -5,13 +5,10 @@
 // an analysis step, then times each read several times and prints the medians. Uses
 // BENCH_DATABASE_URL's server if set, else an embedded Postgres in a temp dir.
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
-import { startEmbeddedPostgres } from '../dist/db/embedded.js';
 import { migrate } from '../dist/db/migrate.js';
+import { withServer } from './bench/lib.mjs';
 import { createPool } from '../dist/db/pool.js';
 import { loadRegistry } from '../dist/jobs/registry.js';
 import { createLogger } from '../dist/log.js';
@@ -82,19 +79,6 @@ async function seed(client, rows) {
   await client.query(`INSERT INTO pgboss.job (name, data, state) SELECT type || '.dlq', '{}'::jsonb, 'created' FROM "Job" WHERE engine = 'PGBOSS' AND status = 'FAILED'`);
   await client.query(`VACUUM ANALYZE "Job"`);
   await client.query(`VACUUM ANALYZE pgboss.job_common`);
-}
-
-async function withServer(run) {
-  if (process.env.BENCH_DATABASE_URL) return run(process.env.BENCH_DATABASE_URL);
-  const dataDir = await mkdtemp(join(tmpdir(), 'cutover-dashboard-cost-'));
-  await chmod(dataDir, 0o755); // as root the server runs as `postgres`, which must enter it
-  const server = await startEmbeddedPostgres({ dataDir, log });
-  try {
-    return await run(server.url);
-  } finally {
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
 }
 
 await withServer(async (adminUrl) => {

@@ -7,15 +7,13 @@
 // Uses BENCH_DATABASE_URL's server if set, else an embedded Postgres in a temp dir.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { chromium } from 'playwright-core';
-import { startEmbeddedPostgres } from '../dist/db/embedded.js';
 import { migrate } from '../dist/db/migrate.js';
+import { withServer } from './bench/lib.mjs';
 import { createPool } from '../dist/db/pool.js';
 import { loadRegistry } from '../dist/jobs/registry.js';
 import { createLogger } from '../dist/log.js';
@@ -61,19 +59,6 @@ async function stop(child) {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
-}
-
-async function withServer(run) {
-  if (process.env.BENCH_DATABASE_URL) return run(process.env.BENCH_DATABASE_URL);
-  const dataDir = await mkdtemp(join(tmpdir(), 'cutover-screenshot-'));
-  await chmod(dataDir, 0o755);
-  const server = await startEmbeddedPostgres({ dataDir, log });
-  try {
-    return await run(server.url);
-  } finally {
-    await server.stop();
-    await rm(dataDir, { recursive: true, force: true });
-  }
 }
 
 await withServer(async (adminUrl) => {
