@@ -1,4 +1,5 @@
 import type { Notification, Severity } from './webhook.js';
+import type { RolloutEventRow } from '../rollout/history.js';
 
 /**
  * What each notification says. Made once, when the loop copies the source row, and stored with
@@ -20,17 +21,8 @@ export const NOTIFIED_ACTIONS: readonly string[] = [
   'rollback',
 ];
 
-/** A "RolloutEvent" row as the loop reads it (json_agg: times as ISO strings). */
-export interface AuditRow {
-  id: string;
-  at: string;
-  actor: string;
-  action: string;
-  jobType: string | null;
-  before: unknown;
-  after: unknown;
-  reason: string | null;
-}
+/** A "RolloutEvent" row as the loop reads it (json_agg: times as ISO strings), as the history reads it. */
+export type AuditRow = RolloutEventRow;
 
 export interface ReconcileRow {
   id: string;
