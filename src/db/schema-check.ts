@@ -15,8 +15,8 @@ import type { Queryable } from './pool.js';
 const LATER_TABLES: readonly string[] = ['RolloutFinal', 'WorkerHeartbeat', 'NotificationCursor', 'NotificationDelivery'];
 export const CUTOVER_TABLES = ['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine', ...LATER_TABLES] as const;
 
-/** pg-boss's schema, as src/pgboss/boss.ts configures it (db sits below pgboss, so it is named here too). */
-const PGBOSS_SCHEMA = 'pgboss';
+/** pg-boss's schema in every cutover database; named down here so modules below pgboss can read its tables too. */
+export const PGBOSS_SCHEMA = 'pgboss';
 
 /** SQLSTATEs this module reads. */
 const UNDEFINED_TABLE = '42P01';

@@ -3,8 +3,9 @@ import { SESSION_OPTIONS, type PoolClient } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../log.js';
 
-/** pg-boss's schema in every cutover database. */
-export const PGBOSS_SCHEMA = 'pgboss';
+import { PGBOSS_SCHEMA } from '../db/schema-check.js';
+
+export { PGBOSS_SCHEMA };
 
 export interface BossOptions {
   databaseUrl: string;

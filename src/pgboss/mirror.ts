@@ -60,54 +60,62 @@ export async function markCompleted(db: Queryable, table: LegacyTable, id: strin
   return rowCount ?? 0;
 }
 
+/** A success to commit: the attempt fetched (the fence), pg-boss's output, and the row's result columns. */
+export interface CompletedJob {
+  id: string;
+  retryCount: number;
+  output: object;
+  columns: LegacyRow;
+}
+
 /**
- * Many successes in one statement per shape of result (the columns onResult returned): each
- * job's row takes its own values, and a column a job's result does not name is left alone.
+ * Completes successes of one queue in a single statement, so with no transaction around it:
+ * pg-boss's side (state, completion time, output) fenced to the attempt each job was fetched
+ * at, exactly as pg-boss's own fenced complete writes it, and the mirror rows of the jobs that
+ * fence let through, one data-modifying CTE per shape of result (the columns onResult
+ * returned; a column a result does not name is left alone). A job whose claim was lost (expired,
+ * re-fetched, settled elsewhere) is not in `done`, so its row is not touched either. Returns the
+ * ids completed. One statement instead of BEGIN, complete, mirror, COMMIT: measured as most of
+ * the engine's cost per batch (DESIGN §11 asks for this atomicity without a transaction per job).
  */
-/**
- * `outputs`, when given, also sets those pg-boss jobs' outputs, in the first statement (a
- * data-modifying CTE): one round trip less per group commit.
- */
-export async function markCompletedMany(
-  db: Queryable,
-  table: LegacyTable,
-  jobs: readonly { id: string; columns: LegacyRow }[],
-  outputs?: { name: string; values: readonly { id: string; output: object }[] },
-): Promise<number> {
-  const byShape = new Map<string, { id: string; columns: LegacyRow }[]>();
+export async function completeMirrored(db: Queryable, table: LegacyTable, name: string, jobs: readonly CompletedJob[]): Promise<Set<string>> {
+  const { col, status } = table;
+  const params = new Params();
+  const nameParam = params.add(name, 'text');
+  const ids = params.add(jobs.map((job) => job.id), 'uuid[]');
+  const input = params.add(JSON.stringify(jobs.map((job) => ({ id: job.id, retry_count: job.retryCount, output: job.output }))), 'json');
+  const byShape = new Map<string, CompletedJob[]>();
   for (const job of jobs) {
     const shape = Object.keys(job.columns).sort().join('\u0000');
     byShape.set(shape, [...(byShape.get(shape) ?? []), job]);
   }
-  const { col, status } = table;
-  let updated = 0;
-  let pendingOutputs = outputs;
-  for (const group of byShape.values()) {
+  // The ids as an array beside each recordset: the planner guesses 100 rows for a recordset and
+  // may hash-join it against the whole table; `= ANY($ids)` keeps every update an index lookup
+  // whatever the statistics say (measured: 11.7 ms to about 2 ms per batch of 16).
+  const mirrors = [...byShape.values()].map((group, index) => {
     const set = Object.keys(group[0]!.columns)
-      .map((name) => `, ${quoteIdent(name)} = r.${quoteIdent(name)}`)
+      .map((column) => `, ${quoteIdent(column)} = r.${quoteIdent(column)}`)
       .join('');
-    // The ids as an array beside the recordsets: the planner guesses 100 rows for a recordset
-    // and may hash-join it against the whole table; `= ANY($ids)` makes both updates index
-    // lookups whatever the statistics say (measured: 11.7 ms to about 2 ms per batch of 16).
-    const withOutputs = pendingOutputs
-      ? `WITH outputs AS (UPDATE ${PGBOSS_SCHEMA}.job AS b SET output = o.output FROM json_to_recordset($3::json) AS o(id uuid, output jsonb)
-                         WHERE b.name = $4 AND b.id = ANY($5::uuid[]) AND b.id = o.id) `
-      : '';
-    const { rowCount } = await db.query(
-      `${withOutputs}UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
-              ${col.updatedAt} = now()${duration(table)}${set}
-         FROM json_populate_recordset(NULL::${table.ref}, $1::json) AS r
-        WHERE j."pgbossJobId" = ANY($2::uuid[]) AND j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'`,
-      [
-        JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id }))),
-        group.map((job) => job.id),
-        ...(pendingOutputs ? [JSON.stringify(pendingOutputs.values), pendingOutputs.name, pendingOutputs.values.map((value) => value.id)] : []),
-      ],
-    );
-    pendingOutputs = undefined;
-    updated += rowCount ?? 0;
-  }
-  return updated;
+    const rows = params.add(JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id }))), 'json');
+    const groupIds = params.add(group.map((job) => job.id), 'uuid[]');
+    return `mirror_${index} AS (
+      UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
+             ${col.updatedAt} = now()${duration(table)}${set}
+        FROM json_populate_recordset(NULL::${table.ref}, ${rows}) AS r
+       WHERE j."pgbossJobId" = ANY(${groupIds}) AND j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'
+         AND j."pgbossJobId" IN (SELECT id FROM done))`;
+  });
+  const { rows } = await db.query<{ id: string }>(
+    `WITH done AS (
+       UPDATE ${PGBOSS_SCHEMA}.job AS b SET completed_on = ${PGBOSS_SCHEMA}.job_now(), state = 'completed', output = i.output
+         FROM json_to_recordset(${input}) AS i(id uuid, retry_count int, output jsonb)
+        WHERE b.name = ${nameParam} AND b.id = ANY(${ids}) AND b.id = i.id AND b.state = 'active' AND b.retry_count = i.retry_count
+        RETURNING b.id),
+     ${mirrors.join(',\n     ')}
+     SELECT id::text FROM done`,
+    params.values,
+  );
+  return new Set(rows.map((row) => row.id));
 }
 
 /** While pg-boss will retry, the row says PENDING with the attempts so far, never FAILED. */

@@ -1,4 +1,4 @@
-import type { CommandResponse, JobWithMetadata, PgBoss } from 'pg-boss';
+import type { JobWithMetadata, PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
 import { isConnectionError } from '../db/outage.js';
 import { withoutNul } from '../db/refusal.js';
@@ -9,7 +9,7 @@ import type { Logger } from '../log.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { resultNotStored, type LegacyTable } from '../table/table.js';
 import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
-import { markCompleted, markCompletedMany, markFailed } from './mirror.js';
+import { completeMirrored, markCompleted, markFailed } from './mirror.js';
 
 // How the pg-boss engine commits a job's outcome: the pg-boss state change, fenced to the
 // attempt fetched, and the mirror row, in one transaction, both or neither (DESIGN §5, §12).
@@ -38,17 +38,6 @@ export interface Success {
   columns: LegacyRow;
 }
 
-/**
- * The ids a fenced complete settled. pg-boss 12 lists them (`settled`); without the list, a
- * count equal to the group's size means all ('*'), and anything else cannot be attributed.
- */
-function settledIds(response: CommandResponse, size: number): Set<string> {
-  const ids = (response as { settled?: unknown }).settled;
-  if (Array.isArray(ids)) return new Set(ids.map(String));
-  if (affected(response) === size) return new Set(['*']);
-  throw new Error('pg-boss did not say which jobs of a group it completed');
-}
-
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
   const groups = new Map<string, T[]>();
   for (const item of items) {
@@ -60,46 +49,40 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
 }
 
 /**
- * Completes a group of successes in one transaction: pg-boss's complete for each queue's
- * members at once (fenced to each one's attempt, reporting which it settled), their outputs,
- * and their mirror rows in one statement per result shape. A member pg-boss did not settle
- * lost its claim and has nothing written. If the group fails as a whole (a result Postgres
- * refuses, say), each member is settled alone, with the refusal handling of storeSuccess.
- * Answers, per member: completed, its claim was lost, or (settled alone) the error it met, so
- * one member's failure never disowns the others' commits.
+ * Completes a group of successes: one statement per queue (completeMirrored), each atomic on
+ * its own, so members of different queues need no transaction in common. A member pg-boss no
+ * longer held for this worker lost its claim and has nothing written. If a queue's statement
+ * fails (a result Postgres refuses, say), nothing of it was written and each of its members is
+ * settled alone, with the refusal handling of storeSuccess. Answers, per member: completed, its
+ * claim was lost, or (settled alone) the error it met, so one member's failure never disowns
+ * the others' commits.
  */
 export async function completeGroup(context: SettleContext, group: Success[]): Promise<GroupOutcome[]> {
-  const { boss, pool } = context;
-  try {
-    return await withTransaction(pool, async (client) => {
-      const db = clientDb(client);
-      const completed = new Set<BossJob>();
-      for (const [name, members] of groupBy(group, (member) => member.definition.name)) {
-        const response = await boss.complete(name, members.map(({ job }) => ({ id: job.id, retryCount: job.retryCount })), null, { db });
-        const settled = settledIds(response, members.length);
-        const done = members.filter(({ job }) => settled.has('*') || settled.has(job.id));
-        if (!done.length) continue;
-        await markCompletedMany(
-          client,
-          context.table,
-          done.map(({ job, columns }) => ({ id: job.id, columns })),
-          { name, values: done.map(({ job, result }) => ({ id: job.id, output: toOutput(result) })) },
-        );
-        for (const { job } of done) completed.add(job);
-      }
-      return group.map(({ job }): GroupOutcome => (completed.has(job) ? 'completed' : 'lost'));
-    });
-  } catch (error) {
-    if (isConnectionError(error)) throw error;
-    return Promise.all(
-      group.map(({ definition, job, result, columns }) =>
-        withTransaction(pool, (client) => storeSuccess(context, client, definition, job, result, columns)).then(
-          (): GroupOutcome => 'completed',
-          (failure: unknown): GroupOutcome => (failure instanceof ClaimLost ? 'lost' : { error: failure }),
-        ),
-      ),
-    );
+  const outcomes = new Map<Success, GroupOutcome>();
+  for (const [name, members] of groupBy(group, (member) => member.definition.name)) {
+    let completed: Set<string>;
+    try {
+      completed = await completeMirrored(
+        context.pool,
+        context.table,
+        name,
+        members.map(({ job, result, columns }) => ({ id: job.id, retryCount: job.retryCount, output: toOutput(result), columns })),
+      );
+    } catch (error) {
+      if (isConnectionError(error)) throw error;
+      await Promise.all(members.map(async (member) => outcomes.set(member, await settleAlone(context, member))));
+      continue;
+    }
+    for (const member of members) outcomes.set(member, completed.has(member.job.id) ? 'completed' : 'lost');
   }
+  return group.map((member) => outcomes.get(member)!);
+}
+
+function settleAlone(context: SettleContext, { definition, job, result, columns }: Success): Promise<GroupOutcome> {
+  return withTransaction(context.pool, (client) => storeSuccess(context, client, definition, job, result, columns)).then(
+    (): GroupOutcome => 'completed',
+    (failure: unknown): GroupOutcome => (failure instanceof ClaimLost ? 'lost' : { error: failure }),
+  );
 }
 
 /**

@@ -12,6 +12,7 @@ import { decideRoute, type EnvOverride, type Route, type RouteReason } from './d
 import type { FlagCache } from './flags.js';
 import { pgbossPriority } from './priority.js';
 import { insertJobRows, type NewJobRow } from '../table/tracking.js';
+import { insertWithRows, NotComposable } from './dual-write.js';
 
 export interface EnqueueOptions {
   /** Sticky routing key: the same key goes to the same engine while the flag is unchanged. @defaultValue the job id */
@@ -59,6 +60,8 @@ export interface RolloutManagerOptions {
  */
 export class RolloutManager {
   private fallbacks = 0;
+  /** False once pg-boss built an insert this version of cutover cannot extend (see dual-write.ts). */
+  private composable = true;
 
   constructor(private readonly options: RolloutManagerOptions) {}
 
@@ -112,24 +115,16 @@ export class RolloutManager {
         await insertJobRows(t, table, planned.map((job) => row(job, 'LEGACY', job.route.reason)));
         return planned.map((job) => result(job.id, job.route));
       };
-      return callerTx ? legacy(callerTx) : own(legacy);
+      // One statement: atomic on its own, no transaction to open.
+      return legacy(callerTx ?? autocommit(this.options.pool));
     }
 
     // A finalized type with tracking off: pg-boss alone records its jobs (reconcile knows).
     const untracked = (job: (typeof planned)[number]) => job.route.reason === 'finalized' && job.route.flag?.finalized?.tracking === false;
-    const routed = async (t: Tx): Promise<EnqueueResult[]> => {
-      const tracked = planned.filter((job) => !untracked(job));
-      if (tracked.length) await insertJobRows(t, table, tracked.map((job) => row(job, job.route.engine, job.route.reason)));
-      const wanted = toBoss.map((job) => pgbossIdFor(job.id));
-      const ids = await this.options.boss.insert(
-        type,
-        toBoss.map((job, index) => ({ id: wanted[index]!, data: job.payload as object, priority: pgbossPriority(job.priority) })),
-        { db: t.boss, returnId: true },
-      );
-      // pg-boss skips an id it already has and says so only by leaving it out of the answer.
-      const inserted = new Set((ids ?? []).map((id) => id.toLowerCase()));
-      const skipped = wanted.filter((id) => !inserted.has(id.toLowerCase()));
-      if (skipped.length) throw new JobIdTakenError(type, skipped);
+    const routed = async (t: Tx, inTransaction = true): Promise<EnqueueResult[]> => {
+      const tracked = planned.filter((job) => !untracked(job)).map((job) => ({ ...row(job, job.route.engine, job.route.reason), id: job.id }));
+      const jobs = toBoss.map((job) => ({ id: pgbossIdFor(job.id), data: job.payload as object, priority: pgbossPriority(job.priority) }));
+      await insertWithRows({ boss: this.options.boss, pool: this.options.pool, table, type, db: t.boss, inTransaction }, tracked, jobs);
       return planned.map((job) => result(job.id, job.route));
     };
     const fallback = async (t: Tx, error: unknown): Promise<EnqueueResult[]> => {
@@ -144,9 +139,19 @@ export class RolloutManager {
     };
 
     if (!callerTx) {
-      // Our own transaction: a refusal rolls it back whole and the fallback gets a fresh one,
-      // so the common path pays no savepoint.
+      // Rows and jobs as one statement need no transaction around them; a refusal then has
+      // written nothing, and the fallback gets a transaction of its own. The common path pays
+      // one round trip, no BEGIN, COMMIT or savepoint.
       try {
+        if (this.composable) {
+          try {
+            return await routed(autocommit(this.options.pool), false);
+          } catch (error) {
+            if (!(error instanceof NotComposable)) throw error;
+            this.composable = false;
+            this.options.log.warn({ type }, error.message);
+          }
+        }
         return await own(routed);
       } catch (error) {
         return own((t) => fallback(t, error));
@@ -163,6 +168,14 @@ export class RolloutManager {
       return fallback(callerTx, error);
     }
   }
+}
+
+/** Statements on the pool, each its own transaction. */
+function autocommit(pool: Pool): Tx {
+  return {
+    query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[],
+    boss: { executeSql: (text: string, values?: unknown[]) => pool.query(text, values) },
+  };
 }
 
 /** Queries on the caller's transaction when there is one, else on the pool. */

@@ -9,13 +9,22 @@ import { quoteIdent, type LegacyTable } from './table.js';
  */
 export async function insertRows(db: Pick<Tx, 'query'>, table: LegacyTable, rows: readonly LegacyRow[]): Promise<void> {
   if (!rows.length) return;
+  const statement = insertRowsStatement(table, rows, '$1');
+  await db.query(statement.text, [statement.value]);
+}
+
+/**
+ * insertRows' statement, its one value bound at `param`, for a caller that runs it as part of a
+ * larger statement; `rest` follows its FROM item `r` (a join, a WHERE).
+ */
+export function insertRowsStatement(table: LegacyTable, rows: readonly LegacyRow[], param: string, rest = ''): { text: string; value: string } {
   const columns = [...new Set([...rows.flatMap((row) => Object.keys(row)), ...table.timestampColumns])];
   const select = columns.map((name) => (table.timestampColumns.has(name) ? `COALESCE(r.${quoteIdent(name)}, now())` : `r.${quoteIdent(name)}`));
-  await db.query(
-    `INSERT INTO ${table.ref} (${columns.map(quoteIdent).join(', ')}) ${table.idIdentityAlways ? 'OVERRIDING SYSTEM VALUE' : ''}
-     SELECT ${select.join(', ')} FROM json_populate_recordset(NULL::${table.ref}, $1::json) AS r`,
-    [JSON.stringify(rows)],
-  );
+  return {
+    text: `INSERT INTO ${table.ref} (${columns.map(quoteIdent).join(', ')}) ${table.idIdentityAlways ? 'OVERRIDING SYSTEM VALUE' : ''}
+     SELECT ${select.join(', ')} FROM json_populate_recordset(NULL::${table.ref}, ${param}::json) AS r${rest ? ` ${rest}` : ''}`,
+    value: JSON.stringify(rows),
+  };
 }
 
 /** Bound values of one statement, numbered as they are added: for SQL whose parts vary by table. */

@@ -1,0 +1,121 @@
+import type { PgBoss } from 'pg-boss';
+import type { Pool } from '../db/pool.js';
+import { JobIdTakenError } from '../errors.js';
+import { PGBOSS_SCHEMA } from '../db/schema-check.js';
+import type { LegacyTable } from '../table/table.js';
+import { insertJobRows, jobRowsStatement, type NewJobRow } from '../table/tracking.js';
+
+/** What pg-boss's `{ db }` option takes: one statement at a time. */
+export interface StatementRunner {
+  executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }>;
+}
+
+export interface BossJobToInsert {
+  id: string;
+  data: object;
+  priority: number;
+}
+
+/**
+ * pg-boss built an insert of a shape this module does not know how to extend; nothing was
+ * executed. Raised only when the caller can't fall back to two statements (no transaction).
+ */
+export class NotComposable extends Error {
+  constructor() {
+    super("pg-boss's insert statement has a shape cutover does not know; tracking rows are written in a transaction of their own instead");
+  }
+}
+
+const DIVISION_BY_ZERO = '22012';
+
+/** pg-boss 12's insert for a queue with NOTIFY ends in this select over its `ins` CTE. */
+const NOTIFY_TAIL = /\n\s*SELECT id FROM ins WHERE \(SELECT count\(\*\) FROM notified\) >= 0\s*$/;
+
+/**
+ * pg-boss's insert statement with the tracking rows' INSERT as one more CTE, so both land in
+ * one statement: atomic without a transaction, one round trip instead of BEGIN, row, job,
+ * COMMIT. Two shapes are known (pg-boss 12.38: `INSERT … RETURNING id`, or that insert as CTE
+ * `ins` followed by a NOTIFY); anything else answers null and is never guessed at.
+ */
+export function composeInsert(bossSql: string, tracking: string): string | null {
+  const text = bossSql.trim();
+  if (/^INSERT INTO\b/.test(text) && /\bRETURNING id$/.test(text)) return `WITH ins AS (${text}),\n cutover_rows AS (${tracking})\n SELECT id FROM ins`;
+  const tail = NOTIFY_TAIL.exec(bossSql);
+  if (text.startsWith('WITH ins AS (') && tail) return `${bossSql.slice(0, tail.index)},\n cutover_rows AS (${tracking})${tail[0]}`;
+  return null;
+}
+
+/**
+ * Row-side guard of a composed insert: pg-boss skips an id it already has (ON CONFLICT DO
+ * NOTHING), and then the whole statement must fail, rows and jobs alike. The tracking rows'
+ * SELECT divides by zero unless `ins` holds every job; `ins` is counted once, in a one-row
+ * join (a subquery in the WHERE was measured re-counting it for every row).
+ */
+const allJobsInserted = (expected: number) =>
+  `CROSS JOIN (SELECT count(*) AS n FROM ins) AS cutover_check WHERE 1 / (CASE WHEN cutover_check.n = ${Math.trunc(expected)} THEN 1 ELSE 0 END) = 1`;
+
+/**
+ * The tracking rows and their pg-boss jobs, both or neither. Through `db` as one composed
+ * statement when pg-boss's insert has a known shape; otherwise, when `db` is a transaction
+ * (`inTransaction`), as two statements in it, else NotComposable with nothing written. An id
+ * pg-boss already holds is a JobIdTakenError, with nothing written by this call.
+ */
+export async function insertWithRows(
+  options: { boss: PgBoss; pool: Pool; table: LegacyTable; type: string; db: StatementRunner; inTransaction: boolean },
+  rows: readonly (NewJobRow & { id: string })[],
+  jobs: readonly BossJobToInsert[],
+): Promise<void> {
+  const { boss, pool, table, type, db } = options;
+  if (!rows.length || !jobs.length) {
+    if (rows.length) await insertJobRows(queryOf(db), table, rows);
+    if (jobs.length) await insertJobs(boss, pool, type, db, jobs);
+    return;
+  }
+  let composed = false;
+  const composing: StatementRunner = {
+    executeSql: async (text, values = []) => {
+      const tracking = jobRowsStatement(table, rows, `$${values.length + 1}`, allJobsInserted(jobs.length));
+      const statement = composeInsert(text, tracking.text);
+      if (!statement) {
+        if (!options.inTransaction) throw new NotComposable();
+        await insertJobRows(queryOf(db), table, rows);
+        return db.executeSql(text, values);
+      }
+      composed = true;
+      return db.executeSql(statement, [...values, tracking.value]);
+    },
+  };
+  try {
+    await insertJobs(boss, pool, type, composing, jobs);
+  } catch (error) {
+    if (composed && isDivisionByZero(error)) throw await takenError(pool, type, jobs);
+    throw error;
+  }
+}
+
+/** pg-boss's insert through `db`; an id it skipped because it holds it already is a JobIdTakenError. */
+async function insertJobs(boss: PgBoss, pool: Pool, type: string, db: StatementRunner, jobs: readonly BossJobToInsert[]): Promise<void> {
+  const ids = await boss.insert(type, [...jobs], { db, returnId: true });
+  const inserted = new Set((ids ?? []).map((id) => id.toLowerCase()));
+  const skipped = jobs.filter((job) => !inserted.has(job.id.toLowerCase())).map((job) => job.id);
+  if (skipped.length) throw new JobIdTakenError(type, skipped);
+}
+
+/**
+ * Which ids pg-boss holds already, read on the pool: the statement that found out has failed,
+ * and a caller's transaction is unusable until it rolls back to its savepoint.
+ */
+async function takenError(pool: Pool, type: string, jobs: readonly BossJobToInsert[]): Promise<JobIdTakenError> {
+  const { rows } = await pool.query<{ id: string }>(`SELECT id::text FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = ANY($2::uuid[])`, [type, jobs.map((job) => job.id)]);
+  return new JobIdTakenError(type, rows.length ? rows.map((row) => row.id) : jobs.map((job) => job.id));
+}
+
+/** pg-boss wraps the division by zero (its own guard raises one too) in an error of its own, the original as `cause`. */
+function isDivisionByZero(error: unknown): boolean {
+  const code = (value: unknown) => (value as { code?: unknown } | null | undefined)?.code;
+  return code(error) === DIVISION_BY_ZERO || code((error as { cause?: unknown } | null)?.cause) === DIVISION_BY_ZERO;
+}
+
+function queryOf(db: StatementRunner) {
+  return { query: async <Row>(text: string, values?: unknown[]) => (await db.executeSql(text, values)).rows as Row[] };
+}
