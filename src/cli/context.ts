@@ -75,7 +75,7 @@ function assertPlainInput(command: Command): void {
  * embedded Postgres this process started is stopped on success, failure, or a signal.
  * A first Ctrl-C asks the command to stop; a second one stops at once.
  */
-export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>): Promise<T> {
+export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>, settings: { waitForDatabaseSeconds?: number } = {}): Promise<T> {
   const options = globalOptions(command);
   assertPlainInput(command);
   const project = await loadConfigFile(options.config);
@@ -95,7 +95,7 @@ export async function withContext<T>(command: Command, run: (context: CommandCon
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    db = await openDatabase(config, log);
+    db = await openDatabase(config, log, settings.waitForDatabaseSeconds ? { seconds: settings.waitForDatabaseSeconds, signal: controller.signal } : null);
     return await run({
       config,
       project,

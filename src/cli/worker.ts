@@ -22,6 +22,9 @@ import { commaList, integerIn } from './parse.js';
 import { printJson } from './output.js';
 import { summaryInterval, withWorkerSummary, workerActivity } from './worker-summary.js';
 
+/** A worker started while Postgres restarts waits this long for it (running workers reconnect for as long as it takes). */
+const WORKER_DATABASE_WAIT_SECONDS = 30;
+
 interface WorkerOptions {
   engine: 'legacy' | 'pgboss';
   concurrency?: number;
@@ -182,6 +185,6 @@ export function registerWorkerCommand(program: Command): void {
         } finally {
           await pool.end();
         }
-      });
+      }, { waitForDatabaseSeconds: WORKER_DATABASE_WAIT_SECONDS });
     });
 }

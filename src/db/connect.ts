@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import type { Config } from '../config.js';
 import { DatabaseUnavailableError, UsageError, messageOf } from '../errors.js';
@@ -57,10 +58,28 @@ export async function assertReachable(url: string): Promise<void> {
   }
 }
 
-/** The configured database, or the embedded one in `.cutover/` when none is configured. */
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+async function reachable(url: string, log: Logger, wait: { seconds: number; signal: AbortSignal } | null): Promise<void> {
+  const deadline = performance.now() + (wait?.seconds ?? 0) * 1000;
+  for (let delayMs = 250; ; delayMs = Math.min(delayMs * 2, 5000)) {
+    try {
+      return await assertReachable(url);
+    } catch (error) {
+      if (!wait || !(error instanceof DatabaseUnavailableError) || performance.now() + delayMs > deadline || wait.signal.aborted) throw error;
+      if (delayMs === 250) log.warn({ waitSeconds: wait.seconds }, `${error.message}; trying again for up to ${wait.seconds} s`);
+      await sleep(delayMs, undefined, { signal: wait.signal }).catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * The configured database, or the embedded one in `.cutover/` when none is configured. With
+ * `waitSeconds`, a database that can't be reached is tried again (backoff, one log line) for
+ * that long before the one-line failure: a worker restarted during a Postgres restart waits it
+ * out, as a running one does, while a wrong address still fails within a bounded time.
+ */
+export async function openDatabase(config: Config, log: Logger, wait: { seconds: number; signal: AbortSignal } | null = null): Promise<Database> {
   if (config.databaseUrl) {
-    await assertReachable(config.databaseUrl);
+    await reachable(config.databaseUrl, log, wait);
     return { url: config.databaseUrl, embedded: false, close: async () => undefined };
   }
   const server = await startEmbeddedPostgres({ dataDir: config.dataDir, log });
