@@ -1,23 +1,62 @@
 import type { PoolClient } from '../db/pool.js';
-import type { LegacyRow } from '../table/adapter.js';
-import { backlogOrderSql, typeSql, type LegacyTable } from '../table/table.js';
+import { genericAdapter, type LegacyRow } from '../table/adapter.js';
+import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
 
-/** A backlog row with its age and job type as the table says them. */
-export type BacklogRecord = LegacyRow & { cutover_type: string; cutover_age: number };
+/** A backlog row with its age in seconds and, when it is not due yet, the time it is due. */
+export type BacklogRecord = LegacyRow & { cutover_age: number; cutover_run_after: Date | null };
 
 export interface BacklogFilter {
   types: readonly string[] | null;
   olderThanSeconds: number | null;
 }
 
-const backlogWhere = (table: LegacyTable) => `
+/**
+ * Not quarantined: a row the mapper refused stays legacy and is not offered again. As an anti-join
+ * this probes the quarantine's index for every row the scan passes (a batch passes the rows
+ * other batches hold locked too), even while the quarantine is empty, as it nearly always is.
+ * `lean` asks once per statement whether it is empty and probes only when it is not; the
+ * OFFSET keeps the probe an index lookup per row instead of letting the planner hash the whole
+ * quarantine for a batch that reads the head of the backlog.
+ */
+const notQuarantined = (table: LegacyTable, lean: boolean) =>
+  lean
+    ? `(NOT EXISTS (SELECT FROM "MigrationQuarantine") OR NOT EXISTS (SELECT FROM "MigrationQuarantine" q WHERE q."jobId" = j.${table.col.id}::text OFFSET 0))`
+    : `NOT EXISTS (SELECT 1 FROM "MigrationQuarantine" q WHERE q."jobId" = j.${table.col.id}::text)`;
+
+const backlogWhere = (table: LegacyTable, lean = false) => `
   j.${table.col.status} = ${table.status.pending} AND j.engine = 'LEGACY'
   AND ($1::text[] IS NULL OR ${typeSql(table)} = ANY($1::text[]))
   AND ($2::float8 IS NULL OR j.${table.col.createdAt} <= (now() AT TIME ZONE 'UTC') - make_interval(secs => $2::float8))
-  AND NOT EXISTS (SELECT 1 FROM "MigrationQuarantine" q WHERE q."jobId" = j.${table.col.id}::text)`;
+  AND ${notQuarantined(table, lean)}`;
 
-const selectList = (table: LegacyTable) =>
-  `j.*, ${typeSql(table)} AS cutover_type, EXTRACT(EPOCH FROM ((now() AT TIME ZONE 'UTC') - j.${table.col.createdAt}))::float8 AS cutover_age`;
+/**
+ * The columns migrate reads of a backlog row, null for all of them. An adapter's toJob is given
+ * the whole row (its contract), so only for the generic adapter, whose toJob reads `type`,
+ * `payload` and `priority`, is the list known: sending and parsing the rest (timestamps made
+ * into Dates, run bookkeeping) costs more than validating the payload does.
+ */
+export function backlogColumns(table: LegacyTable): string[] | null {
+  if (table.adapter !== genericAdapter) return null;
+  const { names } = table;
+  const wanted = [names.id, 'type', 'payload', 'priority', names.attempts, names.maxAttempts];
+  return [...new Set(wanted.filter((name): name is string => name !== undefined && table.columns.has(name)))];
+}
+
+/**
+ * What migrate reads of a backlog row, plus its age (folded into the pg-boss priority) and its
+ * due time only while it lies ahead. A row already due is due now on pg-boss too: carried as a
+ * past start_after it would also set pg-boss's keep_until (start_after + the queue's retention,
+ * 14 days) in the past for a row older than that, and pg-boss's retention sweep deletes a
+ * created job past its keep_until before anyone runs it. Decided on the database's clock, the
+ * one the legacy claim's `due <= now()` uses.
+ */
+const selectList = (table: LegacyTable) => {
+  const columns = backlogColumns(table);
+  // date_part is float8 already; EXTRACT computes in numeric (Postgres 14+) only to be cast back.
+  return `${columns ? columns.map((name) => `j.${quoteIdent(name)}`).join(', ') : 'j.*'},
+    date_part('epoch', (now() AT TIME ZONE 'UTC') - j.${table.col.createdAt}) AS cutover_age,
+    CASE WHEN j.${table.due} > now() THEN j.${table.due} END AS cutover_run_after`;
+};
 
 /**
  * One batch of the backlog, locked: a legacy runner's claim skips these rows while the batch
@@ -26,7 +65,7 @@ const selectList = (table: LegacyTable) =>
 export async function lockBacklogBatch(client: PoolClient, table: LegacyTable, filter: BacklogFilter, size: number): Promise<BacklogRecord[]> {
   const { rows } = await client.query<BacklogRecord>(
     `SELECT ${selectList(table)} FROM ${table.ref} j
-      WHERE ${backlogWhere(table)}
+      WHERE ${backlogWhere(table, true)}
       ORDER BY ${backlogOrderSql(table)}
       LIMIT $3
       FOR UPDATE SKIP LOCKED`,
@@ -51,13 +90,14 @@ export async function countBacklog(client: Pick<PoolClient, 'query'>, table: Leg
   return Number(rows[0]?.n ?? 0);
 }
 
-export async function flipToPgboss(client: PoolClient, table: LegacyTable, moved: readonly { id: string; pgbossId: string }[]): Promise<void> {
-  if (!moved.length) return;
+/** Hands the rows to pg-boss: `ids[i]` is now pg-boss's job `pgbossIds[i]`. */
+export async function flipToPgboss(client: PoolClient, table: LegacyTable, ids: readonly string[], pgbossIds: readonly string[]): Promise<void> {
+  if (!ids.length) return;
   await client.query(
     `UPDATE ${table.ref} AS j SET engine = 'PGBOSS', "routeReason" = 'migrated', "pgbossJobId" = t.pgboss_id, ${table.col.updatedAt} = now()
        FROM unnest($1::${table.idType}[], $2::uuid[]) AS t(id, pgboss_id)
       WHERE j.${table.col.id} = t.id`,
-    [moved.map((m) => m.id), moved.map((m) => m.pgbossId)],
+    [ids, pgbossIds],
   );
 }
 

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
 import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import { insertCarried } from '../pgboss/carry.js';
+import { insertCarried, type CarriedJob } from '../pgboss/carry.js';
 import { ensureQueues } from '../pgboss/queues.js';
 import { audit } from '../db/audit.js';
 import { killedTypes } from '../db/kill-switch.js';
@@ -13,8 +13,8 @@ import { maxAttemptsOf, rowId, toJob, type LegacyTable } from '../table/table.js
 import { countBacklog, flipToPgboss, lockBacklogBatch, quarantine, readBacklogPage, type BacklogFilter, type BacklogRecord } from './migrate.sql.js';
 import { messageOf } from '../errors.js';
 
-/** A backlog row read as a job by the adapter. */
-interface BacklogRow {
+/** A backlog row read as a job by the adapter: the mapper's first half, the adapter's toJob. */
+interface BacklogJob {
   id: string;
   type: string;
   payload: unknown;
@@ -22,25 +22,23 @@ interface BacklogRow {
   attempts: number;
   maxAttempts: number;
   ageSeconds: number;
-  /** When the row is due: a scheduled job or a backed-off retry keeps its time on pg-boss. */
+  /** When the row is due, if not yet: a scheduled job or a backed-off retry keeps its time on pg-boss. */
   runAfter: Date | null;
 }
 
-/** The mapper's first half, the adapter's toJob: an adapter that cannot read a row stops the run. */
-function readRows(table: LegacyTable, registry: JobRegistry, records: readonly BacklogRecord[]): BacklogRow[] {
-  return records.map((record) => {
-    const job = toJob(table, record);
-    return {
-      id: rowId(table, record),
-      type: job.type,
-      payload: job.payload,
-      priority: job.priority ?? 0,
-      attempts: Number(record[table.names.attempts] ?? 0),
-      maxAttempts: maxAttemptsOf(table, record, registry, job.type),
-      ageSeconds: record.cutover_age,
-      runAfter: (record[table.names.runAt ?? 'runAfter'] as Date | null | undefined) ?? null,
-    };
-  });
+/** An adapter that cannot read a row stops the run (the error goes up, the batch rolls back). */
+function readRow(table: LegacyTable, registry: JobRegistry, record: BacklogRecord): BacklogJob {
+  const job = toJob(table, record);
+  return {
+    id: rowId(table, record),
+    type: job.type,
+    payload: job.payload,
+    priority: job.priority ?? 0,
+    attempts: Number(record[table.names.attempts] ?? 0),
+    maxAttempts: maxAttemptsOf(table, record, registry, job.type),
+    ageSeconds: record.cutover_age,
+    runAfter: record.cutover_run_after,
+  };
 }
 
 export interface MigrateOptions extends OpsContext {
@@ -79,21 +77,45 @@ export interface MigrateSummary {
 
 const MAX_REPORTED = 100;
 
+/** One type's share of a batch: the legacy ids and the pg-boss jobs they become, index for index. */
+interface TypeGroup {
+  rowIds: string[];
+  jobs: CarriedJob[];
+}
+
 interface Mapped {
-  moves: { row: BacklogRow; pgbossId: string }[];
+  /** Rows read, whether they map or not. */
+  rows: number;
+  byType: Map<string, TypeGroup>;
   rejects: QuarantinedJob[];
 }
 
-/** The mapper: a legacy row to a pg-boss job, or the reason it can't be one. */
-async function mapRows(registry: JobRegistry, rows: readonly BacklogRow[]): Promise<Mapped> {
-  const mapped: Mapped = { moves: [], rejects: [] };
-  for (const row of rows) {
+/**
+ * The mapper: legacy rows to pg-boss jobs, or the reason a row can't be one (its payload would
+ * never run: unknown type, invalid or unstorable payload). Built straight into what pg-boss is
+ * given, grouped by type.
+ */
+async function mapRows(table: LegacyTable, registry: JobRegistry, records: readonly BacklogRecord[]): Promise<Mapped> {
+  const mapped: Mapped = { rows: records.length, byType: new Map(), rejects: [] };
+  for (const record of records) {
+    const row = readRow(table, registry, record);
     try {
       await registry.validate(row.type, row.payload);
-      mapped.moves.push({ row, pgbossId: pgbossIdFor(row.id) });
     } catch (error) {
       mapped.rejects.push({ jobId: row.id, jobType: row.type, reason: messageOf(error) });
+      continue;
     }
+    let group = mapped.byType.get(row.type);
+    if (!group) mapped.byType.set(row.type, (group = { rowIds: [], jobs: [] }));
+    group.rowIds.push(row.id);
+    group.jobs.push({
+      id: pgbossIdFor(row.id),
+      data: row.payload as object,
+      priority: pgbossPriority(row.priority, row.ageSeconds),
+      attempts: row.attempts,
+      maxAttempts: row.maxAttempts,
+      startAfter: row.runAfter,
+    });
   }
   return mapped;
 }
@@ -110,7 +132,9 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
   const filter: BacklogFilter = { types: options.types?.length ? [...options.types] : null, olderThanSeconds: options.olderThanSeconds ?? null };
   const batchSize = options.batchSize ?? 500;
   const summary: MigrateSummary = { dryRun: options.dryRun ?? false, moved: 0, quarantined: 0, skipped: 0, batches: 0, seconds: 0, byType: {}, quarantine: [], stoppedBy: null };
-  const total = await countBacklog(pool, tableOf(options), filter);
+  // The backlog at the start is only ever reported as progress's total: counting it is a scan
+  // of the whole backlog, so it is skipped when nobody asks.
+  const total = options.onProgress ? await countBacklog(pool, tableOf(options), filter) : 0;
   const lockTypes = filter.types ?? registry.names();
 
   if (options.dryRun) {
@@ -126,8 +150,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
     const limit = pLimit(options.concurrency ?? 1);
     const lane = async () => {
       for (;;) {
-        const size = Math.min(batchSize, budget);
-        if (size <= 0 || summary.stoppedBy) return;
+        if (budget <= 0 || summary.stoppedBy) return;
         // A rollback sets the kill switch first and then waits for this run's locks: stop at
         // the next batch boundary so it can move everything back.
         const killed = await killedTypes(pool, lockTypes);
@@ -136,10 +159,14 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
           log.warn({ killed }, 'migrate stopped: a kill switch is on');
           return;
         }
+        // Sized only after the await, in the same tick as it is taken from the budget: sized
+        // before, two lanes could each size a batch from the same rest and overshoot --limit.
+        const size = Math.min(batchSize, budget);
+        if (size <= 0 || summary.stoppedBy) return;
         budget -= size;
-        const handled = await moveBatch(options, filter, size, summary);
-        budget += size - handled.handled;
-        if (handled.selected === 0) return;
+        const selected = await moveBatch(options, filter, size, summary);
+        budget += size - selected;
+        if (selected === 0) return;
         options.onProgress?.(summary.moved + summary.quarantined, total);
       }
     };
@@ -159,65 +186,67 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
   return summary;
 }
 
-async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: number, summary: MigrateSummary): Promise<{ selected: number; handled: number }> {
+/** One batch in one transaction; returns the rows it selected (moved or quarantined). */
+async function moveBatch(options: MigrateOptions, filter: BacklogFilter, size: number, summary: MigrateSummary): Promise<number> {
+  const table = tableOf(options);
   const batch = await withTransaction(options.pool, async (client) => {
-    const rows = readRows(tableOf(options), options.registry, await lockBacklogBatch(client, tableOf(options), filter, size));
-    const { moves, rejects } = await mapRows(options.registry, rows);
-    const byType = new Map<string, typeof moves>();
-    for (const move of moves) {
-      const group = byType.get(move.row.type);
-      if (group) group.push(move);
-      else byType.set(move.row.type, [move]);
-    }
-    const landed: typeof moves = [];
-    for (const [type, group] of byType) {
-      const inserted = await insertCarried(
-        options.boss,
-        client,
-        type,
-        group.map(({ row, pgbossId }) => ({
-          id: pgbossId,
-          data: row.payload as object,
-          priority: pgbossPriority(row.priority, row.ageSeconds),
-          attempts: row.attempts,
-          maxAttempts: row.maxAttempts,
-          startAfter: row.runAfter,
-        })),
-      );
-      // pg-boss skips an id it already holds; such a row must not be flipped, or it would never run.
-      for (const move of group) {
-        if (inserted.has(move.pgbossId)) landed.push(move);
-        else rejects.push({ jobId: move.row.id, jobType: type, reason: `pg-boss already has a job with id ${move.pgbossId}` });
+    const { rows, byType, rejects } = await mapRows(table, options.registry, await lockBacklogBatch(client, table, filter, size));
+    const landedIds: string[] = [];
+    const landedPgbossIds: string[] = [];
+    const landedByType = new Map<string, number>();
+    for (const [type, { rowIds, jobs }] of byType) {
+      const inserted = await insertCarried(options.boss, client, type, jobs);
+      const before = landedIds.length;
+      for (let i = 0; i < jobs.length; i++) {
+        const pgbossId = jobs[i]!.id;
+        // pg-boss skips an id it already holds; such a row must not be flipped, or it would never run.
+        if (inserted.has(pgbossId)) {
+          landedIds.push(rowIds[i]!);
+          landedPgbossIds.push(pgbossId);
+        } else {
+          rejects.push({ jobId: rowIds[i]!, jobType: type, reason: `pg-boss already has a job with id ${pgbossId}` });
+        }
       }
+      if (landedIds.length > before) landedByType.set(type, landedIds.length - before);
     }
-    await flipToPgboss(client, tableOf(options), landed.map(({ row, pgbossId }) => ({ id: row.id, pgbossId })));
+    await flipToPgboss(client, table, landedIds, landedPgbossIds);
     await quarantine(client, rejects);
-    return { rows, landed, rejects };
+    return { rows, moved: landedIds.length, landedByType, rejects };
   });
   // Counted only once committed: a batch that rolled back moved nothing.
-  if (batch.rows.length) summary.batches += 1;
-  summary.moved += batch.landed.length;
+  if (batch.rows) summary.batches += 1;
+  summary.moved += batch.moved;
   summary.quarantined += batch.rejects.length;
-  for (const { row } of batch.landed) summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
-  summary.quarantine.push(...batch.rejects.slice(0, MAX_REPORTED - summary.quarantine.length));
-  return { selected: batch.rows.length, handled: batch.rows.length };
+  for (const [type, count] of batch.landedByType) summary.byType[type] = (summary.byType[type] ?? 0) + count;
+  summary.quarantine.push(...batch.rejects.slice(0, Math.max(0, MAX_REPORTED - summary.quarantine.length)));
+  return batch.rows;
 }
 
 async function dryRun(options: MigrateOptions, filter: BacklogFilter, batchSize: number, summary: MigrateSummary, total: number): Promise<void> {
+  const table = tableOf(options);
   let after: string | null = null;
   let budget = options.limit ?? Number.POSITIVE_INFINITY;
   for (;;) {
-    const page = readRows(tableOf(options), options.registry, await readBacklogPage(options.pool, tableOf(options), filter, after, batchSize));
+    const page = await readBacklogPage(options.pool, table, filter, after, batchSize);
     if (!page.length) break;
-    after = page[page.length - 1]!.id;
-    const { moves, rejects } = await mapRows(options.registry, page);
-    const take = moves.slice(0, Math.max(0, Math.min(moves.length, budget)));
-    budget -= take.length;
-    summary.moved += take.length;
-    summary.skipped += moves.length - take.length;
-    summary.quarantined += rejects.length;
-    for (const { row } of take) summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
-    summary.quarantine.push(...rejects.slice(0, MAX_REPORTED - summary.quarantine.length));
+    after = rowId(table, page[page.length - 1]!);
+    for (const record of page) {
+      const row = readRow(table, options.registry, record);
+      try {
+        await options.registry.validate(row.type, row.payload);
+      } catch (error) {
+        summary.quarantined += 1;
+        if (summary.quarantine.length < MAX_REPORTED) summary.quarantine.push({ jobId: row.id, jobType: row.type, reason: messageOf(error) });
+        continue;
+      }
+      if (budget <= 0) {
+        summary.skipped += 1;
+        continue;
+      }
+      budget -= 1;
+      summary.moved += 1;
+      summary.byType[row.type] = (summary.byType[row.type] ?? 0) + 1;
+    }
     summary.batches += 1;
     options.onProgress?.(summary.moved + summary.quarantined + summary.skipped, total);
   }
