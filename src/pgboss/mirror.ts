@@ -1,4 +1,5 @@
 import type { Queryable } from '../db/pool.js';
+import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { killSwitchOnSql } from '../db/kill-switch.js';
@@ -25,7 +26,7 @@ export async function markStarted(
   workerId: string,
 ): Promise<{ killed: boolean; rowIds: Map<string, string> }> {
   const { col, status } = table;
-  const { rows } = await db.query<{ killed: boolean; started: { pgbossJobId: string; rowId: string }[] }>(
+  const { rows } = await db.query<{ killed: boolean; started: { pgbossJobId: string; rowId: string }[] }>(prepared(
     `WITH killed AS (SELECT ${killSwitchOnSql('$4')} AS killed),
      started AS (
        UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
@@ -35,7 +36,7 @@ export async function markStarted(
         RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId")
      SELECT (SELECT killed FROM killed) AS killed, COALESCE((SELECT json_agg(started) FROM started), '[]'::json) AS started`,
     [jobs.map((job) => job.id), jobs.map((job) => job.attempt), workerId, name],
-  );
+  ));
   const row = rows[0]!;
   return { killed: row.killed, rowIds: new Map(row.started.map((started) => [started.pgbossJobId, started.rowId])) };
 }
@@ -105,7 +106,7 @@ export async function completeMirrored(db: Queryable, table: LegacyTable, name: 
        WHERE j."pgbossJobId" = ANY(${groupIds}) AND j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'
          AND j."pgbossJobId" IN (SELECT id FROM done))`;
   });
-  const { rows } = await db.query<{ id: string }>(
+  const { rows } = await db.query<{ id: string }>(prepared(
     `WITH done AS (
        UPDATE ${PGBOSS_SCHEMA}.job AS b SET completed_on = ${PGBOSS_SCHEMA}.job_now(), state = 'completed', output = i.output
          FROM json_to_recordset(${input}) AS i(id uuid, retry_count int, output jsonb)
@@ -114,7 +115,7 @@ export async function completeMirrored(db: Queryable, table: LegacyTable, name: 
      ${mirrors.join(',\n     ')}
      SELECT id::text FROM done`,
     params.values,
-  );
+  ));
   return new Set(rows.map((row) => row.id));
 }
 
