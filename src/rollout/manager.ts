@@ -1,5 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
+import { prepared } from '../db/prepared.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
 import { AdapterError, JobIdTakenError } from '../errors.js';
@@ -170,11 +171,15 @@ export class RolloutManager {
   }
 }
 
-/** Statements on the pool, each its own transaction. */
+/**
+ * Statements on the pool, each its own transaction. The same few texts come back on every
+ * enqueue (one per job type and shape of row), so each is prepared once per connection: the
+ * composed insert costs more to plan than to run.
+ */
 function autocommit(pool: Pool): Tx {
   return {
-    query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[],
-    boss: { executeSql: (text: string, values?: unknown[]) => pool.query(text, values) },
+    query: async <Row>(text: string, values: unknown[] = []) => (await pool.query(prepared(text, values))).rows as Row[],
+    boss: { executeSql: (text: string, values: unknown[] = []) => pool.query(prepared(text, values)) },
   };
 }
 
