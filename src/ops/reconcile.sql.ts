@@ -11,6 +11,14 @@ import { rowStatusForSql } from './states.js';
  */
 export type FindingClass = 'lost' | 'orphan' | 'drift' | 'stuck' | 'double';
 
+/**
+ * Queues with jobs up to which orphans are found queue by queue. Each such queue costs a pass
+ * over the legacy table's pgbossJobId index: on 1M rows each side, 0.25 CPU-s for one queue
+ * where the hash anti-join takes 1.0-1.3, and about as much as it at ten queues of 100k. Four
+ * leaves room for a legacy table larger than pg-boss's.
+ */
+const MERGED_QUEUES = 4;
+
 const cache = new WeakMap<LegacyTable, Record<FindingClass, string>>();
 
 export function findingQueries(table: LegacyTable): Record<FindingClass, string> {
@@ -33,6 +41,8 @@ function buildQueries(table: LegacyTable): Record<FindingClass, string> {
     ? `CASE WHEN j.${original} IS NULL THEN COALESCE(j."pgbossJobId"${ownId})
     ELSE COALESCE((SELECT root."pgbossJobId" FROM ${ref} root WHERE root.${col.id} = j.${original})${table.idType === 'uuid' ? `, j.${original}` : ''}) END`
     : `COALESCE(j."pgbossJobId"${ownId})`;
+  const orphanDetail = `b.id::text AS id, b.name AS type, 'pg-boss job ' || b.state || ' with no legacy row' AS detail`;
+  const orphanOf = `b.created_on < now() - make_interval(secs => $2::float8) AND NOT EXISTS (SELECT 1 FROM "RolloutFinal" f WHERE f."jobType" = b.name AND NOT f.tracking)`;
   return {
     // The row says pg-boss owns an unfinished job, pg-boss has no such job. Finished rows whose
     // pg-boss job retention deleted are not lost: only PENDING/RUNNING rows count.
@@ -44,11 +54,23 @@ function buildQueries(table: LegacyTable): Record<FindingClass, string> {
 
     // A pg-boss job in a cutover queue with no row (sent around the RolloutManager). A type
     // finalized with tracking off has no rows by design: its jobs are pg-boss's alone.
+    // Queue by queue, pg-boss's (name, id) key yields the queue's ids in order, so the anti-join
+    // merges two index scans instead of hashing every id of both tables, at a fraction of the
+    // cost; but each queue with jobs reads the whole pgbossJobId index once. Past a few such
+    // queues one hash anti-join over them all costs less (only one branch runs).
     orphan: `
-      SELECT b.id::text AS id, b.name AS type, 'pg-boss job ' || b.state || ' with no legacy row' AS detail
+      WITH queues AS MATERIALIZED (
+        SELECT DISTINCT t.name FROM unnest($1::text[]) AS t(name) WHERE EXISTS (SELECT 1 FROM ${PGBOSS_SCHEMA}.job x WHERE x.name = t.name)
+      )
+      SELECT ${orphanDetail}
+        FROM queues q
+        CROSS JOIN LATERAL (SELECT o.id FROM ${PGBOSS_SCHEMA}.job o WHERE o.name = q.name AND NOT EXISTS (SELECT 1 FROM ${ref} j WHERE j."pgbossJobId" = o.id)) o
+        JOIN ${PGBOSS_SCHEMA}.job b ON b.name = q.name AND b.id = o.id
+       WHERE (SELECT count(*) FROM queues) <= ${MERGED_QUEUES} AND ${orphanOf}
+      UNION ALL
+      SELECT ${orphanDetail}
         FROM ${PGBOSS_SCHEMA}.job b
-       WHERE b.name = ANY($1::text[]) AND b.created_on < now() - make_interval(secs => $2::float8)
-         AND NOT EXISTS (SELECT 1 FROM "RolloutFinal" f WHERE f."jobType" = b.name AND NOT f.tracking)
+       WHERE (SELECT count(*) FROM queues) > ${MERGED_QUEUES} AND b.name = ANY($1::text[]) AND ${orphanOf}
          AND NOT EXISTS (SELECT 1 FROM ${ref} j WHERE j."pgbossJobId" = b.id)`,
 
     // Both exist, states disagree beyond the grace period. Split so millions of agreeing rows
