@@ -12,7 +12,8 @@ import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { completeMirrored, markCompleted, markFailed } from './mirror.js';
 
 // How the pg-boss engine commits a job's outcome: the pg-boss state change, fenced to the
-// attempt fetched, and the mirror row, in one transaction, both or neither (DESIGN §5, §12).
+// attempt fetched, and the mirror row, both or neither (DESIGN §5, §12): successes as one
+// statement per queue (mirror.ts, completeMirrored), the rest in a transaction each.
 
 export type BossJob = JobWithMetadata<unknown>;
 

@@ -60,7 +60,7 @@ type Outcome = RunOutcome | { ok: true; result: unknown; columns: LegacyRow };
  * worker fetched (settle.ts): a worker that lost its claim (stalled past expiry, stopped too
  * late) changes nothing on either side, so `Job` never says COMPLETED for a job pg-boss will
  * run again, nor the reverse. A crash before the commit leaves the job active in pg-boss, which
- * retries it after expiry. Successes that are ready together share one transaction (group
+ * retries it after expiry. Successes that are ready together share one statement (group
  * commit); a slow job holds none back.
  */
 export class BossWorker {
@@ -214,7 +214,7 @@ export class BossWorker {
     return jobs.filter((job) => !handedBack.has(job.id));
   }
 
-  /** The mirror row and pg-boss's state change, in one transaction, both or neither. */
+  /** The mirror row and pg-boss's state change, both or neither. */
   private async settle(definition: JobDefinition, job: BossJob, outcome: Outcome): Promise<void> {
     if (outcome.ok) {
       const placed = placeResult(this.table, outcome.result, { type: definition.name, payload: job.data });

@@ -56,7 +56,8 @@ export interface RolloutManagerOptions {
 
 /**
  * Routes each new job to legacy or pg-boss and writes its `Job` row, plus for pg-boss the
- * pg-boss job with the same id, in one transaction. If pg-boss refuses the job and the flag's
+ * pg-boss job with the same id, both or neither: in the caller's transaction when given one,
+ * else as one statement (dual-write.ts). If pg-boss refuses the job and the flag's
  * fallback is on, the job is written to legacy instead (reason `fallback`), never to both.
  */
 export class RolloutManager {
