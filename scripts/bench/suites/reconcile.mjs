@@ -8,15 +8,17 @@ const TYPE = 'evaluation.process';
 
 async function seed({ pool }, rows) {
   // As pg-boss's insert writes them (its queue's policy columns), then finished; set-based,
-  // since a million sends would only time the seeding.
+  // since a million sends would only time the seeding. Latencies spread over 0.05-100 s in
+  // distinct milliseconds, so the percentiles reconcile reports cost what they do on real work.
   await pool.query(
     `INSERT INTO pgboss.job (id, name, data, state, created_on, start_after, started_on, completed_on, expire_seconds, deletion_seconds, keep_until,
                              retry_limit, retry_delay, retry_backoff, retry_delay_max, policy, dead_letter, heartbeat_seconds)
      SELECT gen_random_uuid(), q.name, jsonb_build_object('documentId', 'd' || i, 'agentId', 'a'), 'completed',
-            t.at - interval '2 seconds', t.at - interval '2 seconds', t.at - interval '1 second', t.at, q.expire_seconds, q.deletion_seconds,
+            t.at - t.took, t.at - t.took, t.at - t.took / 2, t.at, q.expire_seconds, q.deletion_seconds,
             t.at + q.retention_seconds * interval '1 second', q.retry_limit, q.retry_delay, q.retry_backoff, q.retry_delay_max, q.policy,
             q.dead_letter, q.heartbeat_seconds
-       FROM pgboss.queue q, generate_series(1, $2) AS i, LATERAL (SELECT now() - make_interval(secs => i % 3600) AS at) t
+       FROM pgboss.queue q, generate_series(1, $2) AS i,
+            LATERAL (SELECT now() - make_interval(secs => i % 3600) AS at, make_interval(secs => 0.05 + (i::bigint * 7919 % 100000) / 1000.0) AS took) t
       WHERE q.name = $1`,
     [TYPE, rows],
   );
