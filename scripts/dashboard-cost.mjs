@@ -4,11 +4,8 @@
 // Seeds a week of jobs (half on pg-boss, with their pg-boss rows and dead letters), a plan on
 // an analysis step, then times each read several times and prints the medians. Uses
 // BENCH_DATABASE_URL's server if set, else an embedded Postgres in a temp dir.
-import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
-import { migrate } from '../dist/db/migrate.js';
-import { withServer } from './bench/lib.mjs';
+import { Databases, withServer } from './bench/lib.mjs';
 import { createPool } from '../dist/db/pool.js';
 import { loadRegistry } from '../dist/jobs/registry.js';
 import { createLogger } from '../dist/log.js';
@@ -82,16 +79,12 @@ async function seed(client, rows) {
 }
 
 await withServer(async (adminUrl) => {
-  const name = `cutover_dashboard_cost_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
+  // Migrated, with pg-boss's schema, like every benchmark database.
+  const databases = new Databases(adminUrl);
+  const scratch = await databases.create('dashboard_cost');
+  const databaseUrl = scratch.url;
   const pool = createPool(databaseUrl, { max: 8, applicationName: 'cutover-dashboard-cost' });
   try {
-    await migrate({ databaseUrl, log });
     const registry = await loadRegistry();
     const boss = await startBoss({ databaseUrl, log, max: 2 });
     await ensureQueues(boss, registry, log);
@@ -135,7 +128,7 @@ await withServer(async (adminUrl) => {
     process.stdout.write(`${JSON.stringify({ rows: ROWS, runs: RUNS, results })}\n`);
   } finally {
     await pool.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await scratch.drop();
+    await databases.close();
   }
 });

@@ -10,10 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { chromium } from 'playwright-core';
-import { migrate } from '../dist/db/migrate.js';
-import { withServer } from './bench/lib.mjs';
+import { Databases, withServer } from './bench/lib.mjs';
 import { createPool } from '../dist/db/pool.js';
 import { loadRegistry } from '../dist/jobs/registry.js';
 import { createLogger } from '../dist/log.js';
@@ -62,21 +60,15 @@ async function stop(child) {
 }
 
 await withServer(async (adminUrl) => {
-  const name = `cutover_screenshot_${randomBytes(4).toString('hex')}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  const url = new URL(adminUrl);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.toString();
+  // Migrated, with pg-boss's schema, like every benchmark database.
+  const databases = new Databases(adminUrl);
+  const scratch = await databases.create('screenshot');
+  const databaseUrl = scratch.url;
   const pool = createPool(databaseUrl, { max: 6 });
   const children = [];
   let producing = true;
   let producer = Promise.resolve();
-  const boss = await (async () => {
-    await migrate({ databaseUrl, log });
-    return startBoss({ databaseUrl, log, max: 4 });
-  })();
+  const boss = await startBoss({ databaseUrl, log, max: 4 });
   const flags = new FlagCache({ pool, databaseUrl, log, ttlMs: 1000 });
   try {
     const registry = await loadRegistry();
@@ -131,7 +123,7 @@ await withServer(async (adminUrl) => {
     await flags.close();
     await boss.stop({ graceful: false, close: true });
     await pool.end();
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.end();
+    await scratch.drop();
+    await databases.close();
   }
 });
