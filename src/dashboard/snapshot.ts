@@ -86,33 +86,58 @@ class GateCache {
   }
 }
 
+/** The last read's promise, reused while younger than `maxAgeMs`; a read that fails is not kept. */
+class Fresh<T> {
+  private entry: { at: number; value: Promise<T> } | undefined;
+
+  constructor(
+    private readonly maxAgeMs: number,
+    private readonly now: () => number,
+  ) {}
+
+  /** The kept value, if still fresh. */
+  peek(): Promise<T> | undefined {
+    return this.entry && this.now() - this.entry.at < this.maxAgeMs ? this.entry.value : undefined;
+  }
+
+  get(read: () => Promise<T>): Promise<T> {
+    const kept = this.peek();
+    if (kept) return kept;
+    const entry = { at: this.now(), value: read() };
+    this.entry = entry;
+    entry.value.catch(() => {
+      if (this.entry === entry) this.entry = undefined;
+    });
+    return entry.value;
+  }
+
+  clear(): void {
+    this.entry = undefined;
+  }
+}
+
 /**
  * What the page shows, read once per refresh however many pages poll: the metrics, the active
  * plans with their gates, the audit log. Kept for `maxAgeMs`; a write drops it so its effect
  * shows on the next poll.
  */
 export class Snapshots {
-  private cached: { at: number; snapshot: Promise<DashboardSnapshot> } | undefined;
-  private cachedMetrics: { at: number; metrics: Promise<MetricsData> } | undefined;
+  private readonly snapshot: Fresh<DashboardSnapshot>;
+  private readonly metricsOnly: Fresh<MetricsData>;
   private readonly gates: GateCache;
 
   constructor(
     private readonly source: SnapshotSource,
-    private readonly maxAgeMs: number,
+    maxAgeMs: number,
   ) {
     this.gates = new GateCache(source);
+    const now = () => (source.now ?? Date.now)();
+    this.snapshot = new Fresh(maxAgeMs, now);
+    this.metricsOnly = new Fresh(maxAgeMs, now);
   }
 
   get(): Promise<DashboardSnapshot> {
-    const now = (this.source.now ?? Date.now)();
-    if (this.cached && now - this.cached.at < this.maxAgeMs) return this.cached.snapshot;
-    const snapshot = this.read();
-    const entry = { at: now, snapshot };
-    this.cached = entry;
-    snapshot.catch(() => {
-      if (this.cached === entry) this.cached = undefined;
-    });
-    return snapshot;
+    return this.snapshot.get(() => this.read());
   }
 
   /**
@@ -120,21 +145,12 @@ export class Snapshots {
    * alone, so a Prometheus scrape never pays for the plans' gates or the audit log.
    */
   metrics(): Promise<MetricsData> {
-    const now = (this.source.now ?? Date.now)();
-    if (this.cached && now - this.cached.at < this.maxAgeMs) return this.cached.snapshot;
-    if (this.cachedMetrics && now - this.cachedMetrics.at < this.maxAgeMs) return this.cachedMetrics.metrics;
-    const metrics = this.readMetrics();
-    const entry = { at: now, metrics };
-    this.cachedMetrics = entry;
-    metrics.catch(() => {
-      if (this.cachedMetrics === entry) this.cachedMetrics = undefined;
-    });
-    return metrics;
+    return this.snapshot.peek() ?? this.metricsOnly.get(() => this.readMetrics());
   }
 
   invalidate(): void {
-    this.cached = undefined;
-    this.cachedMetrics = undefined;
+    this.snapshot.clear();
+    this.metricsOnly.clear();
   }
 
   private readMetrics(): Promise<MetricsData> {
