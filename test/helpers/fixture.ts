@@ -2,7 +2,8 @@ import { afterEach, beforeAll, beforeEach } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
-import { setPercent, startProducer, type Producer } from './engines.js';
+import type { PlanContext } from '../../src/plans/plan-runner.js';
+import { quietLog, setPercent, startProducer, type Producer } from './engines.js';
 import { fixtureRegistry, testPool } from './jobs.js';
 
 export interface DatabaseFixture {
@@ -49,4 +50,9 @@ export function useEngineFixture(options: { ttlMs?: number; percent?: number; re
     await fixture.producer.close();
   });
   return fixture;
+}
+
+/** A plan runner's context over the engine fixture, as the plan tests drive it (settles in 200 ms). */
+export function planContextOf(fixture: EngineFixture): PlanContext {
+  return { pool: fixture.pool, databaseUrl: fixture.database.url, registry: fixture.registry, log: quietLog, actor: 'test', boss: fixture.producer.boss, settleMs: 200 };
 }

@@ -24,7 +24,7 @@ import { loadConfigFile } from '../../src/config-file.js';
 import { runCli } from '../helpers/cli.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { quietLog, withBossWorker, type Producer } from '../helpers/engines.js';
-import { useEngineFixture } from '../helpers/fixture.js';
+import { planContextOf, useEngineFixture } from '../helpers/fixture.js';
 import { addLegacyJobs, fixtureRegistry } from '../helpers/jobs.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
@@ -42,7 +42,7 @@ let producer: Producer;
 let context: PlanContext;
 beforeEach(() => {
   ({ database, pool, registry, producer } = fixture);
-  context = { pool, databaseUrl: database.url, registry, log: quietLog, actor: 'test', boss: producer.boss, settleMs: 200 };
+  context = planContextOf(fixture);
 });
 
 /** The secret parts of a Slack-like webhook URL: in the path and in the query. */

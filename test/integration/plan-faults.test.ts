@@ -1,12 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import type { JobRegistry } from '../../src/jobs/registry.js';
 import { readFlags } from '../../src/rollout/flags.js';
 import { planSchema, type Plan } from '../../src/plans/plan.js';
 import { abortPlan, advancePlan, runById, startPlan, tick, type PlanContext } from '../../src/plans/plan-runner.js';
 import type { TestDatabase } from '../helpers/database.js';
-import { useEngineFixture } from '../helpers/fixture.js';
-import { quietLog, type Producer } from '../helpers/engines.js';
+import { planContextOf, useEngineFixture } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/wait.js';
 
 // DESIGN §12 for rollout plans: each step's action applies exactly once whoever advances it,
@@ -14,12 +12,10 @@ import { pollUntil } from '../helpers/wait.js';
 const fixture = useEngineFixture({ ttlMs: 200 });
 let database: TestDatabase;
 let pool: Pool;
-let registry: JobRegistry;
-let producer: Producer;
 let context: PlanContext;
 beforeEach(() => {
-  ({ database, pool, registry, producer } = fixture);
-  context = { pool, databaseUrl: database.url, registry, log: quietLog, actor: 'test', boss: producer.boss, settleMs: 200 };
+  ({ database, pool } = fixture);
+  context = planContextOf(fixture);
 });
 
 const plan = (input: unknown): Plan => planSchema.parse(input);

@@ -11,7 +11,7 @@ import { readFlags } from '../../src/rollout/flags.js';
 import { planSchema, type Plan } from '../../src/plans/plan.js';
 import { advancePlan, runById, runPlan, tick, startPlan, type PlanContext, type TickResult } from '../../src/plans/plan-runner.js';
 import type { TestDatabase } from '../helpers/database.js';
-import { useEngineFixture } from '../helpers/fixture.js';
+import { planContextOf, useEngineFixture } from '../helpers/fixture.js';
 import { quietLog, type Producer } from '../helpers/engines.js';
 import { runCli } from '../helpers/cli.js';
 import { countWhere, fixtureRegistry } from '../helpers/jobs.js';
@@ -27,7 +27,7 @@ beforeEach(() => ({ database, pool, registry, producer } = fixture));
 
 let context: PlanContext;
 beforeEach(() => {
-  context = { pool, databaseUrl: database.url, registry, log: quietLog, actor: 'test', boss: producer.boss, settleMs: 200 };
+  context = planContextOf(fixture);
 });
 
 const plan = (input: unknown): Plan => planSchema.parse(input);
