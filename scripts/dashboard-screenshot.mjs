@@ -14,13 +14,13 @@ import { chromium } from 'playwright-core';
 import { Databases, withServer } from './bench/lib.mjs';
 import { createPool } from '../dist/db/pool.js';
 import { loadRegistry } from '../dist/jobs/registry.js';
-import { createLogger } from '../dist/log.js';
-import { reconcile } from '../dist/ops/reconcile.js';
+import { createLogger } from '../dist/support/log.js';
+import { reconcile } from '../dist/reconcile/reconcile.js';
 import { startBoss } from '../dist/pgboss/boss.js';
 import { ensureQueues } from '../dist/pgboss/queues.js';
 import { planSchema } from '../dist/plans/plan.js';
 import { startPlan } from '../dist/plans/plan-runner.js';
-import { changeFlag, FlagCache } from '../dist/rollout/flags.js';
+import { changeFlag, FlagCache } from '../dist/state/flags.js';
 import { RolloutManager } from '../dist/rollout/manager.js';
 
 const { values } = parseArgs({ options: { out: { type: 'string', default: 'docs/dashboard.png' }, live: { type: 'string', default: '45' } } });

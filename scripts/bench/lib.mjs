@@ -12,10 +12,10 @@ import { startEmbeddedPostgres } from '../../dist/db/embedded.js';
 import { migrate } from '../../dist/db/migrate.js';
 import { createPool } from '../../dist/db/pool.js';
 import { loadRegistry } from '../../dist/jobs/registry.js';
-import { createLogger } from '../../dist/log.js';
+import { createLogger } from '../../dist/support/log.js';
 import { startBoss } from '../../dist/pgboss/boss.js';
 import { ensureQueues } from '../../dist/pgboss/queues.js';
-import { changeFlag, FlagCache } from '../../dist/rollout/flags.js';
+import { changeFlag, FlagCache } from '../../dist/state/flags.js';
 import { RolloutManager } from '../../dist/rollout/manager.js';
 
 export const log = createLogger({ level: 'warn', name: 'bench' });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { startEmbeddedPostgres } from '../../dist/db/embedded.js';
-import { createLogger } from '../../dist/log.js';
+import { createLogger } from '../../dist/support/log.js';
 
 const execFileAsync = promisify(execFile);
 export const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');

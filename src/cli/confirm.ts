@@ -1,5 +1,5 @@
 import { createInterface } from 'node:readline/promises';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../support/errors.js';
 
 export interface ConfirmOptions {
   /** Shown above the question, where the question goes (stderr): what the action would change. */

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { loadConfig, type Config } from '../config.js';
-import { loadConfigFile, type ProjectConfig } from '../config-file.js';
+import { loadConfig, type Config } from '../support/env.js';
+import { loadConfigFile, type ProjectConfig } from '../config/file.js';
 import { openDatabase, type Database } from '../db/connect.js';
-import { createLogger, type Logger } from '../log.js';
+import { createLogger, type Logger } from '../support/log.js';
 import { assertPrintable } from './parse.js';
 
 export interface GlobalOptions {

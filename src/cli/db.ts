@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { migrate, migrationStatus } from '../db/migrate.js';
-import { migrationDirs } from '../ops/adopt.js';
+import { migrationDirs } from '../adopt/adopt.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { migrate } from '../db/migrate.js';
-import { CheckFailedError, UsageError } from '../errors.js';
+import { CheckFailedError, UsageError } from '../support/errors.js';
 import { runDemo } from '../demo/run.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';

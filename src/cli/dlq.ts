@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { defaultActor } from '../db/audit.js';
-import { CheckFailedError, UsageError } from '../errors.js';
+import { defaultActor } from '../state/audit.js';
+import { CheckFailedError, UsageError } from '../support/errors.js';
 import { looksLikeUuid } from '../table/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
 import { confirm } from './confirm.js';

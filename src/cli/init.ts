@@ -1,10 +1,10 @@
 import { Option, type Command } from 'commander';
 import { createPool } from '../db/pool.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../support/errors.js';
 import { bindLegacyTable } from '../table/table.js';
-import { adoptionSql, prismaFields, runnerFilters, writeAdoptionMigration } from '../ops/adopt.js';
-import { DEFAULT_ROLE_PREFIX, roleSpecs, rolesSql, rolesTarget } from '../ops/roles.js';
-import { CONFIG_FILE_NAMES, loadConfigFile } from '../config-file.js';
+import { adoptionSql, prismaFields, runnerFilters, writeAdoptionMigration } from '../adopt/adopt.js';
+import { DEFAULT_ROLE_PREFIX, roleSpecs, rolesSql, rolesTarget } from '../adopt/roles.js';
+import { CONFIG_FILE_NAMES, loadConfigFile } from '../config/file.js';
 import { globalOptions, withContext } from './context.js';
 import { printJson, printLines } from './output.js';
 

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadConfigFile } from '../config-file.js';
+import { loadConfigFile } from '../config/file.js';
 import { describeRegistry, type JobDescription } from '../jobs/describe.js';
 import { loadRegistry } from '../jobs/registry.js';
 import { globalOptions } from './context.js';

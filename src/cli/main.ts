@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import { Command, CommanderError } from 'commander';
-import { CutoverError, messageOf } from '../errors.js';
-import { redactSecrets } from '../log.js';
+import { CutoverError, messageOf } from '../support/errors.js';
+import { redactSecrets } from '../support/log.js';
 import { registerDbCommands } from './db.js';
 import { registerStatusCommand } from './status.js';
 import { registerWorkerCommand } from './worker.js';

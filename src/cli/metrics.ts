@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { buildRegistry } from '../dashboard/prometheus.js';
-import { readMetrics } from '../ops/metrics.js';
+import { readMetrics } from '../observe/metrics.js';
 import { withContext } from './context.js';
 import { printJson } from './output.js';
 import { withServices } from './services.js';

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
 import { createPool } from '../db/pool.js';
-import { CheckFailedError, UsageError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { Notifier, notifySettings, startNotifier, type NotifySettings, type RunningNotifier } from '../ops/notify.js';
-import { webhookHost } from '../ops/webhook.js';
-import type { ProjectConfig } from '../config-file.js';
+import { CheckFailedError, UsageError } from '../support/errors.js';
+import type { Logger } from '../support/log.js';
+import { Notifier, notifySettings, startNotifier, type NotifySettings, type RunningNotifier } from '../notify/notify.js';
+import { webhookHost } from '../notify/webhook.js';
+import type { ProjectConfig } from '../config/file.js';
 import { withContext } from './context.js';
 import { explainFailure, readyTable } from './services.js';
 import { printJson, printLines } from './output.js';

@@ -1,10 +1,10 @@
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
-import { CheckFailedError, UsageError } from '../errors.js';
-import { migrateBacklog, type MigrateSummary } from '../ops/migrate.js';
-import { rollback, type RollbackSummary } from '../ops/rollback.js';
+import { CheckFailedError, UsageError } from '../support/errors.js';
+import { migrateBacklog, type MigrateSummary } from '../moves/migrate.js';
+import { rollback, type RollbackSummary } from '../moves/rollback.js';
 import type { Pool } from '../db/pool.js';
-import { countBacklog } from '../ops/migrate.sql.js';
+import { countBacklog } from '../moves/migrate.sql.js';
 import type { LegacyTable } from '../table/table.js';
 import { confirm, onTerminal } from './confirm.js';
 import { withContext } from './context.js';

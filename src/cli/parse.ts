@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { InvalidArgumentError } from 'commander';
-import { DURATION_RULE, parseDuration } from '../duration.js';
-import { UsageError, messageOf } from '../errors.js';
+import { DURATION_RULE, parseDuration } from '../support/duration.js';
+import { UsageError, messageOf } from '../support/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../jobs/registry.js';
 
 /** Commander argument parsers that state the rule in their error (exit 2 via CommanderError). */
@@ -20,7 +20,7 @@ export function commaList(value: string): string[] {
   return items;
 }
 
-/** A duration option to seconds, by the one rule of src/duration.ts (a bare number is seconds). */
+/** A duration option to seconds, by the one rule of src/support/duration.ts (a bare number is seconds). */
 export function durationSeconds(value: string): number {
   const seconds = parseDuration(value);
   if (seconds === undefined) throw new InvalidArgumentError(`must be ${DURATION_RULE}, got '${value}'`);

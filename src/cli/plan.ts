@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CheckFailedError, UsageError, messageOf } from '../errors.js';
-import { defaultActor } from '../db/audit.js';
-import { pgbossInstalled } from '../db/schema-check.js';
+import { CheckFailedError, UsageError, messageOf } from '../support/errors.js';
+import { defaultActor } from '../state/audit.js';
+import { pgbossInstalled } from '../state/schema-check.js';
 import { describeStep, loadPlan } from '../plans/plan.js';
 import {
   abortPlan,
@@ -19,7 +19,7 @@ import {
   type PlanRun,
   type TickResult,
 } from '../plans/plan-runner.js';
-import { DEFAULT_FLAG } from '../rollout/flags.js';
+import { DEFAULT_FLAG } from '../state/flags.js';
 import { confirm } from './confirm.js';
 import { configuredWebhook, startConfiguredNotifier } from './notify.js';
 import { renderPreflight, runPreflight } from './rollout-end.js';

@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander';
-import { CheckFailedError } from '../errors.js';
-import { reconcile, type ReconcileReport } from '../ops/reconcile.js';
-import type { TypeComparison } from '../ops/compare.js';
-import { DURATION_RULE, formatDuration } from '../duration.js';
-import { defaultActor } from '../db/audit.js';
+import { CheckFailedError } from '../support/errors.js';
+import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
+import type { TypeComparison } from '../reconcile/compare.js';
+import { DURATION_RULE, formatDuration } from '../support/duration.js';
+import { defaultActor } from '../state/audit.js';
 import { withContext } from './context.js';
 import { durationSeconds, integerIn } from './parse.js';
 import { formatTable, printJson, printLines } from './output.js';

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { defaultActor } from '../db/audit.js';
-import { UsageError } from '../errors.js';
-import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags, removeFlag } from '../rollout/flags.js';
-import { describeChange, rolloutHistory } from '../rollout/history.js';
+import { defaultActor } from '../state/audit.js';
+import { UsageError } from '../support/errors.js';
+import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags, removeFlag } from '../state/flags.js';
+import { describeChange, rolloutHistory } from '../state/history.js';
 import { withContext, type CommandContext } from './context.js';
 import { integerIn } from './parse.js';
 import { formatTable, printJson, printLines } from './output.js';

@@ -1,16 +1,16 @@
 import type { PgBoss } from 'pg-boss';
-import type { ProjectConfig } from '../config-file.js';
-import { CutoverError } from '../errors.js';
+import type { ProjectConfig } from '../config/file.js';
+import { CutoverError } from '../support/errors.js';
 import { createPool, type Pool } from '../db/pool.js';
-import { assertCutoverSchema, isMissingPgboss, isPermissionDenied, permissionDenied, pgbossInstalled, pgbossMissing, PermissionDeniedError } from '../db/schema-check.js';
+import { assertCutoverSchema, isMissingPgboss, isPermissionDenied, permissionDenied, pgbossInstalled, pgbossMissing, PermissionDeniedError } from '../state/schema-check.js';
 import { loadRegistry, type JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 import { bindLegacyTable, CUTOVER_COLUMNS, GENERIC_TABLE, type LegacyTable } from '../table/table.js';
 import { startBoss, type BossOptions } from '../pgboss/boss.js';
-import type { OpsContext } from '../ops/context.js';
-import { componentOf, grantsOf } from '../ops/roles.js';
-import { defaultActor } from '../db/audit.js';
-import { FlagCache } from '../rollout/flags.js';
+import type { OpsContext } from '../table/context.js';
+import { componentOf, grantsOf } from '../adopt/roles.js';
+import { defaultActor } from '../state/audit.js';
+import { FlagCache } from '../state/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import type { CommandContext } from './context.js';
 

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import { listSchedules } from '../ops/schedules.js';
-import { getStatus } from '../ops/status.js';
+import { listSchedules } from '../runtime/schedules.js';
+import { getStatus } from '../observe/status.js';
 import { activeRuns, controllerOf } from '../plans/plan-runner.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../support/errors.js';
 import type { Engine } from '../jobs/define.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 import { typeSql, type LegacyTable } from '../table/table.js';
 
 /**

@@ -1,13 +1,13 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
-import { isPermissionDenied } from '../db/schema-check.js';
-import { CheckFailedError, UsageError } from '../errors.js';
+import { isPermissionDenied } from '../state/schema-check.js';
+import { CheckFailedError, UsageError } from '../support/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
-import { grantsOf } from '../ops/roles.js';
+import type { Logger } from '../support/log.js';
+import { grantsOf } from '../adopt/roles.js';
 import { abortPlan, activeRun } from '../plans/plan-runner.js';
-import type { Flag } from '../rollout/decide.js';
-import { changeFlag, DEFAULT_FLAG, parsePercent } from '../rollout/flags.js';
+import type { Flag } from '../state/flags.js';
+import { changeFlag, DEFAULT_FLAG, parsePercent } from '../state/flags.js';
 import type { LegacyTable } from '../table/table.js';
 
 /** Who every write from the page is audited as. */

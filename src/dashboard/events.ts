@@ -1,4 +1,4 @@
-import { describeChange, rolloutHistory } from '../rollout/history.js';
+import { describeChange, rolloutHistory } from '../state/history.js';
 import type { Pool } from '../db/pool.js';
 
 /** One audit event as the page lists it: what changed in words, never the raw documents. */

@@ -1,6 +1,6 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../support/errors.js';
 
 /**
  * Who may talk to the dashboard and who may write through it. Reading needs only network

@@ -1,5 +1,5 @@
 import { Gauge, Histogram, Registry } from 'prom-client';
-import { LATENCY_BUCKETS, type LatencyBuckets, type MetricsData } from '../ops/metrics.js';
+import { LATENCY_BUCKETS, type LatencyBuckets, type MetricsData } from '../observe/metrics.js';
 
 export const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 

@@ -1,13 +1,13 @@
 import type { Pool } from '../db/pool.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
-import { messageOf } from '../errors.js';
-import { readMetrics, type ActivityWindow, type FlagView, type MetricsData } from '../ops/metrics.js';
+import type { Logger } from '../support/log.js';
+import { messageOf } from '../support/errors.js';
+import { readMetrics, type ActivityWindow, type FlagView, type MetricsData } from '../observe/metrics.js';
 import { describeStep } from '../plans/plan.js';
 import { activeRuns, controllerOf, evaluateStep, type PlanRun } from '../plans/plan-runner.js';
 import type { GateResult, GateStatus } from '../plans/gates.js';
 import type { EffectiveRoute, EnvOverride } from '../rollout/decide.js';
-import { DEFAULT_FLAG } from '../rollout/flags.js';
+import { DEFAULT_FLAG } from '../state/flags.js';
 import type { LegacyTable } from '../table/table.js';
 import { recentEvents, type EventView } from './events.js';
 

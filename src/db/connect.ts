@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import type { Config } from '../config.js';
-import { DatabaseUnavailableError, UsageError, messageOf } from '../errors.js';
-import { redactConnectionString, redactSecrets, type Logger } from '../log.js';
+import type { Config } from '../support/env.js';
+import { DatabaseUnavailableError, UsageError, messageOf } from '../support/errors.js';
+import { redactConnectionString, redactSecrets, type Logger } from '../support/log.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { poolConfig } from './pool.js';
 

@@ -8,8 +8,8 @@ import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { RuntimeFailure } from '../errors.js';
-import type { Logger } from '../log.js';
+import { RuntimeFailure } from '../support/errors.js';
+import type { Logger } from '../support/log.js';
 
 const execFileAsync = promisify(execFile);
 const DATABASE = 'cutover';

@@ -3,8 +3,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
-import { MigrationChecksumError, RuntimeFailure, messageOf } from '../errors.js';
-import type { Logger } from '../log.js';
+import { MigrationChecksumError, RuntimeFailure, messageOf } from '../support/errors.js';
+import type { Logger } from '../support/log.js';
 import { poolConfig } from './pool.js';
 
 /** The package's own migrations, whether running from src/ (tests) or dist/ (the CLI). */

@@ -1,5 +1,5 @@
-import type { Logger } from '../log.js';
-import { messageOf } from '../errors.js';
+import type { Logger } from '../support/log.js';
+import { messageOf } from '../support/errors.js';
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
 /** SQLSTATEs a server sends while it shuts down, crashes or starts up: 57P01..57P03. */

@@ -6,7 +6,7 @@ import { createPool, type Pool } from '../db/pool.js';
 import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
 import { loadRegistry } from '../jobs/registry.js';
 import { CHILD_DATABASE_URL_ENV, type ChildJob, type ChildMessage } from './protocol.js';
-import { messageOf } from '../errors.js';
+import { messageOf } from '../support/errors.js';
 
 function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve) => process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve()));

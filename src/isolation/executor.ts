@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { JobFailure } from '../jobs/errors.js';
-import { compiledEntry } from '../paths.js';
+import { compiledEntry } from '../support/paths.js';
 import { CHILD_DATABASE_URL_ENV, parseChildLine, type ChildJob } from './protocol.js';
 
 export type ChildOutcome =

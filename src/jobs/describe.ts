@@ -1,6 +1,6 @@
 import type { StandardJSONSchemaV1 } from '@standard-schema/spec';
 import { z } from 'zod';
-import { messageOf } from '../errors.js';
+import { messageOf } from '../support/errors.js';
 import { maxAttempts, RATE_LIMIT_FACTOR, retryDelaySeconds, type AnyJobDefinition, type SideEffects } from './define.js';
 import type { JobRegistry } from './registry.js';
 

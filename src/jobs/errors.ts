@@ -1,4 +1,4 @@
-import { messageOf } from '../errors.js';
+import { messageOf } from '../support/errors.js';
 /**
  * How a job's failure should be treated. Both engines read these the same way: a
  * NonRetryableError fails the job at once; a RateLimitError retries after a longer delay;

@@ -1,6 +1,6 @@
 import { isAbsolute, resolve } from 'node:path';
-import { importUserModule } from '../modules.js';
-import { InvalidPayloadError, UnknownJobTypeError, UsageError, messageOf } from '../errors.js';
+import { importUserModule } from '../support/modules.js';
+import { InvalidPayloadError, UnknownJobTypeError, UsageError, messageOf } from '../support/errors.js';
 import { defineJob, type AnyJobDefinition, type JobDefinition } from './define.js';
 
 /**

@@ -4,7 +4,7 @@ import { withTransaction } from '../db/transaction.js';
 import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 import { executeInChild, type ChildOutcome } from '../isolation/executor.js';
 import {
   claimNextLegacyJob,
@@ -21,7 +21,7 @@ import { backoffMs, OutageLog } from '../db/outage.js';
 import { isDataRefusal, withoutNul } from '../db/refusal.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { GENERIC_TABLE, maxAttemptsOf, newRowIds, placeResult, resultNotStored, rowId, toJob, type LegacyTable } from '../table/table.js';
-import { messageOf } from '../errors.js';
+import { messageOf } from '../support/errors.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 
 /** A claimed legacy row, as the runner needs it. */

@@ -1,9 +1,9 @@
 import { PgBoss, type CommandResponse, type ConstructorOptions, type Db } from 'pg-boss';
 import { SESSION_OPTIONS, type PoolClient } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 
-import { PGBOSS_SCHEMA } from '../db/schema-check.js';
+import { PGBOSS_SCHEMA } from '../state/schema-check.js';
 
 export { PGBOSS_SCHEMA };
 

@@ -1,8 +1,8 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool, PoolClient } from '../db/pool.js';
-import { audit } from '../db/audit.js';
+import { audit } from '../state/audit.js';
 import { withTransaction } from '../db/transaction.js';
-import { messageOf } from '../errors.js';
+import { messageOf } from '../support/errors.js';
 import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { insertCarried } from './carry.js';
 import type { LegacyTable } from '../table/table.js';

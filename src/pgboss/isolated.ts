@@ -1,9 +1,9 @@
 import type { Pool } from '../db/pool.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../support/errors.js';
 import type { JobDefinition } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 import { executeInChild } from '../isolation/executor.js';
 import type { BossJob } from './settle.js';
 

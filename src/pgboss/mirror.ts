@@ -2,7 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import { killSwitchOnSql } from '../db/kill-switch.js';
+import { killSwitchOnSql } from '../state/kill-switch.js';
 import { quoteIdent, type LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from './boss.js';
 

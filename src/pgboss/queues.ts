@@ -1,7 +1,7 @@
 import type { PgBoss, Queue } from 'pg-boss';
 import type { JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 
 /** Dead-lettered jobs of type T live in queue `T.dlq`. */
 export function deadLetterQueue(type: string): string {

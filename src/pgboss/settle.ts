@@ -5,7 +5,7 @@ import { withoutNul } from '../db/refusal.js';
 import { refusedData, withTransaction } from '../db/transaction.js';
 import { retryDelaySeconds, type JobDefinition } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { resultNotStored, type LegacyTable } from '../table/table.js';
 import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';

@@ -4,7 +4,7 @@ import { withTransaction } from '../db/transaction.js';
 import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
 import type { JobDefinition } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../support/log.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { flipToLegacy } from '../table/handback.js';
@@ -15,7 +15,7 @@ import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
 import { assertIsolatable, poolDatabaseUrl, runIsolated, type RunOutcome } from './isolated.js';
 import { ClaimLost, completeGroup, storeFailure, type BossJob, type GroupOutcome, type SettleContext, type Success } from './settle.js';
-import { messageOf, UsageError } from '../errors.js';
+import { messageOf, UsageError } from '../support/errors.js';
 
 export interface BossWorkerOptions {
   boss: PgBoss;

@@ -1,4 +1,4 @@
-import type { EngineOutcome } from '../ops/compare.js';
+import type { EngineOutcome } from '../reconcile/compare.js';
 import type { Gates } from './plan.js';
 
 /** Rates are computed in floating point; a difference this small is no difference. */

@@ -2,8 +2,8 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DURATION_RULE, formatDuration, parseDuration } from '../duration.js';
-import { UsageError } from '../errors.js';
+import { DURATION_RULE, formatDuration, parseDuration } from '../support/duration.js';
+import { UsageError } from '../support/errors.js';
 
 /** C0 and C1 control characters (a terminal escape, a line break in a one-line field). */
 // eslint-disable-next-line no-control-regex -- finding control characters is the point

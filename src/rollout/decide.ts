@@ -1,16 +1,9 @@
 import type { Engine } from '../jobs/define.js';
-import { ALL_TYPES } from '../db/kill-switch.js';
+import { ALL_TYPES } from '../state/kill-switch.js';
+import type { Flag } from '../state/flags.js';
 import { bucketFor, routesToPgboss } from './bucket.js';
 
-export interface Flag {
-  jobType: string;
-  basisPoints: number;
-  killSwitch: boolean;
-  salt: string;
-  fallbackToLegacy: boolean;
-  /** Set by `cutover finalize`: every new job goes to pg-boss, tracked in the legacy table or not. */
-  finalized?: { tracking: boolean };
-}
+export type { Flag };
 
 export type RouteReason = 'bucket' | 'override' | 'killswitch' | 'fallback' | 'migrated' | 'rolledback' | 'finalized';
 

@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
-import { JobIdTakenError } from '../errors.js';
-import { PGBOSS_SCHEMA } from '../db/schema-check.js';
+import { JobIdTakenError } from '../support/errors.js';
+import { PGBOSS_SCHEMA } from '../state/schema-check.js';
 import type { LegacyTable } from '../table/table.js';
 import { insertJobRows, jobRowsStatement, type NewJobRow } from '../table/tracking.js';
 

@@ -85,7 +85,7 @@ export interface CutoverConfig {
   notifications?: NotificationsConfig;
 }
 
-/** `notifications` in cutover.config: checked for shape here, the URL itself by src/ops/notify.ts. */
+/** `notifications` in cutover.config: checked for shape here, the URL itself by src/notify/notify.ts. */
 export interface NotificationsConfig {
   /** The receiver's URL. It is a secret (Slack's carries its token in the path): keep it out of the repository, e.g. `process.env.X`. */
   webhook?: string | undefined;

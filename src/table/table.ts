@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Tx } from '../db/sql.js';
 import { withoutNul } from '../db/refusal.js';
-import { AdapterError, messageOf, UsageError } from '../errors.js';
+import { AdapterError, messageOf, UsageError } from '../support/errors.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { maxAttempts } from '../jobs/define.js';

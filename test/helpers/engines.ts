@@ -2,11 +2,11 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
 import type { LegacyTable } from '../../src/table/table.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/support/log.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
 import { ensureQueues } from '../../src/pgboss/queues.js';
-import { changeFlag, FlagCache } from '../../src/rollout/flags.js';
+import { changeFlag, FlagCache } from '../../src/state/flags.js';
 import { RolloutManager } from '../../src/rollout/manager.js';
 
 export const quietLog = createLogger({ level: 'silent' });

@@ -2,7 +2,7 @@ import { cp, mkdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { loadConfigFile } from '../../src/config-file.js';
+import { loadConfigFile } from '../../src/config/file.js';
 import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry } from '../../src/jobs/registry.js';
 import { bindLegacyTable } from '../../src/table/table.js';

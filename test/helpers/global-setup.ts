@@ -6,7 +6,7 @@ import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/migrate.js';
 import { startEmbeddedPostgres } from '../../src/db/embedded.js';
-import { createLogger } from '../../src/log.js';
+import { createLogger } from '../../src/support/log.js';
 import { repoRoot } from './cli.js';
 
 declare module 'vitest' {

@@ -4,7 +4,7 @@
 // of 1,000, 2 at once like migrate: the floor, pg-boss's own insert with nothing around it.
 import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
-import { migrateBacklog } from '../../../dist/ops/migrate.js';
+import { migrateBacklog } from '../../../dist/moves/migrate.js';
 import { inOrder, log, seconds, withDatabase } from '../lib.mjs';
 
 const TYPE = 'evaluation.process';

@@ -1,7 +1,7 @@
 // reconcile on N finished jobs (N mirror rows + N pg-boss jobs: the steady state it scans) vs
 // one plain count(*) hash join of the two tables on the same database: the least any
 // comparison of the two tables costs. The tables are seeded once; each run times both.
-import { reconcile } from '../../../dist/ops/reconcile.js';
+import { reconcile } from '../../../dist/reconcile/reconcile.js';
 import { log, openDatabase, seconds, sideBySide } from '../lib.mjs';
 
 const TYPE = 'evaluation.process';

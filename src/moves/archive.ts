@@ -1,0 +1,111 @@
+import { audit } from '../state/audit.js';
+import type { Pool } from '../db/pool.js';
+import { SchemaNotReadyError } from '../state/schema-check.js';
+import { CheckFailedError } from '../support/errors.js';
+import type { Logger } from '../support/log.js';
+import { archiveRef, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
+
+export interface ArchiveOptions {
+  pool: Pool;
+  table: LegacyTable;
+  log: Logger;
+  actor: string;
+  types: readonly string[];
+  /** Only rows finished at least this long ago. */
+  olderThanSeconds: number;
+  /** Rows of the table looked at per statement (keyset window on the primary key). @defaultValue 5000 */
+  windowSize?: number;
+  signal?: AbortSignal;
+  onProgress?: (moved: number) => void;
+}
+
+export interface ArchiveResult {
+  moved: number;
+  archive: string;
+  /** False when stopped by the signal before the end of the table. */
+  complete: boolean;
+}
+
+/**
+ * Moves finished legacy rows (completed or failed, finished at least `olderThanSeconds` ago, no
+ * open row left in their retry chain) to the table's archive, in windows along the primary key.
+ * Each window is one statement (DELETE … RETURNING feeding the INSERT): a kill at any point
+ * leaves every row in exactly one of the two tables, and a second run simply goes on (rows
+ * already moved are no longer there to be found). Audited at start and at the end.
+ */
+export async function archive(options: ArchiveOptions): Promise<ArchiveResult> {
+  const { pool, table, log } = options;
+  const target = archiveRef(table);
+  const columns = await archiveColumns(pool, table, target);
+  const referenced = await referencingConstraints(pool, table);
+  if (referenced.length) {
+    throw new CheckFailedError(
+      `other tables reference ${table.label} (${referenced.join(', ')}): archiving would delete rows they point at; archive or detach those first; nothing changed`,
+    );
+  }
+  const { col, status, ref } = table;
+  const list = columns.map(quoteIdent).join(', ');
+  const chainOpen = col.originalJobId
+    ? ` AND NOT EXISTS (SELECT 1 FROM ${ref} o WHERE o.${col.status} IN (${status.pending}, ${status.running})
+                         AND (o.${col.originalJobId} = COALESCE(j.${col.originalJobId}, j.${col.id}) OR o.${col.id} = j.${col.originalJobId}))`
+    : '';
+  const statement = `
+    WITH win AS (SELECT j.${col.id} AS id FROM ${ref} j WHERE ($1::${table.idType} IS NULL OR j.${col.id} > $1) ORDER BY j.${col.id} LIMIT $2),
+    batch AS (
+      SELECT j.${col.id} AS id FROM ${ref} j JOIN win ON win.id = j.${col.id}
+       WHERE ${typeSql(table)} = ANY($3::text[]) AND j.${col.status} IN (${status.completed}, ${status.failed})
+         AND COALESCE(j.${col.completedAt}, j.${col.updatedAt}) < (now() AT TIME ZONE 'UTC') - make_interval(secs => $4::float8)${chainOpen}
+       FOR UPDATE OF j SKIP LOCKED),
+    moved AS (DELETE FROM ${ref} j USING batch WHERE j.${col.id} = batch.id RETURNING j.*),
+    kept AS (INSERT INTO ${target} (${list}) SELECT ${list} FROM moved RETURNING 1)
+    SELECT (SELECT id::text FROM win ORDER BY id DESC LIMIT 1) AS last, (SELECT count(*) FROM kept)::int AS moved`;
+
+  const run = { types: options.types, olderThanSeconds: options.olderThanSeconds, archive: target };
+  await audit(pool, { actor: options.actor, action: 'archive.start', jobType: options.types.length === 1 ? options.types[0]! : null, before: null, after: run });
+  let last: string | null = null;
+  let moved = 0;
+  let complete = true;
+  for (;;) {
+    if (options.signal?.aborted) {
+      complete = false;
+      break;
+    }
+    const result: { rows: { last: string | null; moved: number }[] } = await pool.query(statement, [last, options.windowSize ?? 5000, options.types, options.olderThanSeconds]);
+    const step = result.rows[0]!;
+    moved += step.moved;
+    if (step.moved) options.onProgress?.(moved);
+    if (step.last === null) break;
+    last = step.last;
+  }
+  await audit(pool, { actor: options.actor, action: 'archive', jobType: options.types.length === 1 ? options.types[0]! : null, before: null, after: { ...run, moved, complete } });
+  log.info({ moved, archive: target, complete }, 'archived finished legacy rows');
+  return { moved, archive: target, complete };
+}
+
+/** The archive's columns, which must hold every column of the table (a column added later is added there too). */
+async function archiveColumns(pool: Pool, table: LegacyTable, target: string): Promise<string[]> {
+  const { rows } = await pool.query<{ exists: boolean; source: string[]; archived: string[] }>(
+    `SELECT to_regclass($2) IS NOT NULL AS exists,
+            ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum) AS source,
+            ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) AS archived`,
+    [table.ref, target],
+  );
+  const row = rows[0]!;
+  if (!row.exists) {
+    const how = table.adapter.table === 'Job' && !table.adapter.schema ? 'run `cutover db migrate`' : 'run `cutover init`, then `cutover db migrate`';
+    throw new SchemaNotReadyError(`the archive table ${target} does not exist: ${how}; nothing changed`);
+  }
+  const archived = new Set(row.archived);
+  const missing = row.source.filter((name) => !archived.has(name));
+  if (missing.length) throw new SchemaNotReadyError(`the archive table ${target} lacks columns of ${table.label} (${missing.join(', ')}): add them to it; nothing changed`);
+  return row.source;
+}
+
+/** Foreign keys of other tables that point at the legacy table. */
+async function referencingConstraints(pool: Pool, table: LegacyTable): Promise<string[]> {
+  const { rows } = await pool.query<{ name: string }>(
+    `SELECT conrelid::regclass::text || '.' || conname AS name FROM pg_constraint WHERE contype = 'f' AND confrelid = to_regclass($1) AND conrelid <> confrelid`,
+    [table.ref],
+  );
+  return rows.map((row) => row.name);
+}

@@ -1,0 +1,209 @@
+import type { PgBoss } from 'pg-boss';
+import type { Pool, PoolClient } from '../db/pool.js';
+import { clientTx } from '../db/sql.js';
+import { withTransaction } from '../db/transaction.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { LegacyRow } from '../table/adapter.js';
+import { assignColumns, insertRows, Params, setIf } from '../table/rows.js';
+import { maxAttemptsOf, newRowIds, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
+import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { insertCarried } from '../pgboss/carry.js';
+import { flipToLegacy } from '../table/handback.js';
+import { audit } from '../state/audit.js';
+import { readFlags } from '../state/flags.js';
+import { pgbossPriority } from '../rollout/priority.js';
+import { findingQueries } from './reconcile.sql.js';
+import { FINAL_PGBOSS_STATES, rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
+
+/** What `--fix` may repair: lost, orphan and drift. Stuck and double need a person. */
+export interface FixCounts {
+  lost: number;
+  orphan: number;
+  drift: number;
+}
+
+export interface FixContext {
+  pool: Pool;
+  boss: PgBoss;
+  table: LegacyTable;
+  registry: JobRegistry;
+  actor: string;
+  types: readonly string[];
+  graceSeconds: number;
+}
+
+const PAGE = 500;
+
+/**
+ * Runs one class's repair over its findings, a page at a time, each finding in its own
+ * transaction; stops when a page repairs nothing (what is left needs a person).
+ */
+async function repairAll(context: Pick<FixContext, 'pool' | 'types' | 'graceSeconds'>, query: string, repair: (client: PoolClient, finding: { id: string; type: string }) => Promise<number>): Promise<number> {
+  let fixed = 0;
+  for (;;) {
+    const { rows } = await context.pool.query<{ id: string; type: string }>(`${query} LIMIT ${PAGE}`, [context.types, context.graceSeconds]);
+    let progressed = 0;
+    for (const finding of rows) progressed += await withTransaction(context.pool, (client) => repair(client, finding));
+    fixed += progressed;
+    if (rows.length < PAGE || progressed === 0) return fixed;
+  }
+}
+
+/**
+ * Re-sends a lost job to pg-boss with the same id, or, when the type's kill switch is on,
+ * hands it back to legacy. The row is re-checked under lock: a job that found its way back
+ * meanwhile is left alone.
+ */
+async function fixLost(context: FixContext): Promise<number> {
+  const { table } = context;
+  const { col, status } = table;
+  const flags = await readFlags(context.pool);
+  const killed = (type: string) => Boolean(flags.get(type)?.killSwitch || flags.get('*')?.killSwitch);
+  return repairAll(context, findingQueries(table).lost, async (client, { id }) => {
+    const { rows } = await client.query<LegacyRow & { cutover_type: string; pgbossJobId: string }>(
+      `SELECT j.*, ${typeSql(table)} AS cutover_type FROM ${table.ref} j
+        WHERE j.${col.id} = $1 AND j.engine = 'PGBOSS' AND j.${col.status} IN (${status.pending}, ${status.running}) FOR UPDATE`,
+      [id],
+    );
+    const row = rows[0];
+    if (!row) return 0;
+    const type = row.cutover_type;
+    const { rows: present } = await client.query(`SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2`, [type, row.pgbossJobId]);
+    if (present.length) return 0;
+    const before = { id, engine: 'PGBOSS', status: row[table.names.status] };
+    const attempts = Number(row[table.names.attempts] ?? 0);
+    if (killed(type)) {
+      await flipToLegacy(client, table, [{ pgbossId: row.pgbossJobId, attempts, runAfter: null }], 'rolledback');
+      await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'LEGACY', status: table.statusValue.pending } });
+      return 1;
+    }
+    const job = toJob(table, row);
+    await insertCarried(context.boss, client, type, [
+      {
+        id: row.pgbossJobId,
+        data: job.payload as object,
+        priority: pgbossPriority(job.priority ?? 0),
+        attempts,
+        maxAttempts: maxAttemptsOf(table, row, context.registry, type),
+        startAfter: null,
+      },
+    ]);
+    await client.query(`UPDATE ${table.ref} SET ${col.status} = ${status.pending}, "workerId" = NULL, ${col.updatedAt} = now() WHERE ${col.id} = $1`, [id]);
+    await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'PGBOSS', status: table.statusValue.pending, resent: row.pgbossJobId } });
+    return 1;
+  });
+}
+
+interface PgbossJobRow {
+  id: string;
+  name: string;
+  data: unknown;
+  state: PgbossState;
+  priority: number;
+  retryCount: number;
+  retryLimit: number;
+  output: { message?: string } | null;
+  createdOn: Date;
+  startedOn: Date | null;
+  completedOn: Date | null;
+}
+
+/** Adopts a pg-boss job that has no row: the row is made from the job, in its mapped state. */
+async function fixOrphans(context: FixContext): Promise<number> {
+  const { table } = context;
+  const { names } = table;
+  return repairAll(context, findingQueries(table).orphan, async (client, { id, type }) => {
+    const { rows } = await client.query<PgbossJobRow>(
+      `SELECT b.id, b.name, b.data, b.state::text AS state, b.priority, b.retry_count AS "retryCount", b.retry_limit AS "retryLimit",
+              b.output, b.created_on AS "createdOn", b.started_on AS "startedOn", b.completed_on AS "completedOn"
+         FROM ${PGBOSS_SCHEMA}.job b
+        WHERE b.name = $1 AND b.id = $2
+          AND NOT EXISTS (SELECT 1 FROM ${table.ref} j WHERE j."pgbossJobId" = b.id${table.idType === 'uuid' ? ` OR j.${table.col.id} = b.id` : ''})
+        FOR UPDATE`,
+      [type, id],
+    );
+    const job = rows[0];
+    if (!job) return 0;
+    const payload = job.data ?? {};
+    const unstarted = job.state === 'created' || job.state === 'retry';
+    const failed = job.state === 'failed' || job.state === 'cancelled';
+    const row: LegacyRow = {
+      ...toRow(table, job.name, payload),
+      // On a uuid table the row takes the job's id, as the RolloutManager would have written it.
+      [names.id]: table.idType === 'uuid' ? job.id : (await newRowIds(clientTx(client), table, 1))[0],
+      [names.status]: rowStatusFor(table, job.state),
+      [names.attempts]: job.retryCount + (unstarted ? 0 : 1),
+      ...(names.priority ? { [names.priority]: Math.trunc(job.priority / 1000) } : {}),
+      ...(names.maxAttempts ? { [names.maxAttempts]: job.retryLimit + 1 } : {}),
+      engine: 'PGBOSS',
+      pgbossJobId: job.id,
+      routeReason: 'adopted',
+      [names.error]: failed ? (job.output?.message ?? job.state) : null,
+      [names.createdAt]: job.createdOn,
+      [names.startedAt]: job.startedOn,
+      [names.completedAt]: job.completedOn,
+      ...(job.state === 'completed' ? resultColumns(table, job.output, { type: job.name, payload }) : {}),
+    };
+    await insertRows(clientTx(client), table, [row]);
+    await audit(client, { actor: context.actor, action: 'reconcile.fix.orphan', jobType: type, before: null, after: { id: row[names.id], pgbossJobId: id, adopted: true } });
+    return 1;
+  });
+}
+
+/**
+ * Copies pg-boss's state to a drifted row when that is safe: pg-boss's final states, and a
+ * queued pg-boss job whose row still says RUNNING (its worker died). A row that says COMPLETED
+ * while pg-boss will still run the job is reported, never "fixed".
+ */
+async function fixDrift(context: Omit<FixContext, 'boss'>): Promise<number> {
+  const { table } = context;
+  const { col, status } = table;
+  const fixable = `
+    SELECT j.*, ${typeSql(table)} AS cutover_type, j.${col.status}::text AS cutover_row_status, b.state::text AS cutover_state,
+           b.output AS cutover_output,
+           -- Attempts made: retry_count, plus the run that ended when the job started at all (as rollback counts them).
+           b.retry_count + (b.started_on IS NOT NULL)::int AS cutover_attempts
+      FROM ${table.ref} j
+      JOIN ${PGBOSS_SCHEMA}.job b ON b.name = ${typeSql(table)} AND b.id = j."pgbossJobId"
+      JOIN ${stateMappingSql(table)} ON map.state = b.state::text
+     WHERE j.${col.id} = $1 AND j.${col.status}::text <> map.row_status
+       AND (map.final OR (b.state IN ('created', 'retry') AND j.${col.status} = ${status.running}))
+     FOR UPDATE OF j`;
+  type Fixable = LegacyRow & { cutover_type: string; cutover_row_status: string; cutover_state: PgbossState; cutover_output: { message?: string } | null; cutover_attempts: number };
+  return repairAll(context, findingQueries(table).drift, async (client, { id }) => {
+    const { rows } = await client.query<Fixable>(fixable, [id]);
+    const row = rows[0];
+    if (!row) return 0;
+    const state = row.cutover_state;
+    const final = FINAL_PGBOSS_STATES.includes(state);
+    const target = rowStatusFor(table, state);
+    const params = new Params();
+    const result = state === 'completed' ? resultColumns(table, row.cutover_output, toJob(table, row)) : {};
+    const assigned = assignColumns(table, result, params);
+    await client.query(
+      `UPDATE ${table.ref} AS j SET ${col.status} = ${quoteLiteral(target)}, ${col.attempts} = ${params.add(row.cutover_attempts)},
+              ${col.updatedAt} = now(), "workerId" = NULL,
+              ${col.completedAt} = ${final ? `COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')` : 'NULL'}
+              ${state === 'failed' || state === 'cancelled' ? setIf(col.error, params.add(row.cutover_output?.message ?? `pg-boss ${state}`)) : ''}${assigned.set}
+         FROM ${assigned.from}
+        WHERE j.${col.id} = ${params.add(id)}`,
+      params.values,
+    );
+    await audit(client, { actor: context.actor, action: 'reconcile.fix.drift', jobType: row.cutover_type, before: { id, status: row.cutover_row_status }, after: { status: target, pgboss: state } });
+    return 1;
+  });
+}
+
+/**
+ * What a pg-boss worker runs on a timer: pg-boss settled some jobs without their worker (expiry
+ * of a job whose worker died on its last attempt, a supervisor's fail), so their rows still say
+ * RUNNING or PENDING. Copies pg-boss's final state to them as `reconcile --fix` would, under
+ * the same row lock and the same grace, audited; without it they wait for an operator.
+ */
+export async function mirrorSettledJobs(context: Omit<FixContext, 'boss'>): Promise<number> {
+  return fixDrift(context);
+}
+
+export async function fixFindings(context: FixContext): Promise<FixCounts> {
+  return { lost: await fixLost(context), orphan: await fixOrphans(context), drift: await fixDrift(context) };
+}
