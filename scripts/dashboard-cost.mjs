@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// What one dashboard refresh and one /metrics scrape cost on a big legacy table (issue 20):
+// What one dashboard refresh and one /metrics scrape cost on a big legacy table:
 // `node scripts/dashboard-cost.mjs [--rows 1000000] [--runs 5]` after `npm run build`.
 // Seeds a week of jobs (half on pg-boss, with their pg-boss rows and dead letters), a plan on
 // an analysis step, then times each read several times and prints the medians. Uses

@@ -1,4 +1,4 @@
-// The cost of process isolation on pg-boss (issue 19, item 4): the same no-op job, run by the
+// The cost of process isolation on pg-boss: the same no-op job, run by the
 // same BossWorker, in process and with `isolation: 'process'` (a child per job through the
 // legacy runner's executor). Measured side by side in one database:
 //   - a job process on its own, sequentially: spawn, load the registry, run, exit (ms per job);

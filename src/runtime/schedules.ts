@@ -15,7 +15,7 @@ import { pgbossIdFor } from '../table/ids.js';
 import type { LegacyTable } from '../table/table.js';
 import { tableOf } from '../table/context.js';
 
-// Recurring jobs (issue 19, item 5). pg-boss's scheduler is the clock: each recurring type has
+// Recurring jobs. pg-boss's scheduler is the clock: each recurring type has
 // one pg-boss schedule on the tick queue (key = the type), and pg-boss's cron pass, claimed by
 // one instance at a time across every process that runs it, files one tick per occurrence. A
 // tick is then an ordinary pg-boss job whose handler enqueues the type's job through the

@@ -1,4 +1,4 @@
-// Issue 10: cutover adopts a team's own legacy table (text cuid ids, domain columns, no type or
+// cutover adopts a team's own legacy table (text cuid ids, domain columns, no type or
 // payload) through the example adapter in examples/evaluation-table, end to end.
 import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

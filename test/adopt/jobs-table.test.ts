@@ -1,4 +1,4 @@
-// Issue 17: a job table of another shape adopts end to end (examples/jobs-table): snake_case,
+// A job table of another shape adopts end to end (examples/jobs-table): snake_case,
 // bigserial ids, text statuses, a queue column and a JSON payload, a scheduled time (run_at),
 // retries on the same row, and a child table pointing at the job row. Then the team's own
 // runner, unpatched and patched, beside cutover's pg-boss worker.

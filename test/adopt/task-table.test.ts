@@ -1,4 +1,4 @@
-// Issue 17: a Prisma task table with a type column and a JSON payload, foreign keys both ways,
+// A Prisma task table with a type column and a JSON payload, foreign keys both ways,
 // a numeric money column, a scheduled time, and no updatedAt, startedAt, error or retry chain
 // of its own (examples/task-table) adopts end to end.
 import { readdir, readFile } from 'node:fs/promises';

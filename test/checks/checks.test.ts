@@ -1,4 +1,4 @@
-// Issue 19: the two ends of a rollout. Preflight before the first ramp (each check made to fail
+// The two ends of a rollout. Preflight before the first ramp (each check made to fail
 // for real), the drain report, finalize and its pinned routing, archive killed and resumed.
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';

@@ -15,7 +15,7 @@ import { addLegacyJobs } from '../helpers/jobs.js';
 import { runCli } from '../helpers/cli.js';
 import { databaseState, expectRefused, type Refusal } from './refusals.shared.js';
 
-// The bad-input catalogue (issue 16), part 2: the database itself is the wrong input. A
+// The bad-input catalogue, part 2: the database itself is the wrong input. A
 // connection string that is malformed, points nowhere or at the wrong password; a database
 // without cutover's migrations, or without pg-boss. Every command says what to do in one line
 // and writes nothing: no table, no row, not pg-boss's schema.

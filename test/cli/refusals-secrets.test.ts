@@ -14,7 +14,7 @@ import { cliEntry, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
 import { addLegacyJobs } from '../helpers/jobs.js';
 import { databaseState } from './refusals.shared.js';
 
-// Secrets and accountability (issue 16, part 3). Connection strings carry passwords; none may
+// Secrets and accountability. Connection strings carry passwords; none may
 // reach a terminal, a --json document, a log line, a stack trace or a row cutover writes. Every
 // change is audited with who made it, and a destructive command asks first on a terminal.
 

@@ -13,7 +13,7 @@ import { addLegacyJobs } from '../helpers/jobs.js';
 import { runCli } from '../helpers/cli.js';
 import { databaseState, expectRefused, type Refusal } from './refusals.shared.js';
 
-// The bad-input catalogue (issue 16), part 1: every wrong input an operator can type at 3 a.m.,
+// The bad-input catalogue, part 1: every wrong input an operator can type at 3 a.m.,
 // through the built CLI against a database in use (cutover's tables, pg-boss installed with its
 // queues, a legacy backlog, a flag at 25 %). Each one exits with the contract's code, says what
 // is wrong in one line on stderr, and leaves every table, queue and schema as it was.

@@ -1,4 +1,4 @@
-// Issue 22, at the operator's terminal: `cutover jobs`, a worker's summary line, questions
+// At the operator's terminal: `cutover jobs`, a worker's summary line, questions
 // before migrate and dlq retry, a migrate bar that ends full, a config outside the repository.
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -1,4 +1,4 @@
-// Issue 22: what the operator's terminal shows must be what is true.
+// What the operator's terminal shows must be what is true.
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

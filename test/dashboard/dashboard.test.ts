@@ -1,4 +1,4 @@
-// Issue 20: the dashboard, driven in a real headless browser (Debian's chromium through
+// The dashboard, driven in a real headless browser (Debian's chromium through
 // playwright-core; .ci/run installs it) against a database with a dual run in progress.
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';

@@ -14,7 +14,7 @@ import { recordStatusHistory, statusHistory } from '../helpers/history.js';
 import { jobRows } from '../helpers/jobs.js';
 import { pollUntil } from '../helpers/wait.js';
 
-// Process isolation on pg-boss (issue 19, item 4): a type with `isolation: 'process'` runs in a
+// Process isolation on pg-boss: a type with `isolation: 'process'` runs in a
 // child process through the legacy runner's executor; a leak, a crash or a hang ends that
 // process, never the worker, and the outcome settles as an in-process one does.
 

@@ -1,4 +1,4 @@
-// Issue 20: /metrics and `cutover metrics` in Prometheus text format, agreeing with `cutover status --json`.
+// /metrics and `cutover metrics` in Prometheus text format, agreeing with `cutover status --json`.
 import { createRequire } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { changeFlag } from '../../src/state/flags.js';

@@ -1,4 +1,4 @@
-// Issue 18: successes ready together commit in one transaction, still atomic per job in
+// Successes ready together commit in one transaction, still atomic per job in
 // meaning: a member whose claim was lost has nothing written, on either side.
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { JobWithMetadata } from 'pg-boss';

@@ -1,4 +1,4 @@
-// Issue 18: a tracking row and its pg-boss job written as one statement (no BEGIN/COMMIT),
+// A tracking row and its pg-boss job written as one statement (no BEGIN/COMMIT),
 // still both or neither, including when pg-boss skips an id it already holds.
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';

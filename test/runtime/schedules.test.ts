@@ -18,7 +18,7 @@ import { killStragglers, startCli } from '../helpers/process.js';
 
 const scheduleRegistry = join(repoRoot, 'test', 'fixtures', 'schedule-registry.mjs');
 
-// Recurring jobs (issue 19, item 5): pg-boss's scheduler is the clock, one cron pass across
+// Recurring jobs: pg-boss's scheduler is the clock, one cron pass across
 // every process; each tick enqueues its job once through the RolloutManager, which routes it.
 
 const fixture = useDatabaseFixture();
