@@ -12,6 +12,7 @@ import { effectiveRoute, type EnvOverride } from '../rollout/decide.js';
 import { readFlags } from '../state/flags.js';
 import { toJob, typeSql, type LegacyTable } from '../table/table.js';
 import { formatDuration } from '../support/duration.js';
+import { isPermissionDenied } from '../support/pg-errors.js';
 
 /**
  * `cutover preflight`: what teams report going wrong in queue migrations, checked before the
@@ -88,7 +89,7 @@ async function pgbossSchemaCheck(pool: Pool): Promise<Check> {
   }
   const read = await pool.query<{ version: number }>(`SELECT version FROM ${PGBOSS_SCHEMA}.version`).catch((error: unknown) => {
     // A read-only role (the dashboard's) may not read pg-boss's bookkeeping: say so, don't fail the rest.
-    if ((error as { code?: unknown }).code === '42501') return undefined;
+    if (isPermissionDenied(error)) return undefined;
     throw error;
   });
   if (!read) return flag('warn', 'pg-boss schema', null, 'this role may not read pgboss.version', 'run preflight as the operator (or the owner) to check the schema version');

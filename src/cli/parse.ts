@@ -3,6 +3,8 @@ import { InvalidArgumentError } from 'commander';
 import { DURATION_RULE, parseDuration } from '../support/duration.js';
 import { UsageError, messageOf } from '../support/errors.js';
 import { MAX_PAYLOAD_BYTES } from '../jobs/registry.js';
+import { errorCode } from '../support/pg-errors.js';
+import { unprintableIn } from '../support/printable.js';
 
 /** Commander argument parsers that state the rule in their error (exit 2 via CommanderError). */
 export function integerIn(min: number, max: number): (value: string) => number {
@@ -27,22 +29,14 @@ export function durationSeconds(value: string): number {
   return seconds;
 }
 
-// C0 controls but tab, line feed and carriage return; DEL; C1 controls (U+0080-U+009F, which
-// some terminals read as escapes); and the bidirectional overrides that make text display in
-// another order than it is stored.
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const CONTROL = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/u;
-const LINE_BREAK = /[\t\n\r]/;
-
 /**
  * Refuses a value holding control characters, naming where but never echoing the value (it may
  * be a connection string). `multiline` allows tabs and line breaks (a pretty-printed payload).
  */
 export function assertPrintable(name: string, value: string, options: { multiline: boolean }): void {
-  const match = CONTROL.exec(value) ?? (options.multiline ? null : LINE_BREAK.exec(value));
-  if (!match) return;
-  const code = `U+${match[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}`;
-  throw new UsageError(`${name} must be ${options.multiline ? 'printable text' : 'one line of printable text'}: it contains the control character ${code} at position ${match.index + 1}`);
+  const found = unprintableIn(value, options);
+  if (!found) return;
+  throw new UsageError(`${name} must be ${options.multiline ? 'printable text' : 'one line of printable text'}: it contains the control character ${found.codePoint} at position ${found.index + 1}`);
 }
 
 /**
@@ -66,7 +60,7 @@ export async function readPayload(argument: string, stdin: NodeJS.ReadableStream
     const file = argument.slice(1);
     source = `payload file ${file}`;
     const info = await stat(file).catch((error: unknown) => {
-      throw new UsageError(`cannot read ${source}: ${(error as NodeJS.ErrnoException).code ?? messageOf(error)}`);
+      throw new UsageError(`cannot read ${source}: ${errorCode(error) ?? messageOf(error)}`);
     });
     if (!info.isFile()) throw new UsageError(`${source} is not a file`);
     if (info.size > MAX_PAYLOAD_INPUT_BYTES) throw new UsageError(`${source} is ${Math.ceil(info.size / 1024 / 1024)} MiB; a payload is at most ${MAX_PAYLOAD_BYTES / 1024 / 1024} MiB of JSON`);

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { UsageError, messageOf } from '../support/errors.js';
 import type { CutoverConfig, LegacyAdapter, NotificationsConfig } from '../table/adapter.js';
 import { importUserModule } from '../support/modules.js';
+import { errorCode } from '../support/pg-errors.js';
 
 export type { NotificationsConfig } from '../table/adapter.js';
 
@@ -85,7 +86,7 @@ function describeIssue(issue: z.core.$ZodIssue): string {
  * relative file is not a package: that error is shown as it is.
  */
 function missingPackage(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
+  const code = errorCode(error);
   if (code !== 'ERR_MODULE_NOT_FOUND' && code !== 'MODULE_NOT_FOUND') return undefined;
   const specifier = /Cannot find (?:package|module) '([^']+)'/.exec(messageOf(error))?.[1];
   if (!specifier || /^(\.|\/|[A-Za-z]:\\|file:|node:)/.test(specifier)) return undefined;

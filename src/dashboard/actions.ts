@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
-import { isPermissionDenied } from '../state/schema-check.js';
+import { databaseError, isPermissionDenied } from '../support/pg-errors.js';
+import { isPrintable } from '../support/printable.js';
 import { CheckFailedError, UsageError } from '../support/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
@@ -29,9 +30,7 @@ export interface ActionContext {
 export class WriteNotPermittedError extends UsageError {}
 
 const MAX_REASON = 200;
-// Control and format characters (line breaks, terminal escapes, bidirectional overrides): a
-// reason is replayed on operators' terminals by `rollout history`.
-const UNPRINTABLE = /[\p{Cc}\p{Cf}]/u;
+// A reason is replayed on operators' terminals by `rollout history`: one line, printable.
 
 /** `*` or a registered type: a typo must not create a flag nobody reads. */
 function jobTypeOf(context: ActionContext, value: unknown): string {
@@ -42,25 +41,17 @@ function jobTypeOf(context: ActionContext, value: unknown): string {
 
 function reasonOf(value: unknown): string | null {
   if (value === undefined || value === null || value === '') return null;
-  if (typeof value !== 'string' || value.length > MAX_REASON || UNPRINTABLE.test(value)) {
+  if (typeof value !== 'string' || value.length > MAX_REASON || !isPrintable(value, { multiline: false })) {
     throw new UsageError(`reason must be one line of printable text of at most ${MAX_REASON} characters`);
   }
   return value;
-}
-
-/** The database's refusal, whether thrown as it is or as the cause of a wrapping error. */
-function deniedSomewhere(error: unknown): boolean {
-  for (let current = error, depth = 0; current && depth < 4; current = (current as { cause?: unknown }).cause, depth += 1) {
-    if (isPermissionDenied(current)) return true;
-  }
-  return false;
 }
 
 async function writing<T>(context: ActionContext, what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (error) {
-    if (deniedSomewhere(error)) {
+    if (isPermissionDenied(databaseError(error))) {
       throw new WriteNotPermittedError(`the database refused ${what} to the dashboard's role: writes from the dashboard need ${grantsOf('operator')}`, { cause: error });
     }
     throw error;

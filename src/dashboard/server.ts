@@ -12,6 +12,7 @@ import { abortPlanAction, setKillSwitchAction, setPercentAction, WriteNotPermitt
 import { allowedHosts, isLoopback, sameOrigin, tokenMatches } from './guard.js';
 import { PROMETHEUS_CONTENT_TYPE, renderPrometheus } from './prometheus.js';
 import type { Snapshots } from './snapshot.js';
+import { errorCode } from '../support/pg-errors.js';
 
 /** The page's files, served as they are: no build step, nothing from a CDN. */
 const PUBLIC_DIR = join(packageRoot, 'src', 'dashboard', 'public');
@@ -119,7 +120,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
     address = await app.listen({ host: options.host, port: options.port });
   } catch (error) {
     await app.close();
-    const code = (error as NodeJS.ErrnoException).code;
+    const code = errorCode(error);
     throw new RuntimeFailure(
       code === 'EADDRINUSE' ? `port ${options.port} on ${options.host} is in use: pick another with --port` : `cannot listen on ${options.host}:${options.port}: ${messageOf(error)}`,
       { cause: error },

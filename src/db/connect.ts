@@ -5,6 +5,7 @@ import { DatabaseUnavailableError, UsageError, messageOf } from '../support/erro
 import { redactConnectionString, redactSecrets, type Logger } from '../support/log.js';
 import { startEmbeddedPostgres } from './embedded.js';
 import { poolConfig } from './pool.js';
+import { errorCode } from '../support/pg-errors.js';
 
 export interface Database {
   url: string;
@@ -49,7 +50,7 @@ export async function assertReachable(url: string): Promise<void> {
     await client.connect();
     await client.query('SELECT 1');
   } catch (error) {
-    const reason = error instanceof Error ? error.message || (error as NodeJS.ErrnoException).code : String(error);
+    const reason = error instanceof Error ? error.message || errorCode(error) : String(error);
     throw new DatabaseUnavailableError(`cannot reach the database at ${describe(url)}: ${redactSecrets(String(reason))}`, {
       cause: error,
     });

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { RuntimeFailure } from '../support/errors.js';
 import type { Logger } from '../support/log.js';
+import { errorCode, sqlState, SQLSTATE } from '../support/pg-errors.js';
 
 const execFileAsync = promisify(execFile);
 const DATABASE = 'cutover';
@@ -47,7 +48,7 @@ function isAlive(pid: number): boolean {
     process.kill(pid, 0);
     return true;
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    return errorCode(error) === 'EPERM';
   }
 }
 
@@ -237,7 +238,7 @@ async function ensureDatabase(password: string, port: number): Promise<void> {
     if (!rowCount) {
       await client.query(`CREATE DATABASE ${DATABASE}`).catch((error: unknown) => {
         // Two CLIs starting at once may both try; the loser's duplicate is harmless.
-        if ((error as { code?: string }).code !== '42P04') throw error;
+        if (sqlState(error) !== SQLSTATE.duplicateDatabase) throw error;
       });
     }
   } finally {

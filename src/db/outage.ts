@@ -1,15 +1,18 @@
 import type { Logger } from '../support/log.js';
 import { messageOf } from '../support/errors.js';
+import { errorCode, sqlState, SQLSTATE } from '../support/pg-errors.js';
 
 const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
-/** SQLSTATEs a server sends while it shuts down, crashes or starts up: 57P01..57P03. */
-const SERVER_GOING_AWAY = /^57P0[123]$/;
+/** SQLSTATEs a server sends while it shuts down, crashes or starts up. */
+const SERVER_GOING_AWAY = new Set<string>([SQLSTATE.adminShutdown, SQLSTATE.crashShutdown, SQLSTATE.cannotConnectNow]);
 const CONNECTION_LOST = /connection terminated|terminating connection|connection error|server closed the connection|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /** True when the error says the database could not be reached, not that a statement was wrong. */
 export function isConnectionError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && (NETWORK_CODES.has(code) || code.startsWith('08') || SERVER_GOING_AWAY.test(code))) return true;
+  const code = errorCode(error);
+  if (code !== undefined && NETWORK_CODES.has(code)) return true;
+  const state = sqlState(error);
+  if (state !== undefined && (state.startsWith(SQLSTATE.connectionExceptionClass) || SERVER_GOING_AWAY.has(state))) return true;
   return CONNECTION_LOST.test(messageOf(error));
 }
 

@@ -1,4 +1,5 @@
 import { UsageError, messageOf } from '../support/errors.js';
+import { errorCode } from '../support/pg-errors.js';
 
 /**
  * The HTTP side of notifications: one POST per notification, in cutover's JSON or in Slack's
@@ -104,7 +105,7 @@ const RETRYABLE_CLIENT_ERRORS = new Set([408, 425, 429]);
  */
 export function describeFailure(error: unknown, webhook: Pick<Webhook, 'url'>): string {
   const cause = (error as { cause?: { code?: unknown; message?: unknown } } | null)?.cause;
-  const code = typeof cause?.code === 'string' ? cause.code : undefined;
+  const code = errorCode(cause);
   const timedOut = error instanceof DOMException && error.name === 'TimeoutError';
   let text = timedOut ? 'no answer before the timeout' : `${messageOf(error)}${code ? ` (${code})` : typeof cause?.message === 'string' ? ` (${cause.message})` : ''}`;
   const { href, pathname, search } = webhook.url;

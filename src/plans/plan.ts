@@ -4,10 +4,8 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DURATION_RULE, formatDuration, parseDuration } from '../support/duration.js';
 import { UsageError } from '../support/errors.js';
-
-/** C0 and C1 control characters (a terminal escape, a line break in a one-line field). */
-// eslint-disable-next-line no-control-regex -- finding control characters is the point
-const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f-\u009f]/;
+import { errorCode } from '../support/pg-errors.js';
+import { isPrintable } from '../support/printable.js';
 
 const duration = z
   .union([z.string(), z.number()])
@@ -73,7 +71,7 @@ export const planSchema = z
       .string()
       .min(1)
       .max(100)
-      .refine((value) => !CONTROL_CHARACTERS.test(value), 'must not contain control characters'),
+      .refine((value) => isPrintable(value, { multiline: false }), 'must not contain control characters'),
     /** The job type the plan ramps, or `*` for every type without a flag of its own. */
     jobType: z.string().min(1).default('*'),
     steps: z.array(step).min(1),
@@ -151,7 +149,7 @@ export async function loadPlan(file: string): Promise<Plan> {
     text = await readFile(file, 'utf8');
   } catch (error) {
     if (error instanceof UsageError) throw error;
-    throw new UsageError(`cannot read plan file ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`);
+    throw new UsageError(`cannot read plan file ${file}: ${errorCode(error) ?? String(error)}`);
   }
   const parsed = planSchema.safeParse(parseText(file, text));
   if (!parsed.success) throw new UsageError(`${basename(file)}: ${describeIssue(parsed.error.issues[0]!)}`);

@@ -4,6 +4,7 @@ import { JobIdTakenError } from '../support/errors.js';
 import { PGBOSS_SCHEMA } from '../state/schema-check.js';
 import type { LegacyTable } from '../table/table.js';
 import { insertJobRows, jobRowsStatement, type NewJobRow } from '../table/tracking.js';
+import { findCause, sqlState, SQLSTATE } from '../support/pg-errors.js';
 
 /** What pg-boss's `{ db }` option takes: one statement at a time. */
 export interface StatementRunner {
@@ -25,8 +26,6 @@ export class NotComposable extends Error {
     super("pg-boss's insert statement has a shape cutover does not know; tracking rows are written in a transaction of their own instead");
   }
 }
-
-const DIVISION_BY_ZERO = '22012';
 
 /** pg-boss 12's insert for a queue with NOTIFY ends in this select over its `ins` CTE. */
 const NOTIFY_TAIL = /\n\s*SELECT id FROM ins WHERE \(SELECT count\(\*\) FROM notified\) >= 0\s*$/;
@@ -112,8 +111,7 @@ async function takenError(pool: Pool, type: string, jobs: readonly BossJobToInse
 
 /** pg-boss wraps the division by zero (its own guard raises one too) in an error of its own, the original as `cause`. */
 function isDivisionByZero(error: unknown): boolean {
-  const code = (value: unknown) => (value as { code?: unknown } | null | undefined)?.code;
-  return code(error) === DIVISION_BY_ZERO || code((error as { cause?: unknown } | null)?.cause) === DIVISION_BY_ZERO;
+  return findCause(error, (cause) => sqlState(cause) === SQLSTATE.divisionByZero) !== undefined;
 }
 
 function queryOf(db: StatementRunner) {

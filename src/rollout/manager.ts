@@ -14,6 +14,7 @@ import type { FlagCache } from '../state/flags.js';
 import { pgbossPriority } from './priority.js';
 import { insertJobRows, type NewJobRow } from '../table/tracking.js';
 import { insertWithRows, NotComposable } from './dual-write.js';
+import { isPermissionDenied } from '../support/pg-errors.js';
 
 export interface EnqueueOptions {
   /** Sticky routing key: the same key goes to the same engine while the flag is unchanged. @defaultValue the job id */
@@ -132,7 +133,7 @@ export class RolloutManager {
     const fallback = async (t: Tx, error: unknown): Promise<EnqueueResult[]> => {
       // A legacy adapter that cannot write the row, or a producer without the grants pg-boss
       // needs, is not pg-boss refusing: falling back would hide the mistake for good.
-      const misconfigured = error instanceof AdapterError || error instanceof JobIdTakenError || (error as { code?: unknown } | null)?.code === INSUFFICIENT_PRIVILEGE;
+      const misconfigured = error instanceof AdapterError || error instanceof JobIdTakenError || isPermissionDenied(error);
       if (misconfigured || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
       this.fallbacks += toBoss.length;
       this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
@@ -189,9 +190,6 @@ function clientQuery(tx: PrismaTransaction | Tx | undefined, pool: Pool): Pick<T
   if (tx) return isPrismaTransaction(tx) ? prismaTx(tx) : tx;
   return { query: async <Row>(text: string, values?: unknown[]) => (await pool.query(text, values)).rows as Row[] };
 }
-
-/** SQLSTATE 42501: the role lacks a grant. */
-const INSUFFICIENT_PRIVILEGE = '42501';
 
 function result(id: string, route: Route): EnqueueResult {
   return { id, ...(route.engine === 'PGBOSS' ? { pgbossJobId: pgbossIdFor(id) } : {}), engine: route.engine, bucket: route.bucket, reason: route.reason };

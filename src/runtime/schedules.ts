@@ -14,6 +14,7 @@ import type { EnqueueResult, RolloutManager } from '../rollout/manager.js';
 import { pgbossIdFor } from '../table/ids.js';
 import type { LegacyTable } from '../table/table.js';
 import { tableOf } from '../table/context.js';
+import { isUndefinedTable } from '../support/pg-errors.js';
 
 // Recurring jobs. pg-boss's scheduler is the clock: each recurring type has
 // one pg-boss schedule on the tick queue (key = the type), and pg-boss's cron pass, claimed by
@@ -230,7 +231,7 @@ export async function listSchedules(options: { db: Queryable; registry: JobRegis
       WHERE name = $1 AND to_regclass('${PGBOSS_SCHEMA}.schedule') IS NOT NULL`,
     [TICK_QUEUE],
   ).catch((error: unknown) => {
-    if ((error as { code?: unknown }).code === '42P01') return { rows: [] };
+    if (isUndefinedTable(error)) return { rows: [] };
     throw error;
   });
   const stored = new Map(rows.map((row) => [row.key, row]));

@@ -1,5 +1,6 @@
 import { RuntimeFailure, UsageError } from '../support/errors.js';
 import type { Queryable } from '../db/pool.js';
+import { isPermissionDenied, isUndefinedTable } from '../support/pg-errors.js';
 
 /**
  * Is this database ready for a command: cutover's migrations applied, pg-boss installed, and
@@ -17,10 +18,6 @@ export const CUTOVER_TABLES = ['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 
 
 /** pg-boss's schema in every cutover database; named down here so modules below pgboss can read its tables too. */
 export const PGBOSS_SCHEMA = 'pgboss';
-
-/** SQLSTATEs this module reads. */
-const UNDEFINED_TABLE = '42P01';
-const INSUFFICIENT_PRIVILEGE = '42501';
 
 /** A database that lacks what cutover's migrations create: exit 2, nothing was written. */
 export class SchemaNotReadyError extends UsageError {}
@@ -91,19 +88,13 @@ export async function pgbossInstalled(db: Queryable): Promise<boolean> {
   return rows[0]?.installed ?? false;
 }
 
-function sqlState(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
 /** True for Postgres's "relation pgboss.… does not exist". */
 export function isMissingPgboss(error: unknown): boolean {
-  return sqlState(error) === UNDEFINED_TABLE && /relation "pgboss\./.test((error as Error).message);
+  return isUndefinedTable(error) && /relation "pgboss\./.test((error as Error).message);
 }
 
-export function isPermissionDenied(error: unknown): boolean {
-  return sqlState(error) === INSUFFICIENT_PRIVILEGE;
-}
+/** Where callers have always found it; the rule itself is support's. */
+export { isPermissionDenied };
 
 /** Who a command runs as, and what it is, for messages that say what to grant. */
 export interface Actor {
