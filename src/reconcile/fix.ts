@@ -10,8 +10,8 @@ import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
 import { insertCarried } from '../pgboss/carry.js';
 import { flipToLegacy } from '../table/handback.js';
 import { audit } from '../state/audit.js';
-import { readFlags } from '../state/flags.js';
-import { pgbossPriority } from '../rollout/priority.js';
+import { killedTypes } from '../state/kill-switch.js';
+import { legacyPriority, pgbossPriority } from '../rollout/priority.js';
 import { findingQueries } from './reconcile.sql.js';
 import { FINAL_PGBOSS_STATES, rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
 
@@ -57,8 +57,6 @@ async function repairAll(context: Pick<FixContext, 'pool' | 'types' | 'graceSeco
 async function fixLost(context: FixContext): Promise<number> {
   const { table } = context;
   const { col, status } = table;
-  const flags = await readFlags(context.pool);
-  const killed = (type: string) => Boolean(flags.get(type)?.killSwitch || flags.get('*')?.killSwitch);
   return repairAll(context, findingQueries(table).lost, async (client, { id }) => {
     const { rows } = await client.query<LegacyRow & { cutover_type: string; pgbossJobId: string }>(
       `SELECT j.*, ${typeSql(table)} AS cutover_type FROM ${table.ref} j
@@ -72,7 +70,9 @@ async function fixLost(context: FixContext): Promise<number> {
     if (present.length) return 0;
     const before = { id, engine: 'PGBOSS', status: row[table.names.status] };
     const attempts = Number(row[table.names.attempts] ?? 0);
-    if (killed(type)) {
+    // Read fresh for every job, under its lock: a fix that runs for minutes must see a rollback
+    // that set the switch meanwhile, not the switch as it was when the fix started.
+    if ((await killedTypes(client, [type])).length > 0) {
       await flipToLegacy(client, table, [{ pgbossId: row.pgbossJobId, attempts, runAfter: null }], 'rolledback');
       await audit(client, { actor: context.actor, action: 'reconcile.fix.lost', jobType: type, before, after: { engine: 'LEGACY', status: table.statusValue.pending } });
       return 1;
@@ -133,7 +133,7 @@ async function fixOrphans(context: FixContext): Promise<number> {
       [names.id]: table.idType === 'uuid' ? job.id : (await newRowIds(clientTx(client), table, 1))[0],
       [names.status]: rowStatusFor(table, job.state),
       [names.attempts]: job.retryCount + (unstarted ? 0 : 1),
-      ...(names.priority ? { [names.priority]: Math.trunc(job.priority / 1000) } : {}),
+      ...(names.priority ? { [names.priority]: legacyPriority(job.priority) } : {}),
       ...(names.maxAttempts ? { [names.maxAttempts]: job.retryLimit + 1 } : {}),
       engine: 'PGBOSS',
       pgbossJobId: job.id,
