@@ -1,0 +1,17 @@
+// The fixture registry plus one job type for the engine contract: it reports what its handler
+// was told, so the suite can compare what each engine hands a handler.
+import { z } from 'zod';
+import { defineJob } from '../../dist/jobs/index.js';
+import shared from '../fixtures/registry.mjs';
+
+export default [
+  ...shared,
+  defineJob({
+    name: 'contract.echo',
+    schema: z.object({}).passthrough(),
+    retry: { limit: 2, delaySeconds: 0 },
+    async handler(_payload, context) {
+      return { rowId: context.rowId, jobId: context.jobId, engine: context.engine, attempt: context.attempt };
+    },
+  }),
+];
