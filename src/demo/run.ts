@@ -11,7 +11,7 @@ import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
 import { compiledEntry, packageRoot } from '../support/paths.js';
 import { startBoss } from '../pgboss/boss.js';
 import { ensureQueues } from '../pgboss/queues.js';
-import { changeFlag, FlagCache } from '../state/flags.js';
+import { changeFlag, DEFAULT_FLAG, FlagCache } from '../state/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import { loadPlan } from '../plans/plan.js';
 import { runPlan, type PlanRun, type TickResult } from '../plans/plan-runner.js';
@@ -168,7 +168,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     const passes = [{ plan: plan.name, state: first.state, reason: first.reason }];
     if (options.fault !== false && !options.signal?.aborted) {
       say('5. Second pass: pg-boss is broken (injected fault). The plan must abort and roll back by itself.');
-      await changeFlag(pool, { jobType: '*', basisPoints: 0 }, { actor: 'demo', action: 'flag.set', reason: 'demo second pass' });
+      await changeFlag(pool, { jobType: DEFAULT_FLAG, basisPoints: 0 }, { actor: 'demo', action: 'flag.set', reason: 'demo second pass' });
       await writeFile(faultFile, 'broken');
       const second = await runPlan(context, plan, { tickMs: 500, onTick, ...(options.signal ? { signal: options.signal } : {}) });
       await rm(faultFile, { force: true });

@@ -3,7 +3,7 @@ import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { CheckFailedError } from '../support/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
-import { effectiveRoute } from '../rollout/decide.js';
+import { routeDecision } from '../rollout/decide.js';
 import { changeFlag, FLAGS_CHANNEL, readFlags } from '../state/flags.js';
 import type { LegacyTable } from '../table/table.js';
 import { drainReport, openRows } from '../checks/drain-report.js';
@@ -36,8 +36,8 @@ export interface FinalizeResult {
 export async function finalize(options: FinalizeOptions): Promise<FinalizeResult> {
   const { pool, jobType, tracking } = options;
   options.registry.require(jobType);
-  const route = effectiveRoute(jobType, await readFlags(pool), {});
-  const killed = route.decidedBy.startsWith('kill switch');
+  const { route, reason } = routeDecision(jobType, await readFlags(pool), {});
+  const killed = reason === 'killswitch';
   if (killed || route.percent < 100) {
     throw new CheckFailedError(
       `${jobType} routes ${route.percent}% to pg-boss (${route.decidedBy}): finalize needs 100 % and no kill switch (cutover rollout set 100 --type ${jobType}); nothing changed`,

@@ -5,6 +5,7 @@ import { insertCarried, type CarriedJob } from '../pgboss/carry.js';
 import { ensureQueues } from '../pgboss/queues.js';
 import { audit } from '../state/audit.js';
 import { killedTypes } from '../state/kill-switch.js';
+import { DEFAULT_FLAG } from '../state/flags.js';
 import { pgbossPriority } from '../rollout/priority.js';
 import { pgbossIdFor } from '../table/ids.js';
 import { tableOf, type OpsContext } from '../table/context.js';
@@ -179,7 +180,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
   await audit(pool, {
     actor: options.actor,
     action: 'migrate',
-    jobType: filter.types?.join(',') ?? '*',
+    jobType: filter.types?.join(',') ?? DEFAULT_FLAG,
     after: { moved: summary.moved, quarantined: summary.quarantined, byType: summary.byType, stoppedBy: summary.stoppedBy },
   });
   log.info({ moved: summary.moved, quarantined: summary.quarantined, seconds: summary.seconds }, 'migrate finished');

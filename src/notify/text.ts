@@ -1,5 +1,6 @@
 import type { Notification, Severity } from './webhook.js';
 import type { RolloutEventRow } from '../state/history.js';
+import { DEFAULT_FLAG } from '../state/flags.js';
 
 /**
  * What each notification says. Made once, when the loop copies the source row, and stored with
@@ -44,7 +45,7 @@ const percent = (flag: unknown): string => {
 const iso = (at: string): string => new Date(at).toISOString();
 
 function auditText(row: AuditRow): { text: string; severity: Severity } | undefined {
-  const type = row.jobType ?? '*';
+  const type = row.jobType ?? DEFAULT_FLAG;
   const because = row.reason ? ` (${row.reason})` : '';
   const step = (value: unknown) => (typeof field(value, 'step') === 'number' ? (field(value, 'step') as number) + 1 : '?');
   switch (row.action) {

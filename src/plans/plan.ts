@@ -6,6 +6,7 @@ import { DURATION_RULE, formatDuration, parseDuration } from '../support/duratio
 import { UsageError } from '../support/errors.js';
 import { errorCode } from '../support/pg-errors.js';
 import { isPrintable } from '../support/printable.js';
+import { DEFAULT_FLAG } from '../state/flags.js';
 
 const duration = z
   .union([z.string(), z.number()])
@@ -73,7 +74,7 @@ export const planSchema = z
       .max(100)
       .refine((value) => isPrintable(value, { multiline: false }), 'must not contain control characters'),
     /** The job type the plan ramps, or `*` for every type without a flag of its own. */
-    jobType: z.string().min(1).default('*'),
+    jobType: z.string().min(1).default(DEFAULT_FLAG),
     steps: z.array(step).min(1),
   })
   .strict();

@@ -1,6 +1,5 @@
 import type { Engine } from '../jobs/define.js';
-import { ALL_TYPES } from '../state/kill-switch.js';
-import type { Flag } from '../state/flags.js';
+import { DEFAULT_FLAG, type Flag } from '../state/flags.js';
 import { bucketFor, routesToPgboss } from './bucket.js';
 
 export type { Flag };
@@ -53,17 +52,29 @@ export interface EffectiveRoute {
   decidedBy: string;
 }
 
+/** effectiveRoute, with the rule that decided as a typed field: what code acts on (`decidedBy` is for people). */
+export interface RouteDecision {
+  route: EffectiveRoute;
+  /** decideRoute's reason for the type's new jobs: `killswitch`, `finalized`, `override` (environment) or `bucket` (a flag's share). */
+  reason: Extract<RouteReason, 'killswitch' | 'finalized' | 'override' | 'bucket'>;
+}
+
+/** decideRoute's order over a whole type instead of one job, and which rule applied. */
+export function routeDecision(jobType: string, flags: ReadonlyMap<string, Flag>, env: EnvOverride): RouteDecision {
+  const own = flags.get(jobType);
+  const fallback = jobType === DEFAULT_FLAG ? undefined : flags.get(DEFAULT_FLAG);
+  const decided = (reason: RouteDecision['reason'], percent: number, decidedBy: string): RouteDecision => ({ route: { jobType, percent, decidedBy }, reason });
+  if (own?.killSwitch) return decided('killswitch', 0, `kill switch on ${jobType}`);
+  if (fallback?.killSwitch) return decided('killswitch', 0, `kill switch on ${DEFAULT_FLAG}`);
+  if (own?.finalized) return decided('finalized', 100, `finalized${own.finalized.tracking ? '' : ', tracking rows off'}`);
+  if (env.usePgboss === false) return decided('override', 0, 'environment: USE_PGBOSS=false');
+  if (env.percent !== undefined) return decided('override', env.percent, `environment: PGBOSS_ROLLOUT_PERCENTAGE=${env.percent}`);
+  if (own) return decided('bucket', own.basisPoints / 100, jobType === DEFAULT_FLAG ? `the ${DEFAULT_FLAG} flag` : 'its own flag');
+  if (fallback) return decided('bucket', fallback.basisPoints / 100, `the ${DEFAULT_FLAG} flag`);
+  return decided('bucket', 0, 'no flag: legacy by default');
+}
+
 /** decideRoute's order over a whole type instead of one job: what `status` and `rollout get` show. */
 export function effectiveRoute(jobType: string, flags: ReadonlyMap<string, Flag>, env: EnvOverride): EffectiveRoute {
-  const defaultFlag = ALL_TYPES;
-  const own = flags.get(jobType);
-  const fallback = jobType === defaultFlag ? undefined : flags.get(defaultFlag);
-  if (own?.killSwitch) return { jobType, percent: 0, decidedBy: `kill switch on ${jobType}` };
-  if (fallback?.killSwitch) return { jobType, percent: 0, decidedBy: `kill switch on ${defaultFlag}` };
-  if (own?.finalized) return { jobType, percent: 100, decidedBy: `finalized${own.finalized.tracking ? '' : ', tracking rows off'}` };
-  if (env.usePgboss === false) return { jobType, percent: 0, decidedBy: 'environment: USE_PGBOSS=false' };
-  if (env.percent !== undefined) return { jobType, percent: env.percent, decidedBy: `environment: PGBOSS_ROLLOUT_PERCENTAGE=${env.percent}` };
-  if (own) return { jobType, percent: own.basisPoints / 100, decidedBy: jobType === defaultFlag ? 'the * flag' : 'its own flag' };
-  if (fallback) return { jobType, percent: fallback.basisPoints / 100, decidedBy: `the ${defaultFlag} flag` };
-  return { jobType, percent: 0, decidedBy: 'no flag: legacy by default' };
+  return routeDecision(jobType, flags, env).route;
 }

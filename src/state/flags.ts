@@ -1,6 +1,5 @@
 import pg from 'pg';
 import { audit } from './audit.js';
-import { ALL_TYPES } from './kill-switch.js';
 import { backoffMs } from '../db/outage.js';
 import { poolConfig, type Pool, type PoolClient, type Queryable } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
@@ -20,7 +19,11 @@ export interface Flag {
 
 /** Postgres NOTIFY channel on which every flag change is announced. */
 export const FLAGS_CHANNEL = 'cutover_flags';
-export const DEFAULT_FLAG = ALL_TYPES;
+/**
+ * The flag row of every job type, `*`: its percentage routes the types without a flag of their
+ * own, and its kill switch stops them all.
+ */
+export const DEFAULT_FLAG = '*';
 
 export async function readFlags(db: Queryable): Promise<Map<string, Flag>> {
   const { rows } = await db.query<Flag & { finalTracking: boolean | null }>(

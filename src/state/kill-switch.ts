@@ -1,11 +1,9 @@
 import type { Queryable } from '../db/pool.js';
-
-/** The flag row whose kill switch stops every job type. */
-export const ALL_TYPES = '*';
+import { DEFAULT_FLAG } from './flags.js';
 
 /** SQL that is true when the kill switch of the type in parameter `$n` (or of `*`) is on. */
 export function killSwitchOnSql(typeParam: string): string {
-  return `EXISTS (SELECT 1 FROM "RolloutFlag" WHERE "killSwitch" AND "jobType" IN (${typeParam}, '${ALL_TYPES}'))`;
+  return `EXISTS (SELECT 1 FROM "RolloutFlag" WHERE "killSwitch" AND "jobType" IN (${typeParam}, '${DEFAULT_FLAG}'))`;
 }
 
 /**
@@ -15,8 +13,8 @@ export function killSwitchOnSql(typeParam: string): string {
  */
 export async function killedTypes(db: Queryable, types: readonly string[]): Promise<string[]> {
   const { rows } = await db.query<{ jobType: string }>(`SELECT "jobType" FROM "RolloutFlag" WHERE "killSwitch" AND "jobType" = ANY($1::text[])`, [
-    [ALL_TYPES, ...types],
+    [DEFAULT_FLAG, ...types],
   ]);
   const killed = new Set(rows.map((row) => row.jobType));
-  return killed.has(ALL_TYPES) ? [...types] : types.filter((type) => killed.has(type));
+  return killed.has(DEFAULT_FLAG) ? [...types] : types.filter((type) => killed.has(type));
 }
