@@ -8,7 +8,7 @@ import { CHILD_DATABASE_URL_ENV, parseChildLine, type ChildJob } from './protoco
 
 export type ChildOutcome =
   | { ok: true; result: unknown; logs: string }
-  | { ok: false; failure: JobFailure; logs: string };
+  | { ok: false; failure: JobFailure; logs: string; /** Stopped because the worker is shutting down (the abort signal), not failed. */ interrupted?: true };
 
 /** One line a job process wrote: a protocol `log` message, or plain output. */
 export interface ChildLogLine {
@@ -41,8 +41,8 @@ const MAX_LOG_CHARS = 64 * 1024;
 /** What V8 prints on stderr before it aborts a process that reached its heap limit. */
 const HEAP_EXHAUSTED = /JavaScript heap out of memory|Reached heap limit/;
 
-/** The message of a job stopped because its worker is shutting down; the legacy runner requeues on it. */
-export const INTERRUPTED_BY_SHUTDOWN = 'interrupted by worker shutdown';
+/** The message of a job stopped because its worker is shutting down (the outcome says `interrupted`). */
+const INTERRUPTED_BY_SHUTDOWN = 'interrupted by worker shutdown';
 
 class LogBuffer {
   private text = '';
@@ -80,6 +80,7 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
   let result: { value: unknown } | undefined;
   let reportedFailure: JobFailure | undefined;
   let stopReason: string | undefined;
+  let interrupted = false;
   let heapExhausted = false;
 
   createInterface({ input: child.stdout }).on('line', (line) => {
@@ -101,14 +102,15 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
   });
 
   let killTimer: NodeJS.Timeout | undefined;
-  const stop = (reason: string) => {
+  const stop = (reason: string, byShutdown = false) => {
     if (stopReason || child.exitCode !== null || child.signalCode !== null) return;
     stopReason = reason;
+    interrupted = byShutdown;
     child.kill('SIGTERM');
     killTimer = setTimeout(() => child.kill('SIGKILL'), options.killGraceMs ?? 5000);
   };
   const timeout = setTimeout(() => stop(`timed out after ${Math.round(options.timeoutMs / 1000)}s`), options.timeoutMs);
-  const onAbort = () => stop(INTERRUPTED_BY_SHUTDOWN);
+  const onAbort = () => stop(INTERRUPTED_BY_SHUTDOWN, true);
   // A signal that aborted before the spawn fires no event: stop at once instead of never.
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -124,7 +126,7 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
       options.signal?.removeEventListener('abort', onAbort);
       const text = logs.toString();
       if (result) return resolve({ ok: true, result: result.value, logs: text });
-      if (stopReason) return resolve({ ok: false, failure: { message: stopReason, kind: 'retryable' }, logs: text });
+      if (stopReason) return resolve({ ok: false, failure: { message: stopReason, kind: 'retryable' }, logs: text, ...(interrupted ? { interrupted: true as const } : {}) });
       if (reportedFailure) return resolve({ ok: false, failure: reportedFailure, logs: text });
       if (heapExhausted) {
         const limit = options.memoryLimitMb ? ` (heap limit ${options.memoryLimitMb} MB)` : '';

@@ -236,7 +236,7 @@ export class LegacyRunner {
     } else {
       failure = outcome.failure;
     }
-    if (this.shutdown.signal.aborted && failure.message === 'interrupted by worker shutdown') {
+    if (this.shutdown.signal.aborted && !outcome.ok && outcome.interrupted) {
       await releaseLegacyJob(pool, table, job.id, this.workerId, 'interrupted by worker shutdown; queued again');
       this.stats.released += 1;
       return;

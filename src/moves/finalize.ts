@@ -4,7 +4,7 @@ import { withTransaction } from '../db/transaction.js';
 import { CheckFailedError } from '../support/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { routeDecision } from '../rollout/decide.js';
-import { changeFlag, FLAGS_CHANNEL, readFlags } from '../state/flags.js';
+import { announceFlagChange, changeFlag, readFlags } from '../state/flags.js';
 import type { LegacyTable } from '../table/table.js';
 import { drainReport, openRows } from '../checks/drain-report.js';
 
@@ -66,7 +66,7 @@ export async function finalize(options: FinalizeOptions): Promise<FinalizeResult
       after: { finalized: true, tracking },
       reason: options.reason ?? null,
     });
-    await client.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, jobType]);
+    await announceFlagChange(client, jobType);
     return { jobType, tracking, changed: true };
   });
 }

@@ -1,10 +1,11 @@
 import type { Pool } from '../db/pool.js';
+import type { Engine } from '../jobs/define.js';
 import { withTransaction } from '../db/transaction.js';
 import { typeSql, type LegacyTable } from '../table/table.js';
 import { compareSuccessRates, type Verdict } from './stats.js';
 
 export interface EngineOutcome {
-  engine: 'LEGACY' | 'PGBOSS';
+  engine: Engine;
   /** Finished logical jobs: a legacy retry chain counts once. */
   jobs: number;
   succeeded: number;
@@ -25,7 +26,7 @@ export interface TypeComparison {
 
 interface OutcomeRow {
   type: string;
-  engine: 'LEGACY' | 'PGBOSS';
+  engine: Engine;
   jobs: number;
   succeeded: number;
   mean_attempts: number | null;
@@ -96,12 +97,12 @@ function outcomesSql(table: LegacyTable): string {
 }
 
 /** Outcomes of one engine over all the given types together (rollout gates on `*`). */
-export async function engineOutcome(pool: Pool, table: LegacyTable, engine: 'LEGACY' | 'PGBOSS', types: readonly string[], sinceSeconds: number): Promise<EngineOutcome> {
+export async function engineOutcome(pool: Pool, table: LegacyTable, engine: Engine, types: readonly string[], sinceSeconds: number): Promise<EngineOutcome> {
   const rows = await queryOutcomes(pool, table, [types, sinceSeconds, false]);
   return outcome(engine, rows.find((row) => row.engine === engine));
 }
 
-function outcome(engine: 'LEGACY' | 'PGBOSS', row: OutcomeRow | undefined): EngineOutcome {
+function outcome(engine: Engine, row: OutcomeRow | undefined): EngineOutcome {
   const jobs = row?.jobs ?? 0;
   const succeeded = row?.succeeded ?? 0;
   const round = (value: number | null | undefined, digits = 3) => (value === null || value === undefined ? null : Number(Number(value).toFixed(digits)));

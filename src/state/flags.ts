@@ -25,6 +25,14 @@ export const FLAGS_CHANNEL = 'cutover_flags';
  */
 export const DEFAULT_FLAG = '*';
 
+/**
+ * Tells every FlagCache listening on FLAGS_CHANNEL that a type's routing changed. Sent inside
+ * the change's transaction, Postgres delivers it at commit, and not at all on a rollback.
+ */
+export async function announceFlagChange(db: Queryable, jobType: string): Promise<void> {
+  await db.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, jobType]);
+}
+
 export async function readFlags(db: Queryable): Promise<Map<string, Flag>> {
   const { rows } = await db.query<Flag & { finalTracking: boolean | null }>(
     `SELECT f."jobType", f."basisPoints", f."killSwitch", f.salt, f."fallbackToLegacy", fin.tracking AS "finalTracking"
@@ -103,7 +111,7 @@ export async function changeFlag(
     );
     const after = rows[0]!;
     await audit(db, { actor: who.actor, action: who.action, jobType: change.jobType, before, after, reason: who.reason ?? null });
-    await db.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, change.jobType]);
+    await announceFlagChange(db, change.jobType);
     return { before, after };
   };
   return client ? apply(client) : withTransaction(pool, apply);
@@ -122,7 +130,7 @@ export async function removeFlag(pool: Pool, jobType: string, who: { actor: stri
     const before = rows[0] ?? null;
     if (!before) return null;
     await audit(db, { actor: who.actor, action: 'flag.unset', jobType, before, after: null, reason: who.reason ?? null });
-    await db.query('SELECT pg_notify($1, $2)', [FLAGS_CHANNEL, jobType]);
+    await announceFlagChange(db, jobType);
     return before;
   });
 }

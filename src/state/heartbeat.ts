@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../support/log.js';
+import type { Engine } from '../jobs/define.js';
 import { isConnectionError } from '../db/outage.js';
 import type { Pool, Queryable } from '../db/pool.js';
 
@@ -24,7 +25,7 @@ export const CUTOVER_VERSION: string = (() => {
 
 export interface WorkerBeat {
   workerId: string;
-  engine: 'LEGACY' | 'PGBOSS';
+  engine: Engine;
   types: readonly string[];
 }
 
