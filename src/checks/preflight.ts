@@ -13,6 +13,7 @@ import { readFlags } from '../state/flags.js';
 import { toJob, typeSql, type LegacyTable } from '../table/table.js';
 import { formatDuration } from '../support/duration.js';
 import { isPermissionDenied } from '../support/pg-errors.js';
+import { UnsupportedPgbossError } from '../support/errors.js';
 
 /**
  * `cutover preflight`: what teams report going wrong in queue migrations, checked before the
@@ -67,7 +68,7 @@ export function expectedPgbossSchema(): number {
       // not the package root yet
     }
   }
-  throw new Error('cannot read the schema version of the installed pg-boss');
+  throw new UnsupportedPgbossError('cannot read the schema version of the installed pg-boss');
 }
 
 const pass = (check: string, type: string | null, value: string): Check => ({ check, type, status: 'pass', value, advice: '' });

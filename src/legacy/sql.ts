@@ -2,6 +2,7 @@ import type { Queryable } from '../db/pool.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
+import { LegacyRetryConflictError } from '../support/errors.js';
 
 /** The row is due: its scheduled time (the adapter's `runAt`, which may be empty) or cutover's `runAfter` has come. */
 function dueNow(table: LegacyTable): string {
@@ -121,7 +122,7 @@ export async function retryLegacyJob(db: Queryable, table: LegacyTable, failedId
         WHERE ${col.id} = $1 AND ${col.status} = ${status.failed}`,
       [failedId, delaySeconds],
     );
-    if (rowCount !== 1) throw new Error(`retry of ${failedId}: the failed row changed meanwhile`);
+    if (rowCount !== 1) throw new LegacyRetryConflictError(failedId, 'changed');
     return;
   }
   const copied = table.copyOnRetry.map(quoteIdent);
@@ -133,7 +134,7 @@ export async function retryLegacyJob(db: Queryable, table: LegacyTable, failedId
        FROM ${table.ref} WHERE ${col.id} = $1`,
     [failedId, delaySeconds, retryId],
   );
-  if (rowCount !== 1) throw new Error(`retry of ${failedId}: the failed row vanished`);
+  if (rowCount !== 1) throw new LegacyRetryConflictError(failedId, 'vanished');
 }
 
 /** Gives a row cut off by a worker shutdown back to the queue, not counting the interrupted run. */

@@ -4,6 +4,7 @@ import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../support/log.js';
 
 import { PGBOSS_SCHEMA } from '../state/schema-check.js';
+import { UnsupportedPgbossError } from '../support/errors.js';
 
 export { PGBOSS_SCHEMA };
 
@@ -65,6 +66,6 @@ export function clientDb(client: PoolClient): Db {
  */
 export function affected(response: CommandResponse): number {
   const count = (response as { affected?: unknown }).affected;
-  if (typeof count !== 'number') throw new Error('pg-boss did not report how many jobs it changed; this pg-boss version is not supported');
+  if (typeof count !== 'number') throw new UnsupportedPgbossError('pg-boss did not report how many jobs it changed; this pg-boss version is not supported');
   return count;
 }

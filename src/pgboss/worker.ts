@@ -15,7 +15,7 @@ import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
 import { assertIsolatable, poolDatabaseUrl, runIsolated, type RunOutcome } from './isolated.js';
 import { ClaimLost, completeGroup, storeFailure, type BossJob, type GroupOutcome, type SettleContext, type Success } from './settle.js';
-import { messageOf, UsageError } from '../support/errors.js';
+import { JobTimeoutError, messageOf, UsageError } from '../support/errors.js';
 
 export interface BossWorkerOptions {
   boss: PgBoss;
@@ -164,7 +164,7 @@ export class BossWorker {
         log: (message, fields) => this.log.info({ jobId: job.id, ...fields }, message),
       }),
       new Promise<never>((_, reject) =>
-        timeout.addEventListener('abort', () => reject(new Error(`timed out after ${definition.timeoutSeconds}s`)), { once: true }),
+        timeout.addEventListener('abort', () => reject(new JobTimeoutError(definition.name, definition.timeoutSeconds)), { once: true }),
       ),
     ]);
   }

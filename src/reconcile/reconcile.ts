@@ -7,6 +7,7 @@ import { tableOf } from '../table/context.js';
 import { compareOutcomes, type TypeComparison } from './compare.js';
 import { fixFindings, type FixCounts } from './fix.js';
 import { findingQueries, summarize, type FindingClass } from './reconcile.sql.js';
+import { PgbossRequiredError } from '../support/errors.js';
 
 export interface Finding {
   id: string;
@@ -72,7 +73,7 @@ export async function reconcile(options: ReconcileOptions): Promise<ReconcileRep
   const sinceSeconds = options.sinceSeconds ?? 86_400;
   let fixed: FixCounts | null = null;
   if (options.fix) {
-    if (!options.boss) throw new Error('reconcile --fix needs a pg-boss instance');
+    if (!options.boss) throw new PgbossRequiredError('reconcile --fix');
     fixed = await fixFindings({ pool: options.pool, boss: options.boss, table: tableOf(options), registry: options.registry, actor: options.actor, types, graceSeconds: options.graceSeconds ?? 60 });
   }
   const [findings, comparison] = await Promise.all([findInconsistencies(options, types), compareOutcomes(options.pool, tableOf(options), types, sinceSeconds, options.minSample ?? 30)]);

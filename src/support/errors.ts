@@ -71,6 +71,46 @@ export class JobIdTakenError extends UsageError {
   }
 }
 
+/** A job ran past its type's `timeoutSeconds`: its signal was aborted and the attempt failed (retryable). */
+export class JobTimeoutError extends RuntimeFailure {
+  constructor(
+    readonly type: string,
+    readonly timeoutSeconds: number,
+  ) {
+    super(`timed out after ${timeoutSeconds}s`);
+  }
+}
+
+/** The installed pg-boss does not behave as the version cutover supports: refused rather than guessed at. */
+export class UnsupportedPgbossError extends RuntimeFailure {}
+
+/** An operation that moves jobs onto or off pg-boss was called without a pg-boss instance. */
+export class PgbossRequiredError extends RuntimeFailure {
+  constructor(
+    readonly operation: string,
+    detail = '',
+  ) {
+    super(`${operation} needs a pg-boss instance${detail}`);
+  }
+}
+
+/** A plan run read back by id is gone: deleted by hand while a command worked on it. */
+export class PlanRunVanishedError extends RuntimeFailure {
+  constructor(readonly runId: string) {
+    super(`plan run ${runId} vanished`);
+  }
+}
+
+/** Retrying a failed legacy row found it no longer failed (or gone): another worker or an operator acted first. */
+export class LegacyRetryConflictError extends RuntimeFailure {
+  constructor(
+    readonly rowId: string,
+    readonly found: 'changed' | 'vanished',
+  ) {
+    super(`retry of ${rowId}: the failed row ${found === 'changed' ? 'changed meanwhile' : 'vanished'}`);
+  }
+}
+
 /** What a thrown value says, whether or not it is an Error. */
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
