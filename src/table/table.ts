@@ -220,7 +220,8 @@ export async function bindLegacyTable(
   return describeTable(adapter, rows, options);
 }
 
-const GENERIC_CATALOG: CatalogColumn[] = [
+/** The generic table's columns as its migrations create them; test/table/generic-table.test.ts holds this to the migrated catalog. */
+export const GENERIC_CATALOG: readonly CatalogColumn[] = [
   ['id', 'uuid'],
   ['type', 'text'],
   ['payload', 'jsonb'],
