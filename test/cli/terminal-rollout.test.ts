@@ -215,7 +215,7 @@ describe('reconcile on the terminal', () => {
     await pool.query(`UPDATE "RolloutFlag" SET "basisPoints" = 10000`);
     await changeFlag(pool, { jobType: '*', basisPoints: 10_000 }, { actor: 'test', action: 'flag.set' });
     const { id } = await producer.manager.enqueue('test.noop', {});
-    await pool.query(`DELETE FROM pgboss.job WHERE id = $1`, [id]);
+    await producer.boss.deleteJob('test.noop', id);
     const shown = await cli(['reconcile', '--grace', '0', '--registry', fixtureRegistry]);
     expect(shown.code).toBe(1);
     expect(shown.stdout).toMatch(/lost\s+1/);

@@ -60,7 +60,7 @@ describe('dlq retry', () => {
     const payload = { order: 'A-17', lines: [1, 2] };
     const id = await deadLetteredJob(payload);
     // pg-boss's retention removes failed jobs long before their dead-letter copies.
-    await pool.query(`DELETE FROM pgboss.job WHERE name = $1 AND id = $2`, [TYPE, id]);
+    await producer.boss.deleteJob(TYPE, id);
     expect(await bossJobs(id)).toEqual([]);
 
     await release();

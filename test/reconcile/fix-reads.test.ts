@@ -32,7 +32,7 @@ describe('reconcile --fix reads what it acts on', () => {
 
   it('hands a lost job back to legacy when the kill switch went on while the fix was running', async () => {
     const { id } = await producer.manager.enqueue('test.noop', {});
-    await pool.query(`DELETE FROM pgboss.job WHERE name = 'test.noop' AND id = $1`, [id]);
+    await producer.boss.deleteJob('test.noop', id);
     // Hold the row, so the fix has started (found the job lost) but waits to repair it.
     const holder = await pool.connect();
     try {

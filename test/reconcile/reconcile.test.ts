@@ -7,6 +7,7 @@ import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/
 import { runCli } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
+import { onLastAttempt, startedAgo } from '../factories/pgboss.js';
 
 const fixture = useEngineFixture({ percent: 100 });
 let database: TestDatabase;
@@ -47,7 +48,7 @@ async function fetchOne(type: string) {
 describe('consistency classes', () => {
   it('lost: a PGBOSS row whose pg-boss job vanished; --fix re-sends it with the same id', async () => {
     const { id } = await producer.manager.enqueue('test.noop', {});
-    await pool.query(`DELETE FROM pgboss.job WHERE id = $1`, [id]);
+    await producer.boss.deleteJob('test.noop', id);
     const found = await reconcileCli();
     expect(found.code).toBe(1);
     expect(found.report.findings.lost).toMatchObject({ count: 1, sample: [{ id, type: 'test.noop' }] });
@@ -62,7 +63,7 @@ describe('consistency classes', () => {
 
   it('lost under a kill switch: handed back to legacy instead', async () => {
     const { id } = await producer.manager.enqueue('test.noop', {});
-    await pool.query(`DELETE FROM pgboss.job WHERE id = $1`, [id]);
+    await producer.boss.deleteJob('test.noop', id);
     await runCli(['rollout', 'kill', '--type', 'test.noop', '--registry', fixtureRegistry, '--database-url', database.url]);
     const fixed = await reconcileCli('--fix');
     expect(fixed.report.fixed?.lost).toBe(1);
@@ -110,7 +111,7 @@ describe('consistency classes', () => {
     const job = await fetchOne('test.noop');
     await pool.query(`UPDATE "Job" SET status = 'RUNNING', attempts = 1, "workerId" = 'gone' WHERE id = $1`, [id]);
     // Its last attempt: pg-boss fails it for good (the worker died before writing the row).
-    await pool.query(`UPDATE pgboss.job SET retry_limit = 0 WHERE id = $1`, [id]);
+    await onLastAttempt({ pool }, { queue: 'test.noop', id });
     await producer.boss.fail('test.noop', job.id, { message: 'boom' });
     expect(await bossState(pool, 'test.noop', id)).toMatchObject({ state: 'failed' });
 
@@ -163,7 +164,7 @@ describe('consistency classes', () => {
     await pool.query(`UPDATE "Job" SET status = 'RUNNING', "startedAt" = (now() AT TIME ZONE 'UTC') - interval '1 hour' WHERE id = $1`, [legacyId]);
     const { id: bossId } = await producer.manager.enqueue('test.hang', {});
     await fetchOne('test.hang');
-    await pool.query(`UPDATE pgboss.job SET started_on = now() - interval '1 hour' WHERE id = $1`, [bossId]);
+    await startedAgo({ pool }, { queue: 'test.hang', id: bossId }, 3600);
     await pool.query(`UPDATE "Job" SET status = 'RUNNING' WHERE id = $1`, [bossId]);
     const { code, report } = await reconcileCli('--fix');
     expect(code).toBe(1);
@@ -187,7 +188,7 @@ describe('consistency classes', () => {
     const job = await fetchOne('test.noop');
     await producer.boss.complete('test.noop', job.id, {});
     await pool.query(`UPDATE "Job" SET status = 'COMPLETED', "completedAt" = now() WHERE id = $1`, [id]);
-    await pool.query(`DELETE FROM pgboss.job WHERE name = 'test.noop'`); // what deleteAfterSeconds does
+    await producer.boss.deleteStoredJobs('test.noop'); // what deleteAfterSeconds does
     const { code, report } = await reconcileCli();
     expect(report.total).toBe(0);
     expect(code).toBe(0);

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { loadRegistry } from '../../src/jobs/registry.js';
 import { repoRoot, runCli } from '../helpers/cli.js';
 import { killStragglers, startCli } from '../helpers/process.js';
+import { reviveCompleted } from '../factories/pgboss.js';
 
 const scheduleRegistry = join(repoRoot, 'test', 'fixtures', 'schedule-registry.mjs');
 
@@ -174,7 +175,7 @@ describe('recurring jobs', () => {
     await pollUntil('every tick handled', async () => (await completedTicks()) === sent.length);
     // A tick whose worker enqueued its job, then died before completing it, comes back from
     // expiry as the same pg-boss job: put one back in that state, and it finds its job.
-    await fixture.pool.query(`UPDATE pgboss.job SET state = 'retry', completed_on = NULL, output = NULL WHERE name = $1 AND id = $2`, [TICK_QUEUE, sent[0]]);
+    await reviveCompleted(fixture, { queue: TICK_QUEUE, id: sent[0]! });
     await pollUntil('the retried tick handled', async () => {
       const { rows } = await fixture.pool.query<{ state: string; retry_count: number }>(`SELECT state, retry_count FROM pgboss.job WHERE name = $1 AND id = $2`, [TICK_QUEUE, sent[0]]);
       return rows[0]?.state === 'completed' && rows[0].retry_count >= 1;
