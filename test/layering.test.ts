@@ -32,6 +32,7 @@ const FLOORS: Record<string, number> = {
   isolation: 3,
   // cutover's own tables: flags, audit, heartbeats, the schema check.
   state: 3,
+  'pgboss-schema': 3,
   jobs: 2,
   db: 1,
   generated: 1,

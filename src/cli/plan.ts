@@ -3,15 +3,14 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckFailedError, UsageError, messageOf } from '../support/errors.js';
 import { defaultActor } from '../state/audit.js';
-import { pgbossInstalled } from '../state/schema-check.js';
+import { readState } from '../observe/state.js';
 import { describeStep, loadPlan } from '../plans/plan.js';
 import {
   abortPlan,
   activeRun,
   advancePlan,
-  controllerOf,
   evaluateStep,
-  recentRuns,
+  planRunOf,
   runPlan,
   startPlan,
   type Controller,
@@ -65,10 +64,10 @@ function tickLine(result: TickResult): string {
 type RunStatus = PlanRun & { controller?: Controller | null; gates?: TickResult['gates'] };
 
 /** The gates of an active run's analysis step, measured now; undefined on other steps. */
-async function currentGates(context: PlanContext, run: PlanRun): Promise<TickResult['gates']> {
+async function currentGates(context: PlanContext, run: PlanRun, pgbossInstalled: boolean): Promise<TickResult['gates']> {
   const step = run.plan.steps[run.currentStep];
   // Before any pg-boss process ran there is nothing to measure (and no pgboss.job to read).
-  if (!step || !('analysis' in step) || !(await pgbossInstalled(context.pool))) return undefined;
+  if (!step || !('analysis' in step) || !pgbossInstalled) return undefined;
   return evaluateStep(context, run);
 }
 
@@ -166,12 +165,12 @@ export function registerPlanCommands(program: Command): void {
     .action(async (flags: PlanFlags, command: Command) => {
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async (services) => {
-          const runs = await recentRuns(services.pool);
+          const state = await readState(services.pool, services.table, { parts: ['plans'], types: [], plans: { recent: 10 } });
           const planContextNow = await planContext(context, services, flags, false);
           const detailed = await Promise.all(
-            runs.map(async (run) =>
+            state.plans.map(planRunOf).map(async ({ controller, ...run }) =>
               run.state === 'running' || run.state === 'paused'
-                ? { ...run, controller: await controllerOf(services.pool, run.jobType), gates: await currentGates(planContextNow, run) }
+                ? { ...run, controller, gates: await currentGates(planContextNow, run, state.pgbossInstalled) }
                 : run,
             ),
           );

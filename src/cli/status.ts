@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { listSchedules } from '../runtime/schedules.js';
 import { getStatus } from '../observe/status.js';
-import { activeRuns, controllerOf } from '../plans/plan-runner.js';
+import { planRunOf } from '../plans/plan-runner.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
 import { runLine } from './plan.js';
@@ -18,12 +18,11 @@ export function registerStatusCommand(program: Command): void {
       await withContext(command, async (context) => {
         const { json } = context;
         await withServices(context, { registry: options.registry }, async ({ pool, registry, table }) => {
-          const [report, runs, schedules] = await Promise.all([
+          const [{ plans: stored, ...report }, schedules] = await Promise.all([
             getStatus(pool, table, registry.names(), context.config.envOverride),
-            activeRuns(pool),
             listSchedules({ db: pool, registry }),
           ]);
-          const plans = await Promise.all(runs.map(async (run) => ({ ...run, controller: await controllerOf(pool, run.jobType) })));
+          const plans = stored.map(planRunOf);
           if (json) return printJson({ ...report, plans, schedules });
           const lines = ['New jobs go (after kill switches and environment overrides):'];
           lines.push(...indent(formatTable(['type', 'to pg-boss', 'decided by'], report.routes.map((r) => [r.jobType, `${r.percent}%`, r.decidedBy]))));

@@ -2,9 +2,10 @@ import type { Pool } from '../db/pool.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
 import { messageOf } from '../support/errors.js';
-import { readMetrics, type ActivityWindow, type FlagView, type MetricsData } from '../observe/metrics.js';
+import { DEFAULT_WINDOW, METRICS_PARTS, metricsOf, readMetrics, type ActivityWindow, type FlagView, type MetricsData } from '../observe/metrics.js';
+import { readState, type Controller } from '../observe/state.js';
 import { describeStep } from '../plans/plan.js';
-import { activeRuns, controllerOf, evaluateStep, type PlanRun } from '../plans/plan-runner.js';
+import { evaluateStep, planRunOf, type PlanRun } from '../plans/plan-runner.js';
 import type { GateResult, GateStatus } from '../plans/gates.js';
 import type { EffectiveRoute, EnvOverride } from '../rollout/decide.js';
 import { DEFAULT_FLAG } from '../state/flags.js';
@@ -159,14 +160,16 @@ export class Snapshots {
   }
 
   private async read(): Promise<DashboardSnapshot> {
-    const { pool, registry, env } = this.source;
+    const { pool, registry, table, env } = this.source;
     const types = registry.names();
-    const [metrics, runs, events] = await Promise.all([
-      this.readMetrics(),
-      activeRuns(pool),
+    const window = this.source.window ?? DEFAULT_WINDOW;
+    // The metrics and the active plans with their controllers in one read of the read model.
+    const [state, events] = await Promise.all([
+      readState(pool, table, { parts: [...METRICS_PARTS, 'plans'], types, env, window }),
       recentEvents(pool),
     ]);
-    const plans = await Promise.all(runs.map((run) => this.planView(run, metrics.pgbossInstalled)));
+    const metrics = metricsOf(state, window);
+    const plans = await Promise.all(state.plans.map(planRunOf).map((run) => this.planView(run, metrics.pgbossInstalled)));
     const flagOf = (jobType: string) => metrics.flags.find((flag) => flag.jobType === jobType) ?? null;
     const rows: TypeView[] = [DEFAULT_FLAG, ...types].map((jobType) => ({
       jobType,
@@ -177,14 +180,14 @@ export class Snapshots {
     return { ...metrics, types: rows, plans, events, envOverride: env };
   }
 
-  private async planView(run: PlanRun, pgbossInstalled: boolean): Promise<PlanView> {
+  private async planView(run: PlanRun & { controller: Controller | null }, pgbossInstalled: boolean): Promise<PlanView> {
     const step = run.plan.steps[run.currentStep];
     // Before any pg-boss process ran there is nothing to measure (and no pgboss.job to read).
     const analysis = step !== undefined && 'analysis' in step && pgbossInstalled;
-    const [controller, gates] = await Promise.all([
-      controllerOf(this.source.pool, run.jobType),
-      analysis ? this.gates.get(run).then((g) => ({ gates: g, error: null }), (error: unknown) => ({ gates: null, error: messageOf(error) })) : { gates: null, error: null },
-    ]);
+    const { controller } = run;
+    const gates = analysis
+      ? await this.gates.get(run).then((g) => ({ gates: g, error: null }), (error: unknown) => ({ gates: null, error: messageOf(error) }))
+      : { gates: null, error: null };
     if (gates.error) this.source.log.warn({ plan: run.planName, err: gates.error }, 'could not measure the gates for the dashboard');
     return {
       id: run.id,

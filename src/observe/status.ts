@@ -1,17 +1,11 @@
 import type { Pool } from '../db/pool.js';
-import { typeSql, type LegacyTable } from '../table/table.js';
-import { pgbossInstalled } from '../state/schema-check.js';
-import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
-import { effectiveRoute, type EffectiveRoute, type EnvOverride } from '../rollout/decide.js';
-import { readFlags } from '../state/flags.js';
-import { deadLetterQueue } from '../pgboss/queues.js';
+import type { EffectiveRoute, EnvOverride } from '../rollout/decide.js';
+import type { LegacyTable } from '../table/table.js';
+import type { JobCount } from './legacy-counts.js';
+import { readState, type QueueSize, type StoredPlanRun } from './state.js';
 
-export interface JobCount {
-  type: string;
-  engine: string;
-  status: string;
-  count: number;
-}
+export type { JobCount } from './legacy-counts.js';
+export type { QueueSize } from './state.js';
 
 export interface FlagState {
   jobType: string;
@@ -20,12 +14,6 @@ export interface FlagState {
   fallbackToLegacy: boolean;
   updatedAt: string;
   updatedBy: string | null;
-}
-
-export interface QueueSize {
-  queue: string;
-  state: string;
-  count: number;
 }
 
 export interface StatusReport {
@@ -40,47 +28,28 @@ export interface StatusReport {
   /** pg-boss jobs per queue and state (dead letter queues end in `.dlq`); empty before pg-boss is installed. */
   queues: QueueSize[];
   lastReconcile: { at: string; findings: number } | null;
+  /** The active plan runs, newest first, with their controllers (the plan as stored: the plans room parses it). */
+  plans: StoredPlanRun[];
 }
 
-async function queueSizes(pool: Pool, queues: readonly string[], installed: boolean): Promise<QueueSize[]> {
-  if (!installed) return [];
-  const { rows } = await pool.query<{ queue: string; state: string; count: string }>(
-    `SELECT name AS queue, state::text AS state, count(*) AS count FROM ${PGBOSS_SCHEMA}.job WHERE name = ANY($1::text[]) GROUP BY 1, 2 ORDER BY 1, 2`,
-    [queues],
-  );
-  return rows.map((row) => ({ ...row, count: Number(row.count) }));
-}
-
-/** One read-only snapshot for `cutover status`: flags, job counts, pg-boss queues, last reconcile. */
+/** One read-only snapshot for `cutover status`: flags, job counts, pg-boss queues, last reconcile, active plans. */
 export async function getStatus(pool: Pool, table: LegacyTable, jobTypes: readonly string[], env: EnvOverride = {}): Promise<StatusReport> {
-  const installed = await pgbossInstalled(pool);
-  const [flags, jobs, reconcile, queues, flagMap] = await Promise.all([
-    pool.query<{ jobType: string; basisPoints: number; killSwitch: boolean; fallbackToLegacy: boolean; updatedAt: Date; updatedBy: string | null }>(
-      `SELECT "jobType", "basisPoints", "killSwitch", "fallbackToLegacy", "updatedAt", "updatedBy" FROM "RolloutFlag" ORDER BY "jobType"`,
-    ),
-    pool.query<{ type: string; engine: string; status: string; count: string }>(
-      `SELECT ${typeSql(table)} AS type, j.engine::text AS engine, j.${table.col.status}::text AS status, count(*) AS count
-         FROM ${table.ref} j GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`,
-    ),
-    pool.query<{ finishedAt: Date; findings: number }>(`SELECT "finishedAt", findings FROM "ReconcileRun" ORDER BY id DESC LIMIT 1`),
-    queueSizes(pool, jobTypes.flatMap((type) => [type, deadLetterQueue(type)]), installed),
-    readFlags(pool),
-  ]);
-  const last = reconcile.rows[0];
+  const state = await readState(pool, table, { parts: ['flags', 'routes', 'jobs', 'queues', 'reconcile', 'plans'], types: jobTypes, env });
   return {
-    flags: flags.rows.map((row) => ({
-      jobType: row.jobType,
-      percent: row.basisPoints / 100,
-      killSwitch: row.killSwitch,
-      fallbackToLegacy: row.fallbackToLegacy,
-      updatedAt: row.updatedAt.toISOString(),
-      updatedBy: row.updatedBy,
+    flags: state.flags.map((flag) => ({
+      jobType: flag.jobType,
+      percent: flag.basisPoints / 100,
+      killSwitch: flag.killSwitch,
+      fallbackToLegacy: flag.fallbackToLegacy,
+      updatedAt: flag.updatedAt.toISOString(),
+      updatedBy: flag.updatedBy,
     })),
-    routes: jobTypes.map((type) => effectiveRoute(type, flagMap, env)),
+    routes: state.routes,
     envOverride: env,
-    pgbossInstalled: installed,
-    jobs: jobs.rows.map((row) => ({ ...row, count: Number(row.count) })),
-    queues,
-    lastReconcile: last ? { at: last.finishedAt.toISOString(), findings: last.findings } : null,
+    pgbossInstalled: state.pgbossInstalled,
+    jobs: state.jobs,
+    queues: state.queues,
+    lastReconcile: state.reconcile ? { at: state.reconcile.at, findings: state.reconcile.findings } : null,
+    plans: state.plans,
   };
 }

@@ -3,13 +3,14 @@ import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import { poolConfig, type Pool, type Queryable } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
-import { CheckFailedError, UsageError } from '../support/errors.js';
+import { CheckFailedError, PgbossRequiredError, PlanRunVanishedError, UsageError } from '../support/errors.js';
 import { engineOutcome } from '../reconcile/compare.js';
 import { findInconsistencies } from '../reconcile/reconcile.js';
 import { tableOf, type OpsContext } from '../table/context.js';
 import { rollback } from '../moves/rollback.js';
 import { audit } from '../state/audit.js';
 import { changeFlag, DEFAULT_FLAG, readFlags } from '../state/flags.js';
+import { PLAN_LOCK_CLASS, type StoredPlanRun } from '../observe/state.js';
 import { evaluateGates, type GateResult, type GateStatus } from './gates.js';
 import { describeStep, planSchema, type Plan } from './plan.js';
 
@@ -50,6 +51,11 @@ function toRun(row: PlanRun): PlanRun {
   return { ...row, plan: planSchema.parse(row.plan) };
 }
 
+/** A run as the read model (observe/state.ts) hands it back, its plan parsed; its other fields (the controller) kept. */
+export function planRunOf<R extends StoredPlanRun>(row: R): Omit<R, 'plan'> & PlanRun {
+  return { ...row, plan: planSchema.parse(row.plan) };
+}
+
 /** The run a controller drives: the newest one for the type that has not ended. */
 export async function activeRun(pool: Pool, jobType?: string): Promise<PlanRun | undefined> {
   const { rows } = await pool.query<PlanRun>(
@@ -61,21 +67,10 @@ export async function activeRun(pool: Pool, jobType?: string): Promise<PlanRun |
   return rows[0] ? toRun(rows[0]) : undefined;
 }
 
-/** Every run that has not ended, newest first. */
-export async function activeRuns(pool: Pool): Promise<PlanRun[]> {
-  const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" WHERE state IN ('running', 'paused') ORDER BY "startedAt" DESC`);
-  return rows.map(toRun);
-}
-
 export async function runById(pool: Pool, id: string): Promise<PlanRun> {
   const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" WHERE id = $1`, [id]);
-  if (!rows[0]) throw new Error(`plan run ${id} vanished`);
+  if (!rows[0]) throw new PlanRunVanishedError(id);
   return toRun(rows[0]);
-}
-
-export async function recentRuns(pool: Pool, limit = 10): Promise<PlanRun[]> {
-  const { rows } = await pool.query<PlanRun>(`SELECT ${columns} FROM "RolloutPlanRun" ORDER BY "startedAt" DESC LIMIT $1`, [limit]);
-  return rows.map(toRun);
 }
 
 /** Creates the run of a plan. One active run per job type; never over a kill switch. */
@@ -258,7 +253,7 @@ export async function abortPlan(context: PlanContext, run: PlanRun, reason: stri
 }
 
 async function rollBackPlan(context: PlanContext, run: PlanRun, reason: string): Promise<void> {
-  if (!context.boss) throw new Error('aborting a plan needs a pg-boss instance to roll back (the kill switch is already on)');
+  if (!context.boss) throw new PgbossRequiredError('aborting a plan', ' to roll back (the kill switch is already on)');
   try {
     await rollback({
       pool: context.pool,
@@ -279,25 +274,7 @@ async function rollBackPlan(context: PlanContext, run: PlanRun, reason: string):
   }
 }
 
-/** The session holding a plan's controller lock (see runPlan), if any: a plan nobody drives stands still. */
-export interface Controller {
-  pid: number;
-  application: string | null;
-  since: string | null;
-}
-
-export async function controllerOf(pool: Pool, jobType: string): Promise<Controller | null> {
-  // A two-key advisory lock shows in pg_locks as classid/objid (oids: the int4 keys cast) with objsubid 2.
-  const { rows } = await pool.query<{ pid: number; application: string | null; since: Date | null }>(
-    `SELECT l.pid, a.application_name AS application, a.backend_start AS since
-       FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
-      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND l.classid = hashtext('cutover.plan')::oid AND l.objid = hashtext($1)::oid`,
-    [jobType],
-  );
-  const row = rows[0];
-  return row ? { pid: row.pid, application: row.application, since: row.since?.toISOString() ?? null } : null;
-}
+export type { Controller } from '../observe/state.js';
 
 /**
  * The controller: drives a plan to its end, one tick at a time. All state is in
@@ -313,7 +290,7 @@ export async function runPlan(
   lock.on('error', () => undefined);
   await lock.connect();
   try {
-    const { rows } = await lock.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(hashtext('cutover.plan'), hashtext($1)) AS locked`, [plan.jobType]);
+    const { rows } = await lock.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(hashtext($2), hashtext($1)) AS locked`, [plan.jobType, PLAN_LOCK_CLASS]);
     if (!rows[0]?.locked) throw new CheckFailedError(`another controller is driving a plan for ${plan.jobType}`);
     let run = await startPlan(context, plan);
     for (;;) {
