@@ -15,6 +15,7 @@ import { setPercent, startProducer } from '../helpers/engines.js';
 import { testPool } from '../helpers/jobs.js';
 import { killStragglers, startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
+import { pgbossJob } from '../factories/pgboss.js';
 
 const example = join(repoRoot, 'examples', 'evaluation-table');
 const TYPE = 'evaluation.process';
@@ -184,15 +185,14 @@ describe('adopting a real-shaped legacy table', () => {
     const registry = await loadRegistry(config.registry);
     const producer = await startProducer(database.url, pool, registry, { ttlMs: 200, table: await bindLegacyTable(pool, config.legacy!) });
     try {
+      // Finished in pg-boss while its row still says RUNNING (its worker died before the commit);
+      // made first, so that it is the job its queue hands out.
+      const { id: finished } = await pgbossJob(
+        { boss: producer.boss, pool },
+        { queue: TYPE, data: { evaluationId: 'ev-drift', batchId: null }, state: 'completed', output: { llmThinking: 'finished while nobody watched', costInCents: 42 } },
+      );
       // Sent around cutover: a pg-boss job with no row.
       const orphan = await producer.boss.send(TYPE, { evaluationId: 'ev-orphan', batchId: 'batch-5' });
-      // Finished in pg-boss while its row still says RUNNING (its worker died before the commit).
-      const finished = (await producer.boss.send(TYPE, { evaluationId: 'ev-drift', batchId: null }))!;
-      await pool.query(`UPDATE pgboss.job SET state = 'completed', output = $2, completed_on = now() WHERE name = $1 AND id = $3`, [
-        TYPE,
-        { llmThinking: 'finished while nobody watched', costInCents: 42 },
-        finished,
-      ]);
       await pool.query(
         `INSERT INTO "Job" (id, status, "evaluationId", attempts, engine, "pgbossJobId", "updatedAt", "startedAt")
          VALUES ('ckdrift0001', 'RUNNING', 'ev-drift', 1, 'PGBOSS', $1, now(), now()),

@@ -126,7 +126,14 @@ describe('every change is audited with its actor', () => {
         const enqueued = await runCli(['rollout', 'set', '100', '--database-url', database.url]);
         expect(enqueued.code).toBe(0);
         expect((await runCli(['enqueue', 'evaluation.process', '{"documentId":"lost","agentId":"a"}', '--database-url', database.url])).code).toBe(0);
-        await pool.query(`DELETE FROM pgboss.job WHERE name = 'evaluation.process' AND data->>'documentId' = 'lost'`);
+        const boss = await startBoss({ databaseUrl: database.url, log: createLogger({ level: 'silent' }) });
+        try {
+          const [lost] = await boss.findJobs('evaluation.process', { data: { documentId: 'lost' } });
+          expect(lost).toBeDefined();
+          await boss.deleteJob('evaluation.process', lost!.id);
+        } finally {
+          await boss.stop({ graceful: false, close: true });
+        }
       },
     },
     { name: 'rollback', args: ['rollback', '--yes'], action: 'rollback' },

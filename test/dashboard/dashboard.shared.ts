@@ -10,6 +10,7 @@ import { startPlan } from '../../src/plans/plan-runner.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 import { repoRoot } from '../helpers/cli.js';
+import { pgbossJob } from '../factories/pgboss.js';
 
 export const EVALUATION = 'evaluation.process';
 /** The demo jobs, which the CLI serves when given no registry: the page and the producer then know the same types. */
@@ -83,7 +84,7 @@ export async function seedDualRun(target: { pool: Pool; producer: Producer; regi
     [EVALUATION],
   );
 
-  await pool.query(`INSERT INTO pgboss.job (name, data, state) VALUES ($1, '{}', 'created'), ($1, '{}', 'created')`, [`${EVALUATION}.dlq`]);
+  for (let i = 0; i < 2; i += 1) await pgbossJob({ boss: producer.boss, pool }, { queue: `${EVALUATION}.dlq` });
   await pool.query(
     `INSERT INTO "ReconcileRun" ("startedAt", "finishedAt", findings, summary)
      VALUES (now() - interval '3 minutes', now() - interval '3 minutes', 1, '{"counts": {"lost": 0, "orphan": 1, "drift": 0, "stuck": 0, "double": 0}, "fixed": null, "types": []}')`,

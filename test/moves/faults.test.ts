@@ -14,6 +14,7 @@ import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/
 import { runCli } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
+import { expireJob, moveJobTo, onLastAttempt } from '../factories/pgboss.js';
 
 // Each test here runs one interleaving that once broke cutover's promise (issue "Correctness
 // under faults"): it fails on the code before the fix and passes after.
@@ -82,7 +83,7 @@ describe('a worker that lost its claim writes nothing', () => {
     await setPercent(pool, 100);
     const { id } = await producer.manager.enqueue('test.noop', {});
     // What a late settle used to leave: the row COMPLETED while pg-boss holds the job in retry.
-    await pool.query(`UPDATE pgboss.job SET state = 'retry', started_on = now(), retry_count = 0 WHERE id = $1`, [id]);
+    await moveJobTo({ boss: producer.boss, pool }, { queue: 'test.noop', id }, 'retry');
     await pool.query(`UPDATE "Job" SET status = 'COMPLETED', "completedAt" = now(), attempts = 1 WHERE id = $1`, [id]);
 
     const summary = await rollbackNow(['test.noop']);
@@ -244,7 +245,8 @@ describe('a job pg-boss settles without its worker', () => {
     const [fetched] = await producer.boss.fetch('test.noop');
     expect(fetched?.id).toBe(pgbossJobId);
     await pool.query(`UPDATE "Job" SET status = 'RUNNING', attempts = 1, "updatedAt" = now() - interval '2 minutes' WHERE id = $1`, [id]);
-    await pool.query(`UPDATE pgboss.job SET retry_limit = retry_count, expire_seconds = 1, started_on = now() - interval '1 minute' WHERE name = 'test.noop' AND id = $1`, [pgbossJobId]);
+    await onLastAttempt({ pool }, { queue: 'test.noop', id: pgbossJobId! });
+    await expireJob({ pool }, { queue: 'test.noop', id: pgbossJobId! });
 
     // Another worker, for other types: pg-boss's supervision and the mirroring cover every queue.
     const worker = cliProcess('worker', '--engine', 'pgboss', '--types', 'test.record', '--supervise-interval', '1');

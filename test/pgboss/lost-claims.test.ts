@@ -13,6 +13,7 @@ import { useEngineFixture } from '../helpers/fixture.js';
 import { recordStatusHistory, statusHistory } from '../helpers/history.js';
 import { jobRows, suiteRegistry } from '../helpers/jobs.js';
 import { pollUntil } from '../helpers/wait.js';
+import { reclaimJob } from '../factories/pgboss.js';
 
 // DESIGN §12 "a worker that lost its claim writes nothing", in process: a handler held by the
 // test outlives its claim, another worker takes the job over, and the late settle is refused.
@@ -40,7 +41,7 @@ describe('a pg-boss worker that lost its claim', () => {
       // Attempt 1 expires and another worker claims attempt 2: what expiry then fetch leave in
       // pg-boss (active again, one more run counted), written directly so that no worker of
       // this test, the late one included, can take the job in between.
-      await pool.query(`UPDATE pgboss.job SET retry_count = retry_count + 1, started_on = now() WHERE name = 'suite.held' AND id = $1 AND state = 'active'`, [id]);
+      await reclaimJob({ pool }, { queue: 'suite.held', id });
       // The late worker's handler finishes now; a graceful stop waits for it to settle.
       await release(id);
       stopped = late.stop(10_000);
@@ -65,7 +66,7 @@ describe('a lost claim in a group that falls back to settling alone', () => {
     await markStarted(pool, GENERIC_TABLE, 'suite.noop', jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
     // `lost` expired and another worker claimed it again; `refused` has a result Postgres refuses
     // (a NUL), so the group cannot commit as one and each member is settled alone.
-    await pool.query(`UPDATE pgboss.job SET retry_count = 1 WHERE id = $1`, [lost.id]);
+    await reclaimJob({ pool }, { queue: 'suite.noop', id: lost.id });
     const definition = registry.require('suite.noop');
     const context: SettleContext = { boss: producer.boss, pool, table: GENERIC_TABLE, log: quietLog };
     const outcome = await completeGroup(context, [

@@ -10,6 +10,7 @@ import { GENERIC_TABLE } from '../../src/table/table.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { quietLog, type Producer } from '../helpers/engines.js';
 import { jobRows } from '../helpers/jobs.js';
+import { reclaimJob } from '../factories/pgboss.js';
 
 const fixture = useEngineFixture({ percent: 100 });
 let pool: Pool;
@@ -34,7 +35,7 @@ describe('group commit of successes', () => {
     const context: SettleContext = { boss: producer.boss, pool, table: GENERIC_TABLE, log: quietLog };
     const [a, lost, c] = await fetchThree('test.noop');
     // Another worker claimed `lost` again after it expired: its attempt number moved on.
-    await pool.query(`UPDATE pgboss.job SET retry_count = 1 WHERE id = $1`, [lost!.id]);
+    await reclaimJob({ pool }, { queue: 'test.noop', id: lost!.id });
 
     const definition = registry.require('test.noop');
     const outcome = await completeGroup(
