@@ -5,6 +5,7 @@ import { text } from 'node:stream/consumers';
 import { createPool, type Pool } from '../db/pool.js';
 import { classifyFailure, NonRetryableError } from '../jobs/errors.js';
 import { loadRegistry } from '../jobs/registry.js';
+import { storableResult } from '../jobs/result.js';
 import { CHILD_DATABASE_URL_ENV, type ChildJob, type ChildMessage } from './protocol.js';
 import { messageOf } from '../support/errors.js';
 
@@ -37,7 +38,11 @@ async function main(): Promise<number> {
       db: () => (pool ??= createPool(requireDatabaseUrl(), { max: 1, applicationName: engine === 'LEGACY' ? 'cutover-legacy-job' : 'cutover-pgboss-job' })),
       log: (message, fields) => void send(fields ? { type: 'log', message, fields } : { type: 'log', message }),
     });
-    await send({ type: 'result', result: result ?? null });
+    // A success is final: a result JSON cannot encode is stored as far as it can be, and the
+    // row's logs say what was changed, rather than the encoding error failing the job.
+    const storable = storableResult(result);
+    for (const note of storable.notes) await send({ type: 'log', message: `result stored as far as it could be: ${note}` });
+    await send({ type: 'result', result: storable.value ?? null });
     return 0;
   } catch (error) {
     await send({ type: 'error', error: classifyFailure(error) });

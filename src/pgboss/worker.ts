@@ -9,6 +9,7 @@ import { defaultWorkerId } from '../table/worker-id.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { flipToLegacy } from '../table/handback.js';
 import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
+import { storableResult } from '../jobs/result.js';
 import { clientDb, PGBOSS_SCHEMA } from './boss.js';
 import { GroupCommit } from './group-commit.js';
 import { markStarted } from './mirror.js';
@@ -217,8 +218,12 @@ export class BossWorker {
   /** The mirror row and pg-boss's state change, both or neither. */
   private async settle(definition: JobDefinition, job: BossJob, outcome: Outcome): Promise<void> {
     if (outcome.ok) {
-      const placed = placeResult(this.table, outcome.result, { type: definition.name, payload: job.data });
-      outcome = placed.ok ? { ok: true, result: outcome.result, columns: placed.columns } : placed;
+      // A success is final: a result JSON cannot encode (a BigInt, a cycle) is stored as far as
+      // it can be, with a warning saying what changed, never failed and run again for it.
+      const storable = storableResult(outcome.result);
+      if (storable.notes.length) this.log.warn({ jobId: job.id, type: definition.name, notes: storable.notes }, 'job succeeded; its result was stored as far as it could be');
+      const placed = placeResult(this.table, storable.value, { type: definition.name, payload: job.data });
+      outcome = placed.ok ? { ok: true, result: storable.value, columns: placed.columns } : placed;
     }
     const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
     try {

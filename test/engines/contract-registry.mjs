@@ -14,4 +14,16 @@ export default [
       return { rowId: context.rowId, jobId: context.jobId, engine: context.engine, attempt: context.attempt };
     },
   }),
+  // What Prisma's $queryRaw gives for count(*): a BigInt, beside a cycle; JSON encodes neither.
+  defineJob({
+    name: 'contract.bigint',
+    schema: z.object({}).passthrough(),
+    retry: { limit: 2, delaySeconds: 0 },
+    async handler(_payload, context) {
+      await context.db().query(`INSERT INTO "DemoDelivery" ("jobId", engine) VALUES ($1, $2)`, [context.rowId, `${context.engine}:bigint`]);
+      const result = { count: 12345678901234567890n };
+      result.self = result;
+      return result;
+    },
+  }),
 ];

@@ -99,6 +99,13 @@ describe.each(['legacy', 'pgboss'] as const)('engine contract: %s', (name) => {
     expect(await deliveries(id)).toEqual([`${ENGINE}:once`]);
   });
 
+  it('a success whose result JSON cannot encode is final: a BigInt kept as its decimal string, a cycle dropped, run once', async () => {
+    const id = await engine.enqueue('contract.bigint', {});
+    await engine.runUntil(async () => (await lastOf(id)).status === 'COMPLETED');
+    expect(await chainOf(id)).toMatchObject([{ id, status: 'COMPLETED', attempts: 1, result: { count: '12345678901234567890' } }]);
+    expect(await deliveries(id)).toEqual([`${ENGINE}:bigint`]);
+  });
+
   it('retries a failing job up to its limit, then it ends FAILED', async () => {
     const limit = maxAttempts(fixture.registry.require('test.fail-times'));
     const id = await engine.enqueue('test.fail-times', { times: 99 });

@@ -66,6 +66,19 @@ async function recoveryPassPastStaleTime(): Promise<number> {
 }
 
 describe('legacy runner: a success whose result the database refuses', () => {
+  it('stores a BigInt result as its decimal string, drops a cycle, notes both, and runs the job once', async () => {
+    const [id] = await addLegacyJobs(pool, 'test.bigint-result', [{}], { maxAttempts: 3 });
+    const { stop } = startRunner();
+    await pollUntil('the job to settle', settled);
+    await stop();
+    const [row] = await jobRows(pool, 'id = $1', [id]);
+    expect(row).toMatchObject({ status: 'COMPLETED', attempts: 1, result: { count: '12345678901234567890' } });
+    expect(row?.logs).toContain('result stored as far as it could be: $.count: a BigInt, stored as a decimal string');
+    expect(row?.logs).toContain('$.self: a circular reference, dropped');
+    expect(await executions(id)).toBe(1);
+    expect(await countWhere(pool, `"originalJobId" = $1`, [id!])).toBe(0);
+  });
+
   it('records a NUL in the result as COMPLETED without it, with the reason, and never runs the job again', async () => {
     const [id] = await addLegacyJobs(pool, 'test.nul-result', [{}], { maxAttempts: 3 });
     const { stop } = startRunner();
