@@ -14,6 +14,12 @@ export const CUTOVER_COLUMNS = ['engine', 'pgbossJobId', 'routeReason', 'bucket'
 /** Columns cutover itself sets on the rows it writes; toRow and onResult may not return them. */
 const MANAGED_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'logs', 'durationInSeconds', 'priority', 'maxAttempts'] as const;
 
+/**
+ * Columns the completion statements of both engines assign: an onResult column among them would
+ * be assigned twice. `logs` is not one: a result that carries its own logs takes their place.
+ */
+const COMPLETION_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'durationInSeconds'] as const;
+
 /** What the catalog says about one column of the table. */
 export interface CatalogColumn {
   name: string;
@@ -67,6 +73,11 @@ export interface LegacyTable {
   readonly columns: ReadonlySet<string>;
   /** Columns cutover writes itself on every new row: toRow and onResult may not return them. */
   readonly reserved: ReadonlySet<string>;
+  /**
+   * Every column cutover writes when a job finishes (status, attempts, error, times, its own
+   * columns): onResult may not return one, or the completion would assign it twice.
+   */
+  readonly managed: ReadonlySet<string>;
   readonly timestampColumns: ReadonlySet<string>;
   /** How the team retries: new rows chained by originalJobId, or the same row again. */
   readonly retries: 'new-row' | 'same-row';
@@ -172,6 +183,8 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     'routeReason',
     'bucket',
   ].filter((name) => byName.has(name));
+  const managedOnCompletion = new Set<string>([...COMPLETION_ROLES.flatMap((role) => (names[role] ? [names[role]] : [])), ...CUTOVER_COLUMNS, 'heartbeatAt']);
+  refuseManagedResultColumns(adapter, managedOnCompletion);
   const quoted = Object.fromEntries(Object.entries(names).map(([role, name]) => [role, quoteIdent(name as string)])) as unknown as LegacyColumns;
   return {
     adapter,
@@ -185,6 +198,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     copyOnRetry,
     columns: new Set(byName.keys()),
     reserved: new Set([names.id, names.status, names.attempts, names.createdAt, names.updatedAt, ...CUTOVER_COLUMNS]),
+    managed: managedOnCompletion,
     timestampColumns: new Set([names.createdAt, names.updatedAt, 'runAfter']),
     retries: adapter.retries ?? 'new-row',
     due: names.runAt ? quoteIdent(names.runAt) : '"runAfter"',
@@ -192,6 +206,27 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     idSequence: byName.get(names.id)?.sequence ?? null,
     idIdentityAlways: byName.get(names.id)?.identityAlways ?? false,
   };
+}
+
+/**
+ * Refuses, when the table is bound, an onResult that returns a column cutover writes itself on
+ * completion: otherwise every success on either engine would fail in its completion statement.
+ * onResult maps a result to columns, so it is asked about an empty result; one that throws on
+ * that tells nothing here, and resultColumns still keeps such columns out at run time.
+ */
+function refuseManagedResultColumns(adapter: LegacyAdapter, managed: ReadonlySet<string>): void {
+  if (!adapter.onResult) return;
+  let columns: unknown;
+  try {
+    columns = adapter.onResult({}, { type: typeof adapter.jobType === 'string' ? adapter.jobType : 'unknown', payload: {} });
+  } catch {
+    return;
+  }
+  if (typeof columns !== 'object' || columns === null) return;
+  const taken = Object.keys(columns).find((key) => managed.has(key));
+  if (taken !== undefined) {
+    throw new AdapterError(`legacy.onResult returns column "${taken}", which cutover writes itself when a job finishes: put the result in a column of your own`);
+  }
 }
 
 type CatalogRow = Required<CatalogColumn>;
@@ -302,7 +337,10 @@ export function resultColumns(table: LegacyTable, result: unknown, job: LegacyJo
   } catch (error) {
     throw new AdapterError(`legacy.onResult failed for a ${job.type} job: ${messageOf(error)}`, { cause: error });
   }
-  return checkColumns(table, 'legacy.onResult', columns);
+  const checked = checkColumns(table, 'legacy.onResult', columns);
+  // A success is final: a managed column an onResult returns for some results only (the probe
+  // at bind time saw none) is left out rather than failing the completion.
+  return Object.fromEntries(Object.entries(checked).filter(([key]) => !table.managed.has(key)));
 }
 
 /**

@@ -9,7 +9,7 @@ import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry } from '../../src/jobs/registry.js';
 import { pgbossIdFor } from '../../src/table/ids.js';
 import { bindLegacyTable } from '../../src/table/table.js';
-import { repoRoot, runCli } from '../helpers/cli.js';
+import { repoRoot, runCliInProcess } from '../helpers/cli.js';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.js';
 import { setPercent, startProducer } from '../helpers/engines.js';
 import { testPool } from '../helpers/jobs.js';
@@ -25,7 +25,7 @@ let pool: Pool;
 let project: string;
 
 /** The CLI as the team runs it: in their project directory, which holds cutover.config.ts. */
-const cli = (...args: string[]) => runCli([...args, '--database-url', database.url], { cwd: project });
+const cli = (...args: string[]) => runCliInProcess([...args, '--database-url', database.url], { cwd: project });
 
 /** Rows as the team's producers write them: plain INSERTs, cuid ids, no cutover columns. */
 async function produce(count: number, status: 'PENDING' | 'RUNNING' | 'COMPLETED' | 'FAILED', prefix: string): Promise<string[]> {
@@ -250,6 +250,7 @@ describe('adopting a real-shaped legacy table', () => {
       ['an unknown field', `colums: {},`, 'status', /legacy: unknown field colums/],
       ['an unknown retry model', `retries: 'sometimes',`, 'status', /legacy\.retries: must be 'new-row' or 'same-row'/],
       ['a scheduled-time column the table lacks', `columns: { runAt: 'runWhen' },`, 'status', /legacy\.columns\.runAt: column "runWhen" does not exist in public\.Job/],
+      ['an onResult that returns a column cutover writes on completion', `onResult: (result) => ({ costInCents: 1, durationInSeconds: 2 }),`, 'status', /legacy\.onResult returns column "durationInSeconds", which cutover writes itself when a job finishes/],
       ['a bookkeeping column named but missing', `columns: { updatedAt: 'modifiedAt' },`, 'migrate', /legacy\.columns\.updatedAt: column "modifiedAt" does not exist in public\.Job/],
     ])('%s', async (_name, legacy, command, message) => {
       // The first test's rollback left the kill switch on, under which migrate would not start.
@@ -266,7 +267,7 @@ describe('adopting a real-shaped legacy table', () => {
 
     it('init checks the adapter against the table before writing anything', async () => {
       const config = await variant('bad-init.config.mjs', `columns: { originalJobId: 'parentId' },`);
-      const result = await runCli(['--config', config, 'init', '--out', 'never.sql', '--database-url', database.url], { cwd: project });
+      const result = await runCliInProcess(['--config', config, 'init', '--out', 'never.sql', '--database-url', database.url], { cwd: project });
       expect(result.code).toBe(2);
       expect(result.stderr).toMatch(/legacy\.columns\.originalJobId: column "parentId" does not exist/);
       await expect(readFile(join(project, 'never.sql'))).rejects.toThrow();
