@@ -1,9 +1,12 @@
 import type { Command } from 'commander';
 import { loadConfig, type Config } from '../support/env.js';
-import { loadConfigFile, type ProjectConfig } from '../config/file.js';
+import { loadConfigFile } from '../config/file.js';
 import { openDatabase, type Database } from '../db/connect.js';
 import { createLogger, type Logger } from '../support/log.js';
+import type { RuntimeContext } from '../runtime/context.js';
 import { assertPrintable } from './parse.js';
+
+export { actorOf } from '../runtime/context.js';
 
 export interface GlobalOptions {
   config?: string;
@@ -13,18 +16,10 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-export interface CommandContext {
-  config: Config;
-  /** The cutover.config file: the legacy adapter, the job registry, the migrations directory. */
-  project: ProjectConfig;
-  log: Logger;
-  db: Database;
+/** A command's runtime context, and how it wants its answers. */
+export interface CommandContext extends RuntimeContext {
   json: boolean;
   yes: boolean;
-  /** Aborted on SIGINT/SIGTERM: long-running commands stop gracefully when it fires. */
-  signal: AbortSignal;
-  /** The command as typed, without options (`rollback`, `rollout set`): for messages that say what was refused. */
-  command: string;
 }
 
 export function globalOptions(command: Command): GlobalOptions {

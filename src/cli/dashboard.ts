@@ -5,7 +5,8 @@ import { linkUrl, writeToken } from '../dashboard/guard.js';
 import { withContext } from './context.js';
 import { integerIn } from './parse.js';
 import { printJson, printLines } from './output.js';
-import { withServices } from './services.js';
+import { withServices } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 interface DashboardOptions {
   port: number;
@@ -25,7 +26,7 @@ export function registerDashboardCommand(program: Command): void {
     .option('--allow-writes', 'set percentages, kill switches and abort plans from the page, with the token printed at start (or CUTOVER_DASHBOARD_TOKEN)')
     .option('--refresh <seconds>', 'how often the page refreshes', integerIn(1, 300), 5)
     .option('--pgboss-dashboard <url>', 'a running @pg-boss/dashboard (npx pg-boss-dashboard), linked for per-job pg-boss detail')
-    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .addOption(registryOption())
     .action(async (options: DashboardOptions, command: Command) => {
       // Checked before anything starts: a bad token or link is a usage error, not a half-started server.
       const writes = options.allowWrites ? writeToken(process.env.CUTOVER_DASHBOARD_TOKEN) : null;

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { defaultActor } from '../state/audit.js';
 import { CheckFailedError, UsageError } from '../support/errors.js';
 import { looksLikeUuid } from '../table/ids.js';
 import { listDeadLetters, retryDeadLetters } from '../pgboss/dlq.js';
 import { confirm } from './confirm.js';
-import { withContext } from './context.js';
+import { actorOf, withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
-import { withServices } from './services.js';
+import { withServices } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 interface DlqOptions {
   type?: string;
@@ -15,16 +15,16 @@ interface DlqOptions {
   actor?: string;
 }
 
-export function registerDlqCommands(program: Command): void {
-  const dlq = program.command('dlq').description('pg-boss jobs that failed for good (dead letter queues)');
+/** `--type`, `--id` and `--registry`: which dead letters a subcommand takes. */
+function letterOptions(command: Command): Command {
+  return command
+    .option('--type <type>', 'only this job type')
+    .option('--id <id>', 'only this job (its id or its dead-letter copy id)')
+    .addOption(registryOption());
+}
 
-  const withLetters = (command: Command) =>
-    command
-      .option('--type <type>', 'only this job type')
-      .option('--id <id>', 'only this job (its id or its dead-letter copy id)')
-      .option('--registry <module>', 'job registry module (default: the demo jobs)');
-
-  withLetters(dlq.command('list').description('dead-lettered jobs with their last error')).action(async (options: DlqOptions, command: Command) => {
+function registerDlqListCommand(dlq: Command): void {
+  letterOptions(dlq.command('list').description('dead-lettered jobs with their last error')).action(async (options: DlqOptions, command: Command) => {
     if (options.id && !looksLikeUuid(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
     await withContext(command, async (context) => {
       await withServices(context, { registry: options.registry }, async ({ pool, registry }) => {
@@ -39,8 +39,10 @@ export function registerDlqCommands(program: Command): void {
       });
     });
   });
+}
 
-  withLetters(dlq.command('retry').description('send dead-lettered jobs back to their queue'))
+function registerDlqRetryCommand(dlq: Command): void {
+  letterOptions(dlq.command('retry').description('send dead-lettered jobs back to their queue'))
     .option('--actor <name>', 'who runs it, for the audit log (default: the OS user)')
     .action(async (options: DlqOptions, command: Command) => {
     if (options.id && !looksLikeUuid(options.id)) throw new UsageError(`--id must be a UUID, got '${options.id}'`);
@@ -49,7 +51,7 @@ export function registerDlqCommands(program: Command): void {
         const types = options.type ? [registry.require(options.type).name] : registry.names();
         const letters = await listDeadLetters(pool, types, options.id);
         if (!options.type && !options.id && letters.length) await confirmRetryAll(letters, context.yes);
-        const { retried, notRetried } = letters.length ? await retryDeadLetters(pool, await boss(), table, letters, options.actor ?? defaultActor()) : { retried: [], notRetried: [] };
+        const { retried, notRetried } = letters.length ? await retryDeadLetters(pool, await boss(), table, letters, actorOf(options)) : { retried: [], notRetried: [] };
         if (context.json) {
           printJson({
             retried: retried.length,
@@ -68,6 +70,12 @@ export function registerDlqCommands(program: Command): void {
       });
     });
   });
+}
+
+export function registerDlqCommands(program: Command): void {
+  const dlq = program.command('dlq').description('pg-boss jobs that failed for good (dead letter queues)');
+  registerDlqListCommand(dlq);
+  registerDlqRetryCommand(dlq);
 }
 
 /**

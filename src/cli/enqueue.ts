@@ -4,7 +4,8 @@ import type { EnqueueResult } from '../rollout/manager.js';
 import { withContext } from './context.js';
 import { integerIn, readPayload } from './parse.js';
 import { printJson, printLines } from './output.js';
-import { withServices } from './services.js';
+import { withServices } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 interface EnqueueOptions {
   count: number;
@@ -22,7 +23,7 @@ export function registerEnqueueCommand(program: Command): void {
     .option('--count <n>', 'how many copies', integerIn(1, 1_000_000), 1)
     .option('--priority <p>', 'higher runs first', integerIn(-1_000_000, 1_000_000), 0)
     .option('--key <key>', 'sticky routing key (default: each job id)')
-    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .addOption(registryOption())
     .action(async (type: string, payloadArgument: string, options: EnqueueOptions, command: Command) => {
       const payload = await readPayload(payloadArgument);
       await withContext(command, async (context) => {

@@ -4,6 +4,7 @@ import { describeRegistry, type JobDescription } from '../jobs/describe.js';
 import { loadRegistry } from '../jobs/registry.js';
 import { globalOptions } from './context.js';
 import { printJson, printLines } from './output.js';
+import { registryOption } from './options.js';
 
 type Schema = Record<string, unknown>;
 
@@ -104,7 +105,7 @@ export function registerJobsCommand(program: Command): void {
   program
     .command('jobs')
     .description('the registered job types: payload shape (JSON Schema with --json), retries, timeout, side effects')
-    .option('--registry <module>', 'job registry module (default: the config\'s, else the demo jobs)')
+    .addOption(registryOption('job registry module (default: the config\'s, else the demo jobs)'))
     .action(async (options: { registry?: string }, command: Command) => {
       // Only the registry is read: no database is opened (nor an embedded one started) to list it.
       const global = globalOptions(command);

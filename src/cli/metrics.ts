@@ -3,13 +3,14 @@ import { buildRegistry } from '../dashboard/prometheus.js';
 import { readMetrics } from '../observe/metrics.js';
 import { withContext } from './context.js';
 import { printJson } from './output.js';
-import { withServices } from './services.js';
+import { withServices } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 export function registerMetricsCommand(program: Command): void {
   program
     .command('metrics')
     .description('print the Prometheus metrics once, as /metrics serves them (for a textfile collector)')
-    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .addOption(registryOption())
     .action(async (options: { registry?: string }, command: Command) => {
       await withContext(command, async (context) => {
         await withServices(context, { registry: options.registry }, async ({ pool, registry, table }) => {

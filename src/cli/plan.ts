@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CheckFailedError, UsageError, messageOf } from '../support/errors.js';
-import { defaultActor } from '../state/audit.js';
+import { errorCode } from '../support/pg-errors.js';
 import { readState } from '../observe/state.js';
 import { describeStep, loadPlan } from '../plans/plan.js';
 import {
@@ -20,11 +20,12 @@ import {
 } from '../plans/plan-runner.js';
 import { DEFAULT_FLAG } from '../state/flags.js';
 import { confirm } from './confirm.js';
-import { configuredWebhook, startConfiguredNotifier } from './notify.js';
-import { renderPreflight, runPreflight } from './rollout-end.js';
-import { withContext, type CommandContext } from './context.js';
+import { configuredWebhook, startConfiguredNotifier } from '../runtime/notifier.js';
+import { renderPreflight, runPreflight } from './checks.js';
+import { actorOf, withContext, type CommandContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
-import { withServices, type Services } from './services.js';
+import { withServices, type Services } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 interface PlanFlags {
   type?: string;
@@ -41,7 +42,7 @@ async function planContext(context: CommandContext, services: Services, flags: P
     registry: services.registry,
     table: services.table,
     log: context.log,
-    actor: flags.actor ?? defaultActor(),
+    actor: actorOf(flags),
     settleMs: context.config.flagTtlMs,
     ...(withBoss ? { boss: await services.boss() } : {}),
   };
@@ -91,9 +92,9 @@ const PLAN_DIR = 'rollout';
 
 /** `plan show` with no file: the plan files a team keeps in rollout/, each loaded and checked. */
 async function showPlanFiles(json: boolean): Promise<void> {
-  const names = await readdir(PLAN_DIR).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    throw new UsageError(`cannot read ${PLAN_DIR}/: ${error.code ?? error.message}`);
+  const names = await readdir(PLAN_DIR).catch((error: unknown) => {
+    if (errorCode(error) === 'ENOENT') return [];
+    throw new UsageError(`cannot read ${PLAN_DIR}/: ${errorCode(error) ?? messageOf(error)}`);
   });
   const files = names.filter((name) => /\.(ya?ml|json)$/.test(name)).sort().map((name) => join(PLAN_DIR, name));
   const plans = await Promise.all(
@@ -121,11 +122,12 @@ async function requireActive(services: Services, type: string | undefined): Prom
   return run;
 }
 
-export function registerPlanCommands(program: Command): void {
-  const plan = program.command('plan').description('rollout plans: ramp step by step, advance only while gates pass');
-  const common = (command: Command) =>
-    command.option('--actor <name>', 'who, for the audit log (default: the OS user)').option('--registry <module>', 'job registry module (default: the demo jobs)');
+/** `--actor` and `--registry`, in that order, for the plan subcommands that act. */
+function planActorOptions(command: Command): Command {
+  return command.option('--actor <name>', 'who, for the audit log (default: the OS user)').addOption(registryOption());
+}
 
+function registerPlanShowCommand(plan: Command): void {
   plan
     .command('show')
     .description(`the steps of a plan file, and its gates in words; without a file, the plans in ${PLAN_DIR}/`)
@@ -137,8 +139,10 @@ export function registerPlanCommands(program: Command): void {
       if (json) return printJson(loaded);
       printLines([`${loaded.name} (job type ${loaded.jobType}):`, ...loaded.steps.map((step, i) => `  ${i + 1}. ${describeStep(step)}`)]);
     });
+}
 
-  common(plan.command('start').description('create the run of a plan after a passing preflight (a controller drives it: cutover plan run)').argument('<file>'))
+function registerPlanStartCommand(plan: Command): void {
+  planActorOptions(plan.command('start').description('create the run of a plan after a passing preflight (a controller drives it: cutover plan run)').argument('<file>'))
     .option('--skip-preflight', 'start even if preflight fails (logged)')
     .action(async (file: string, flags: PlanFlags & { skipPreflight?: boolean }, command: Command) => {
       const loaded = await loadPlan(file);
@@ -157,11 +161,13 @@ export function registerPlanCommands(program: Command): void {
         });
       });
     });
+}
 
+function registerPlanStatusCommand(plan: Command): void {
   plan
     .command('status')
     .description('active and recent plan runs; for an active one, its controller and its gates now')
-    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .addOption(registryOption())
     .action(async (flags: PlanFlags, command: Command) => {
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async (services) => {
@@ -179,8 +185,10 @@ export function registerPlanCommands(program: Command): void {
         });
       });
     });
+}
 
-  common(plan.command('advance').description('next step now (an analysis step needs passing gates, or --force)'))
+function registerPlanAdvanceCommand(plan: Command): void {
+  planActorOptions(plan.command('advance').description('next step now (an analysis step needs passing gates, or --force)'))
     .option('--type <type>', 'the plan of this job type, when several are active')
     .option('--force', 'skip failing or inconclusive gates (audited)')
     .action(async (flags: PlanFlags, command: Command) => {
@@ -195,8 +203,10 @@ export function registerPlanCommands(program: Command): void {
         });
       });
     });
+}
 
-  common(plan.command('abort').description('roll back now and end the plan'))
+function registerPlanAbortCommand(plan: Command): void {
+  planActorOptions(plan.command('abort').description('roll back now and end the plan'))
     .option('--type <type>', 'the plan of this job type, when several are active')
     .action(async (flags: PlanFlags, command: Command) => {
       const { yes } = command.optsWithGlobals<{ yes?: boolean }>();
@@ -204,14 +214,16 @@ export function registerPlanCommands(program: Command): void {
         await withServices(context, { registry: flags.registry }, async (services) => {
           const run = await requireActive(services, flags.type);
           if (!(await confirm(`abort ${run.planName} and roll ${run.jobType} back to legacy`, yes ?? false))) throw new UsageError('not confirmed; nothing changed');
-          const result = await abortPlan(await planContext(context, services, flags, true), run, `aborted by ${flags.actor ?? defaultActor()}`);
+          const result = await abortPlan(await planContext(context, services, flags, true), run, `aborted by ${actorOf(flags)}`);
           if (context.json) return printJson(result);
           printLines([tickLine(result)]);
         });
       });
     });
+}
 
-  common(plan.command('run').description('drive a plan to its end (survives restarts; one controller per plan)').argument('<file>'))
+function registerPlanRunCommand(plan: Command): void {
+  planActorOptions(plan.command('run').description('drive a plan to its end (survives restarts; one controller per plan)').argument('<file>'))
     .option('--tick-ms <ms>', 'how often the controller checks', '1000')
     .action(async (file: string, flags: PlanFlags, command: Command) => {
       const loaded = await loadPlan(file);
@@ -246,5 +258,14 @@ export function registerPlanCommands(program: Command): void {
         });
       });
     });
+}
 
+export function registerPlanCommands(program: Command): void {
+  const plan = program.command('plan').description('rollout plans: ramp step by step, advance only while gates pass');
+  registerPlanShowCommand(plan);
+  registerPlanStartCommand(plan);
+  registerPlanStatusCommand(plan);
+  registerPlanAdvanceCommand(plan);
+  registerPlanAbortCommand(plan);
+  registerPlanRunCommand(plan);
 }

@@ -3,11 +3,11 @@ import { CheckFailedError } from '../support/errors.js';
 import { reconcile, type ReconcileReport } from '../reconcile/reconcile.js';
 import type { TypeComparison } from '../reconcile/compare.js';
 import { DURATION_RULE, formatDuration } from '../support/duration.js';
-import { defaultActor } from '../state/audit.js';
-import { withContext } from './context.js';
+import { actorOf, withContext } from './context.js';
 import { durationSeconds, integerIn } from './parse.js';
 import { formatTable, printJson, printLines } from './output.js';
-import { withServices } from './services.js';
+import { withServices } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 interface ReconcileFlags {
   type?: string;
@@ -91,7 +91,7 @@ export function registerReconcileCommand(program: Command): void {
     .option('--min-sample <n>', 'jobs per engine below which no verdict is given', integerIn(1, 1_000_000), 30)
     .option('--fix', 'repair what is safe: re-send lost, adopt orphans, copy final states')
     .option('--actor <name>', 'who runs it, for the audit log (default: the OS user)')
-    .option('--registry <module>', 'job registry module (default: the demo jobs)')
+    .addOption(registryOption())
     .action(async (flags: ReconcileFlags, command: Command) => {
       await withContext(command, async (context) => {
         await withServices(context, { registry: flags.registry }, async ({ pool, registry, table, boss }) => {
@@ -100,7 +100,7 @@ export function registerReconcileCommand(program: Command): void {
             registry,
             table,
             log: context.log,
-            actor: flags.actor ?? defaultActor(),
+            actor: actorOf(flags),
             sinceSeconds: flags.since,
             graceSeconds: flags.grace,
             minSample: flags.minSample,

@@ -1,12 +1,12 @@
 import type { Command } from 'commander';
-import { defaultActor } from '../state/audit.js';
 import { UsageError } from '../support/errors.js';
 import { changeFlag, DEFAULT_FLAG, parsePercent, readFlags, removeFlag } from '../state/flags.js';
 import { describeChange, rolloutHistory } from '../state/history.js';
-import { withContext, type CommandContext } from './context.js';
+import { actorOf, withContext, type CommandContext } from './context.js';
 import { integerIn } from './parse.js';
 import { formatTable, printJson, printLines } from './output.js';
-import { withServices, type Services } from './services.js';
+import { withServices, type Services } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 interface TypeOptions {
   type?: string;
@@ -31,15 +31,16 @@ function describeFlag(flag: { jobType: string; basisPoints: number; killSwitch: 
 /** A history row stays one readable line; --json has the whole event. */
 const clip = (text: string) => (text.length > 80 ? `${text.slice(0, 79)}…` : text);
 
-export function registerRolloutCommands(program: Command): void {
-  const rollout = program.command('rollout').description('the percentage of new jobs routed to pg-boss, per job type');
-  const common = (command: Command) =>
-    command
-      .option('--type <type>', 'job type (default: * for every type without its own flag)')
-      .option('--actor <name>', 'who is making the change (default: the OS user)')
-      .option('--reason <text>', 'why, for the audit log')
-      .option('--registry <module>', 'job registry module (default: the demo jobs)');
+/** `--type`, `--actor`, `--reason` and `--registry`, in that order, for the subcommands that change a flag. */
+function flagChangeOptions(command: Command): Command {
+  return command
+    .option('--type <type>', 'job type (default: * for every type without its own flag)')
+    .option('--actor <name>', 'who is making the change (default: the OS user)')
+    .option('--reason <text>', 'why, for the audit log')
+    .addOption(registryOption());
+}
 
+function registerRolloutGetCommand(rollout: Command): void {
   rollout
     .command('get')
     .description('show the flags')
@@ -63,49 +64,58 @@ export function registerRolloutCommands(program: Command): void {
         });
       });
     });
+}
 
-  common(rollout.command('set').description('route <percent> of new jobs to pg-boss (0-100, up to two decimals)').argument('<percent>'))
+function registerRolloutSetCommand(rollout: Command): void {
+  flagChangeOptions(rollout.command('set').description('route <percent> of new jobs to pg-boss (0-100, up to two decimals)').argument('<percent>'))
     .option('--unfinalize', 'end a finalized type\'s pinning to pg-boss (cutover finalize) to route it below 100 %')
     .action(async (percent: string, options: TypeOptions & { unfinalize?: boolean }, command: Command) => {
       const basisPoints = parsePercent(percent);
       await withContext(command, async (context) => {
         await flagTarget(context, options, async (jobType, { pool }) => {
           const change = { jobType, basisPoints, ...(options.unfinalize ? { unfinalize: true } : {}) };
-          const { after } = await changeFlag(pool, change, { actor: options.actor ?? defaultActor(), action: 'flag.set', reason: options.reason ?? null });
+          const { after } = await changeFlag(pool, change, { actor: actorOf(options), action: 'flag.set', reason: options.reason ?? null });
           if (context.json) return printJson({ flag: after });
           printLines([describeFlag(after)]);
         });
       });
     });
+}
 
+/** `kill` and `unkill`, in that order. */
+function registerKillSwitchCommands(rollout: Command): void {
   for (const [name, killSwitch, description] of [
     ['kill', true, 'kill switch: every new job of the type goes to legacy at once'],
     ['unkill', false, 'release the kill switch: routing by percentage resumes'],
   ] as const) {
-    common(rollout.command(name).description(description)).action(async (options: TypeOptions, command: Command) => {
+    flagChangeOptions(rollout.command(name).description(description)).action(async (options: TypeOptions, command: Command) => {
       await withContext(command, async (context) => {
         await flagTarget(context, options, async (jobType, { pool }) => {
-          const { after } = await changeFlag(pool, { jobType, killSwitch }, { actor: options.actor ?? defaultActor(), action: `flag.${name}`, reason: options.reason ?? null });
+          const { after } = await changeFlag(pool, { jobType, killSwitch }, { actor: actorOf(options), action: `flag.${name}`, reason: options.reason ?? null });
           if (context.json) return printJson({ flag: after });
           printLines([describeFlag(after)]);
         });
       });
     });
   }
+}
 
-  common(rollout.command('unset').description("remove a job type's own flag: the type follows * again"))
+function registerRolloutUnsetCommand(rollout: Command): void {
+  flagChangeOptions(rollout.command('unset').description("remove a job type's own flag: the type follows * again"))
     .option('--unfinalize', 'also end its finalization (cutover finalize)')
     .action(async (options: TypeOptions & { unfinalize?: boolean }, command: Command) => {
       if (!options.type) throw new UsageError('rollout unset needs --type <type>: the * flag stays (set it to 0 instead)');
       await withContext(command, async (context) => {
         await flagTarget(context, options, async (jobType, { pool }) => {
-          const removed = await removeFlag(pool, jobType, { actor: options.actor ?? defaultActor(), reason: options.reason ?? null, unfinalize: options.unfinalize ?? false });
+          const removed = await removeFlag(pool, jobType, { actor: actorOf(options), reason: options.reason ?? null, unfinalize: options.unfinalize ?? false });
           if (context.json) return printJson({ removed });
           printLines([removed ? `${jobType}: own flag removed (was ${describeFlag(removed)}); it follows * now` : `${jobType} has no flag of its own: it follows * already`]);
         });
       });
     });
+}
 
+function registerRolloutHistoryCommand(rollout: Command): void {
   rollout
     .command('history')
     .description('the audit log of flag changes and operator actions')
@@ -127,4 +137,13 @@ export function registerRolloutCommands(program: Command): void {
         });
       });
     });
+}
+
+export function registerRolloutCommands(program: Command): void {
+  const rollout = program.command('rollout').description('the percentage of new jobs routed to pg-boss, per job type');
+  registerRolloutGetCommand(rollout);
+  registerRolloutSetCommand(rollout);
+  registerKillSwitchCommands(rollout);
+  registerRolloutUnsetCommand(rollout);
+  registerRolloutHistoryCommand(rollout);
 }

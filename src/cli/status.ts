@@ -5,7 +5,8 @@ import { planRunOf } from '../plans/plan-runner.js';
 import { withContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
 import { runLine } from './plan.js';
-import { withServices } from './services.js';
+import { withServices } from '../runtime/services.js';
+import { registryOption } from './options.js';
 
 const indent = (lines: readonly string[]) => lines.map((line) => `  ${line}`);
 
@@ -13,7 +14,7 @@ export function registerStatusCommand(program: Command): void {
   program
     .command('status')
     .description('where new jobs go, flags, active plans, job counts by type, engine and status, last reconcile')
-    .option('--registry <module>', 'job registry module, for the queue list (default: the demo jobs)')
+    .addOption(registryOption('job registry module, for the queue list (default: the demo jobs)'))
     .action(async (options: { registry?: string }, command: Command) => {
       await withContext(command, async (context) => {
         const { json } = context;

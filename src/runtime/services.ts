@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { ProjectConfig } from '../config/file.js';
 import { CutoverError } from '../support/errors.js';
+import { databaseError } from '../support/pg-errors.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { assertCutoverSchema, isMissingPgboss, isPermissionDenied, permissionDenied, pgbossInstalled, pgbossMissing, PermissionDeniedError } from '../state/schema-check.js';
 import { loadRegistry, type JobRegistry } from '../jobs/registry.js';
@@ -9,10 +10,9 @@ import { bindLegacyTable, CUTOVER_COLUMNS, GENERIC_TABLE, type LegacyTable } fro
 import { startBoss, type BossOptions } from '../pgboss/boss.js';
 import type { OpsContext } from '../table/context.js';
 import { componentOf, grantsOf } from '../adopt/roles.js';
-import { defaultActor } from '../state/audit.js';
 import { FlagCache } from '../state/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
-import type { CommandContext } from './context.js';
+import { actorOf, type RuntimeContext } from './context.js';
 
 export interface Services {
   pool: Pool;
@@ -54,14 +54,6 @@ async function connectedRole(pool: Pool, url: string): Promise<string> {
   }
   const { rows } = await pool.query<{ role: string }>('SELECT current_user AS role').catch(() => ({ rows: [] as { role: string }[] }));
   return rows[0]?.role ?? 'the connecting role';
-}
-
-/** The Postgres error behind an error, if one of its causes is one. */
-function databaseError(error: unknown): unknown {
-  for (let current = error, depth = 0; current && depth < 4; current = (current as { cause?: unknown }).cause, depth += 1) {
-    if (typeof (current as { code?: unknown }).code === 'string' && /^[0-9A-Z]{5}$/.test((current as { code: string }).code)) return current;
-  }
-  return undefined;
 }
 
 /**
@@ -117,7 +109,7 @@ export async function openBoss(pool: Pool, options: BossOptions & { command: str
 
 /** The long-lived pieces a command needs, opened lazily and always closed. */
 export async function withServices<T>(
-  context: CommandContext,
+  context: RuntimeContext,
   options: { registry?: string; poolMax?: number },
   run: (services: Services) => Promise<T>,
 ): Promise<T> {
@@ -141,7 +133,7 @@ export async function withServices<T>(
     table,
     boss: () => (boss ??= openBoss(pool, { databaseUrl: context.db.url, log, max: 4, command: context.command })),
     async ops(actor) {
-      return { pool, databaseUrl: context.db.url, boss: await services.boss(), registry, table, log, actor: actor ?? defaultActor() };
+      return { pool, databaseUrl: context.db.url, boss: await services.boss(), registry, table, log, actor: actorOf({ actor }) };
     },
     async manager() {
       flags ??= new FlagCache({ pool, log, ttlMs: context.config.flagTtlMs });

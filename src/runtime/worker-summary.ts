@@ -157,13 +157,24 @@ export class WorkerSummary {
   }
 }
 
+/** Where a worker's summary lines go unless told otherwise: stderr, beside the logs. */
+export const summaryToStderr = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
 /**
- * Runs `run` with a summary of `read` printed to stderr every `intervalMs` (none when undefined),
- * and its last line once `run` has returned.
+ * Runs `run` with a summary of `read` written every `intervalMs` (none when undefined), and its
+ * last line once `run` has returned.
  */
-export async function withWorkerSummary<T>(intervalMs: number | undefined, read: () => Promise<Activity>, log: Logger, run: () => Promise<T>): Promise<T> {
+export async function withWorkerSummary<T>(
+  intervalMs: number | undefined,
+  read: () => Promise<Activity>,
+  log: Logger,
+  run: () => Promise<T>,
+  write: (line: string) => void = summaryToStderr,
+): Promise<T> {
   if (intervalMs === undefined) return run();
-  const summary = new WorkerSummary({ read, intervalMs, log, write: (line) => process.stderr.write(`${line}\n`) });
+  const summary = new WorkerSummary({ read, intervalMs, log, write });
   summary.start();
   let result: T;
   try {

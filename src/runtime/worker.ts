@@ -1,0 +1,202 @@
+import type { PgBoss } from 'pg-boss';
+import type { Config } from '../support/env.js';
+import { startHeartbeat } from '../state/heartbeat.js';
+import type { JobRegistry } from '../jobs/registry.js';
+import type { Logger } from '../support/log.js';
+import { mirrorSettledJobs } from '../reconcile/fix.js';
+import { isConnectionError } from '../db/outage.js';
+import { FlagCache } from '../state/flags.js';
+import { RolloutManager } from '../rollout/manager.js';
+import type { LegacyTable } from '../table/table.js';
+import { createPool, type Pool } from '../db/pool.js';
+import { loadRegistry } from '../jobs/registry.js';
+import { LegacyRunner, type RunnerStats } from '../legacy/runner.js';
+import { BossWorker, type BossWorkerStats } from '../pgboss/worker.js';
+import type { NotifySettings } from '../notify/notify.js';
+import type { RuntimeContext } from './context.js';
+import { configuredWebhook, startConfiguredNotifier } from './notifier.js';
+import { startSchedules } from './schedules.js';
+import { explainFailure, openBoss, readyTable } from './services.js';
+import { summaryToStderr, withWorkerSummary, workerActivity } from './worker-summary.js';
+
+/** A worker started while Postgres restarts waits this long for it (running workers reconnect for as long as it takes). */
+export const WORKER_DATABASE_WAIT_SECONDS = 30;
+
+export interface WorkerOptions {
+  engine: 'legacy' | 'pgboss';
+  /** Jobs at once. @defaultValue 4 */
+  concurrency?: number;
+  /** The legacy runner's poll interval. @defaultValue 1000 */
+  pollMs?: number;
+  /** Only these job types. @defaultValue every registered type */
+  types?: string[];
+  /** The job registry module. @defaultValue the config's, else the demo jobs */
+  registry?: string;
+  /** Seconds running jobs may take to finish on shutdown. */
+  shutdownTimeout: number;
+  /** pg-boss: seconds between supervision runs (expiring and retrying jobs of dead workers), and between settled-state sweeps. */
+  superviseInterval: number;
+  /** The one-line summary's interval in ms (see `summaryInterval`); none when undefined. */
+  summaryMs?: number | undefined;
+  /** Where the summary's lines go. @defaultValue stderr */
+  writeSummary?: (line: string) => void;
+}
+
+/** What a worker did, by engine: its id and the engine's counts since it started. */
+export type WorkerStats = ({ engine: 'pgboss' } & BossWorkerStats & { workerId: string }) | ({ engine: 'legacy' } & RunnerStats & { workerId: string });
+
+/**
+ * Recurring job types (`schedule` in their definition): every pg-boss worker works the tick
+ * queue and enqueues each tick through a RolloutManager of its own, so a scheduled job is
+ * routed, tracked and reconciled like any other. Nothing to do, and no flag cache, without one.
+ */
+async function startRecurring(options: {
+  boss: PgBoss;
+  pool: Pool;
+  registry: JobRegistry;
+  table: LegacyTable;
+  log: Logger;
+  databaseUrl: string;
+  config: Config;
+}): Promise<() => Promise<void>> {
+  const { boss, pool, registry, table, log } = options;
+  if (!registry.names().some((type) => registry.require(type).schedule)) return async () => undefined;
+  const flags = new FlagCache({ pool, databaseUrl: options.databaseUrl, log, ttlMs: options.config.flagTtlMs });
+  await flags.listen();
+  const manager = new RolloutManager({ pool, boss, registry, table, flags, log, env: options.config.envOverride });
+  const stop = await startSchedules({ boss, manager, registry, pool, table, log });
+  return async () => {
+    await stop();
+    await flags.close();
+  };
+}
+
+/**
+ * pg-boss settles some jobs without their worker: a job whose worker died on its last attempt
+ * is expired and failed by supervision. Each pg-boss worker copies such final states to the
+ * rows on its supervise interval, so they do not say RUNNING until an operator reconciles.
+ */
+function mirrorSettledOnTimer(options: {
+  pool: Pool;
+  registry: JobRegistry;
+  table: LegacyTable;
+  log: Logger;
+  workerId: string;
+  types: readonly string[];
+  intervalSeconds: number;
+}): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  const sweep = async () => {
+    try {
+      const copied = await mirrorSettledJobs({ pool: options.pool, registry: options.registry, table: options.table, types: options.types, actor: `worker ${options.workerId}`, graceSeconds: 60 });
+      if (copied) options.log.info({ rows: copied }, "copied pg-boss's final state to rows whose worker could not (expired on the last attempt, or failed by supervision)");
+    } catch (error) {
+      // An outage is logged once by pg-boss's own outage line; anything else is worth a warning, and the next sweep tries again.
+      if (!isConnectionError(error)) options.log.warn({ err: error }, 'could not mirror jobs pg-boss settled on its own');
+    }
+  };
+  const timer = setInterval(() => {
+    running ??= sweep().finally(() => (running = undefined));
+  }, options.intervalSeconds * 1000);
+  timer.unref();
+  return async () => {
+    clearInterval(timer);
+    await running;
+  };
+}
+
+interface Assembly {
+  context: RuntimeContext;
+  options: WorkerOptions;
+  registry: JobRegistry;
+  webhook: NotifySettings | undefined;
+  /** What failures name as refused: `worker --engine <engine>`. */
+  what: string;
+  /** The legacy table, once the schema is known to be there; a failure says why in one line. */
+  ready: (pool: Pool) => Promise<LegacyTable>;
+}
+
+/** A pg-boss worker with its heartbeat, recurring jobs, settled-state sweep and notifier, until the signal. */
+async function runBossWorker({ context, options, registry, webhook, what, ready }: Assembly): Promise<WorkerStats> {
+  const { db, log, signal, config } = context;
+  const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
+  try {
+    const table = await ready(pool);
+    const boss = await openBoss(pool, { databaseUrl: db.url, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval, command: what });
+    const worker = new BossWorker({ boss, pool, registry, table, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
+    try {
+      await worker.start();
+    } catch (error) {
+      await boss.stop({ graceful: false, close: true }).catch(() => undefined);
+      throw await explainFailure(error, { pool, url: db.url, command: what });
+    }
+    const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
+    const stopSchedules = await startRecurring({ boss, pool, registry, table, log, databaseUrl: db.url, config });
+    const stopMirroring = mirrorSettledOnTimer({ pool, registry, table, log, workerId: worker.workerId, types: registry.names(), intervalSeconds: options.superviseInterval });
+    // Only with a webhook configured; on a pool of its own, so a receiver that is down never holds the worker's connections.
+    const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
+    const stats = await withWorkerSummary(options.summaryMs, () => workerActivity(pool, table, worker.workerId, 'PGBOSS'), log, async () => {
+      await new Promise<void>((resolve) => (signal.aborted ? resolve() : signal.addEventListener('abort', () => resolve(), { once: true })));
+      return worker.stop(options.shutdownTimeout * 1000);
+    }, options.writeSummary ?? summaryToStderr).finally(async () => {
+      await stopSchedules();
+      await stopMirroring();
+      await notifier?.stop();
+      await stopBeating();
+    });
+    return { engine: 'pgboss', workerId: worker.workerId, ...stats };
+  } finally {
+    await pool.end();
+  }
+}
+
+/** The legacy runner with its heartbeat and notifier, until the signal. */
+async function runLegacyWorker({ context, options, registry, webhook, ready }: Assembly): Promise<WorkerStats> {
+  const { db, log, signal } = context;
+  const pool = createPool(db.url, { max: 4, applicationName: 'cutover-legacy-runner' });
+  try {
+    const table = await ready(pool);
+    const runner = new LegacyRunner({
+      pool,
+      databaseUrl: db.url,
+      registry,
+      table,
+      log,
+      shutdownTimeoutMs: options.shutdownTimeout * 1000,
+      ...(options.concurrency ? { concurrency: options.concurrency } : {}),
+      ...(options.pollMs ? { pollMs: options.pollMs } : {}),
+      ...(options.types ? { types: options.types } : {}),
+    });
+    const stopBeating = await startHeartbeat(pool, { workerId: runner.workerId, engine: 'LEGACY', types: options.types ?? registry.names() }, { log });
+    const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
+    const stats = await withWorkerSummary(options.summaryMs, () => workerActivity(pool, table, runner.workerId, 'LEGACY'), log, () => runner.run(signal), options.writeSummary ?? summaryToStderr).finally(async () => {
+      await notifier?.stop();
+      await stopBeating();
+    });
+    return { engine: 'legacy', workerId: runner.workerId, ...stats };
+  } finally {
+    await pool.end();
+  }
+}
+
+/**
+ * One worker process on one engine, run until the context's signal and stopped gracefully:
+ * the engine, its heartbeat, and (pg-boss) recurring jobs and the settled-state sweep, plus the
+ * notifier when a webhook is configured. Returns the engine's final counts.
+ */
+export async function runWorker(context: RuntimeContext, options: WorkerOptions): Promise<WorkerStats> {
+  const registry = await loadRegistry(options.registry ?? context.project.registry);
+  for (const type of options.types ?? []) registry.require(type);
+  const webhook = configuredWebhook(context.project);
+  const what = `worker --engine ${options.engine}`;
+  // A worker that cannot work says why once and exits, rather than logging a failure per poll.
+  const ready = async (pool: Pool) => {
+    try {
+      return await readyTable(pool, context.project);
+    } catch (error) {
+      throw await explainFailure(error, { pool, url: context.db.url, command: what });
+    }
+  };
+  const assembly = { context, options, registry, webhook, what, ready };
+  return options.engine === 'pgboss' ? runBossWorker(assembly) : runLegacyWorker(assembly);
+}
