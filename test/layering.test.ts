@@ -32,6 +32,7 @@ const FLOORS: Record<string, number> = {
   isolation: 3,
   // cutover's own tables: flags, audit, heartbeats, the schema check.
   state: 3,
+  // Every statement on pg-boss's tables, and the pg-boss versions they were tested against.
   'pgboss-schema': 3,
   jobs: 2,
   db: 1,
@@ -110,6 +111,7 @@ describe('layering', () => {
     ['state/flags.ts', "export { run } from '../plans/plan-runner.js';", 'state may not import plans'],
     ['moves/migrate.ts', "const m = await import('../runtime/schedules.js');", 'moves may not import runtime'],
     ['table/table.ts', "import { BossWorker } from '../pgboss/worker.js';", 'table may not import pgboss'],
+    ['pgboss-schema/settle.ts', "import { affected } from '../pgboss/boss.js';", 'pgboss-schema may not import pgboss'],
     ['table/rows.ts', "import {\n  flipToLegacy,\n} from '../moves/rollback.sql.js';", 'table may not import moves'],
     ['support/errors.ts', "import type { Pool } from '../db/pool.js';", 'support may not import db'],
     ['runtime/worker.ts', "import { registerWorker } from '../cli/worker.js';", 'runtime may not import cli'],

@@ -1,19 +1,17 @@
-import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { liveWorkers, type LiveWorker } from '../state/heartbeat.js';
 import { migrationStatus } from '../db/migrate.js';
 import type { Pool } from '../db/pool.js';
 import { pgbossInstalled } from '../state/schema-check.js';
 import { MAX_PAYLOAD_BYTES, type JobRegistry } from '../jobs/registry.js';
-import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { PGBOSS_SCHEMA } from '../pgboss-schema/schema.js';
+import { existingQueues } from '../pgboss-schema/reads.js';
+import { installedPgboss, selectSchemaVersion } from '../pgboss-schema/version.js';
 import { deadLetterQueue, queueOptions } from '../pgboss/queues.js';
 import { effectiveRoute, type EnvOverride } from '../rollout/decide.js';
 import { readFlags } from '../state/flags.js';
 import { toJob, typeSql, type LegacyTable } from '../table/table.js';
 import { formatDuration } from '../support/duration.js';
 import { isPermissionDenied } from '../support/pg-errors.js';
-import { UnsupportedPgbossError } from '../support/errors.js';
 
 /**
  * `cutover preflight`: what teams report going wrong in queue migrations, checked before the
@@ -57,18 +55,7 @@ export interface PreflightOptions {
 
 /** The pg-boss schema version this cutover's pg-boss installs and runs on. */
 export function expectedPgbossSchema(): number {
-  const entry = createRequire(import.meta.url).resolve('pg-boss');
-  let dir = dirname(entry);
-  // dist/index.js → the package root, wherever the package manager put it.
-  for (let i = 0; i < 3; i += 1, dir = dirname(dir)) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: string; pgboss?: { schema?: number } };
-      if (manifest.name === 'pg-boss' && manifest.pgboss?.schema) return manifest.pgboss.schema;
-    } catch {
-      // not the package root yet
-    }
-  }
-  throw new UnsupportedPgbossError('cannot read the schema version of the installed pg-boss');
+  return installedPgboss().schema;
 }
 
 const pass = (check: string, type: string | null, value: string): Check => ({ check, type, status: 'pass', value, advice: '' });
@@ -88,7 +75,7 @@ async function pgbossSchemaCheck(pool: Pool): Promise<Check> {
   if (!(await pgbossInstalled(pool))) {
     return flag('warn', 'pg-boss schema', null, 'not installed', `the first pg-boss worker installs schema version ${expected}; start one before the first ramp`);
   }
-  const read = await pool.query<{ version: number }>(`SELECT version FROM ${PGBOSS_SCHEMA}.version`).catch((error: unknown) => {
+  const read = await pool.query<{ version: number }>(selectSchemaVersion).catch((error: unknown) => {
     // A read-only role (the dashboard's) may not read pg-boss's bookkeeping: say so, don't fail the rest.
     if (isPermissionDenied(error)) return undefined;
     throw error;
@@ -136,7 +123,7 @@ function registryChecks(seen: ReadonlyMap<string, number>, options: PreflightOpt
 }
 
 async function queueChecks(pool: Pool, types: readonly string[]): Promise<Check[]> {
-  const { rows } = await pool.query<{ name: string }>(`SELECT name FROM ${PGBOSS_SCHEMA}.queue WHERE name = ANY($1::text[])`, [types.flatMap((type) => [type, deadLetterQueue(type)])]);
+  const { rows } = await pool.query<{ name: string }>(existingQueues, [types.flatMap((type) => [type, deadLetterQueue(type)])]);
   const present = new Set(rows.map((row) => row.name));
   return types.map((type) => {
     const missing = [type, deadLetterQueue(type)].filter((name) => !present.has(name));

@@ -1,6 +1,6 @@
 import type { PoolClient } from '../db/pool.js';
 import type { LegacyTable } from '../table/table.js';
-import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { activeJobs as activeJobsSql, countUnstarted as countUnstartedSql, lockUnstartedJobs as lockUnstartedJobsSql } from '../pgboss-schema/moves.js';
 
 export interface UnstartedJob {
   id: string;
@@ -12,43 +12,22 @@ export interface UnstartedJob {
   startAfter: Date;
 }
 
-/** The job's row is on pg-boss and still waiting: what flipToLegacy (table/handback) will flip. */
-const waitingRow = (table: LegacyTable) =>
-  `EXISTS (SELECT 1 FROM ${table.ref} r WHERE r."pgbossJobId" = b.id AND r.engine = 'PGBOSS'
-             AND r.${table.col.status} IN (${table.status.pending}, ${table.status.running}))`;
-
 /**
  * pg-boss jobs of one queue not yet started (`created`, `retry`) whose legacy row is still
  * waiting, locked so no worker can fetch them while the batch moves (pg-boss fetches with SKIP
  * LOCKED). A job without such a row is left where it is: deleting it would lose it.
  */
 export async function lockUnstartedJobs(client: PoolClient, table: LegacyTable, name: string, size: number): Promise<UnstartedJob[]> {
-  const { rows } = await client.query<UnstartedJob>(
-    `SELECT b.id, b.retry_count + (b.started_on IS NOT NULL)::int AS attempts, b.start_after AS "startAfter"
-       FROM ${PGBOSS_SCHEMA}.job b
-      WHERE b.name = $1 AND b.state IN ('created', 'retry') AND ${waitingRow(table)}
-      ORDER BY b.priority DESC, b.created_on
-      LIMIT $2
-      FOR UPDATE OF b SKIP LOCKED`,
-    [name, size],
-  );
+  const { rows } = await client.query<UnstartedJob>(lockUnstartedJobsSql(table), [name, size]);
   return rows;
 }
 
 export async function activeJobs(client: Pick<PoolClient, 'query'>, names: readonly string[]): Promise<{ id: string; name: string }[]> {
-  const { rows } = await client.query<{ id: string; name: string }>(
-    `SELECT id, name FROM ${PGBOSS_SCHEMA}.job WHERE name = ANY($1::text[]) AND state = 'active' ORDER BY started_on`,
-    [names],
-  );
+  const { rows } = await client.query<{ id: string; name: string }>(activeJobsSql, [names]);
   return rows;
 }
 
 export async function countUnstarted(client: Pick<PoolClient, 'query'>, table: LegacyTable, names: readonly string[]): Promise<Record<string, number>> {
-  const { rows } = await client.query<{ name: string; n: string }>(
-    `SELECT b.name, count(*) AS n FROM ${PGBOSS_SCHEMA}.job b
-      WHERE b.name = ANY($1::text[]) AND b.state IN ('created', 'retry') AND ${waitingRow(table)}
-      GROUP BY 1`,
-    [names],
-  );
+  const { rows } = await client.query<{ name: string; n: string }>(countUnstartedSql(table), [names]);
   return Object.fromEntries(rows.map((row) => [row.name, Number(row.n)]));
 }

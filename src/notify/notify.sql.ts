@@ -1,4 +1,4 @@
-import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { deadLetterCounts } from '../pgboss-schema/dlq.js';
 
 /**
  * The delivery loop's SQL (prisma/cutover-migrations/0007_notifications). Each function names
@@ -79,13 +79,8 @@ export const insertDeliveries = `INSERT INTO "NotificationDelivery" (key, kind, 
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::jsonb[])
   ON CONFLICT (key) DO NOTHING`;
 
-/**
- * Dead letters waiting in each dead letter queue, counted up to $1 (past it the number changes
- * nothing): the live-state index of pgboss.job serves each count.
- */
-export const deadLetterCounts = `SELECT q.name, (SELECT count(*)::int FROM (
-      SELECT 1 FROM ${PGBOSS_SCHEMA}.job j WHERE j.name = q.name AND j.state IN ('created', 'retry') LIMIT $1) n) AS count
-    FROM ${PGBOSS_SCHEMA}.queue q WHERE q.name LIKE '%.dlq'`;
+/** Dead letters waiting in each dead letter queue: a statement on pg-boss's tables, so pgboss-schema's. */
+export { deadLetterCounts };
 
 export const deadLetterCursors = `SELECT source, position::int AS position FROM "NotificationCursor" WHERE source LIKE 'dlq:%'`;
 

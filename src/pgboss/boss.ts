@@ -1,9 +1,10 @@
 import { PgBoss, type CommandResponse, type ConstructorOptions, type Db } from 'pg-boss';
-import { SESSION_OPTIONS, type PoolClient } from '../db/pool.js';
+import { createPool, SESSION_OPTIONS, type PoolClient } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../support/log.js';
 
-import { PGBOSS_SCHEMA } from '../state/schema-check.js';
+import { PGBOSS_SCHEMA } from '../pgboss-schema/schema.js';
+import { assertSupportedPgboss, installedPgboss, readSchemaVersion } from '../pgboss-schema/version.js';
 import { UnsupportedPgbossError } from '../support/errors.js';
 
 export { PGBOSS_SCHEMA };
@@ -24,8 +25,27 @@ export interface BossOptions {
   backend?: ConstructorOptions['backend'];
 }
 
+/**
+ * Refuses, before pg-boss starts, a pg-boss release or a database schema cutover was not tested
+ * against (SUPPORTED_PGBOSS). A schema older than the installed release's is what pg-boss's
+ * start migrates forward (`migrate: true`), so that release's schema is what it will run on; a
+ * newer one pg-boss leaves as it is and would run on unknown tables.
+ */
+async function assertStartable(databaseUrl: string): Promise<void> {
+  const installed = installedPgboss();
+  const probe = createPool(databaseUrl, { max: 1, applicationName: 'cutover-pgboss-check' });
+  let schema: number | null;
+  try {
+    schema = await readSchemaVersion(probe);
+  } finally {
+    await probe.end();
+  }
+  assertSupportedPgboss({ packageVersion: installed.version, schemaVersion: schema !== null && schema < installed.schema ? installed.schema : schema });
+}
+
 /** A started PgBoss sharing our config and logger; its own pool, sessions in UTC. */
 export async function startBoss(options: BossOptions): Promise<PgBoss> {
+  await assertStartable(options.databaseUrl);
   const worker = options.role === 'worker';
   const boss = new PgBoss({
     connectionString: options.databaseUrl,

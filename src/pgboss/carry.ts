@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { PoolClient } from '../db/pool.js';
-import { clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { clientDb } from './boss.js';
+import { carryAttempts } from '../pgboss-schema/insert.js';
 
 /** A job that arrives in pg-boss with a history: attempts already made, a time it is due. */
 export interface CarriedJob {
@@ -40,12 +41,7 @@ export async function insertCarried(boss: PgBoss, client: PoolClient, name: stri
   const carried = jobs.filter((job) => job.attempts > 0 && inserted.has(job.id));
   if (carried.length) {
     // Only this transaction can see these rows yet: no worker holds them.
-    await client.query(
-      `UPDATE ${PGBOSS_SCHEMA}.job AS b SET retry_count = t.attempts
-         FROM unnest($2::uuid[], $3::int[]) AS t(id, attempts)
-        WHERE b.name = $1 AND b.id = t.id AND b.state = 'created'`,
-      [name, carried.map((job) => job.id), carried.map((job) => job.attempts)],
-    );
+    await client.query(carryAttempts, [name, carried.map((job) => job.id), carried.map((job) => job.attempts)]);
   }
   return inserted;
 }

@@ -3,7 +3,8 @@ import type { Pool, PoolClient } from '../db/pool.js';
 import { audit } from '../state/audit.js';
 import { withTransaction } from '../db/transaction.js';
 import { messageOf } from '../support/errors.js';
-import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { affected, clientDb } from './boss.js';
+import { listDeadLetters as listDeadLettersSql, lockDeadLetterCopy, lockJobState } from '../pgboss-schema/dlq.js';
 import { insertCarried } from './carry.js';
 import type { LegacyTable } from '../table/table.js';
 import { markRequeued } from './mirror.js';
@@ -22,15 +23,7 @@ export interface DeadLetter {
 
 /** pg-boss copies a job that failed for good into `<type>.dlq`, with the failed job as its source. */
 export async function listDeadLetters(pool: Pool, types: readonly string[], id?: string): Promise<DeadLetter[]> {
-  const { rows } = await pool.query<Omit<DeadLetter, 'deadAt'> & { deadAt: Date }>(
-    `SELECT d.id AS "dlqJobId", d.source_id AS "jobId", d.source_name AS type, d.source_output AS error,
-            COALESCE(d.source_retry_count, 0) + 1 AS attempts, d.created_on AS "deadAt"
-       FROM ${PGBOSS_SCHEMA}.job d
-      WHERE d.name = ANY($1::text[]) AND d.state IN ('created', 'retry')
-        AND ($2::uuid IS NULL OR d.source_id = $2::uuid OR d.id = $2::uuid)
-      ORDER BY d.created_on`,
-    [types.map(deadLetterQueue), id ?? null],
-  );
+  const { rows } = await pool.query<Omit<DeadLetter, 'deadAt'> & { deadAt: Date }>(listDeadLettersSql, [types.map(deadLetterQueue), id ?? null]);
   return rows.map((row) => ({ ...row, deadAt: row.deadAt.toISOString() }));
 }
 
@@ -87,13 +80,7 @@ async function sendBack(client: PoolClient, boss: PgBoss, table: LegacyTable, le
   const db = clientDb(client);
   const dlq = deadLetterQueue(letter.type);
   // Locked, so two operators retrying at once cannot both act on the same letter.
-  const { rows: copies } = await client.query<DeadLetterCopy>(
-    `SELECT data, priority, source_retry_count AS "sourceRetryCount"
-       FROM ${PGBOSS_SCHEMA}.job
-      WHERE name = $1 AND id = $2 AND state IN ('created', 'retry')
-      FOR UPDATE`,
-    [dlq, letter.dlqJobId],
-  );
+  const { rows: copies } = await client.query<DeadLetterCopy>(lockDeadLetterCopy, [dlq, letter.dlqJobId]);
   const copy = copies[0];
   if (!copy) throw new NotSentBack('its dead-letter copy is gone (sent back or deleted meanwhile)');
 
@@ -126,7 +113,7 @@ async function sendBack(client: PoolClient, boss: PgBoss, table: LegacyTable, le
 
 /** The job's state in its own queue, locked for this transaction; undefined when it is not there. */
 async function jobState(client: PoolClient, name: string, id: string): Promise<string | undefined> {
-  const { rows } = await client.query<{ state: string }>(`SELECT state::text AS state FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2 FOR UPDATE`, [name, id]);
+  const { rows } = await client.query<{ state: string }>(lockJobState, [name, id]);
   return rows[0]?.state;
 }
 

@@ -3,8 +3,8 @@ import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
-import { quoteIdent, type LegacyTable } from '../table/table.js';
-import { PGBOSS_SCHEMA } from './boss.js';
+import type { LegacyTable } from '../table/table.js';
+import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/settle.js';
 
 /**
  * The mirror row of a pg-boss job is the legacy row whose `pgbossJobId` is the job's id and
@@ -61,13 +61,7 @@ export async function markCompleted(db: Queryable, table: LegacyTable, id: strin
   return rowCount ?? 0;
 }
 
-/** A success to commit: the attempt fetched (the fence), pg-boss's output, and the row's result columns. */
-export interface CompletedJob {
-  id: string;
-  retryCount: number;
-  output: object;
-  columns: LegacyRow;
-}
+export type { CompletedJob };
 
 /**
  * Completes successes of one queue in a single statement, so with no transaction around it:
@@ -80,42 +74,7 @@ export interface CompletedJob {
  * the engine's cost per batch (DESIGN §11 asks for this atomicity without a transaction per job).
  */
 export async function completeMirrored(db: Queryable, table: LegacyTable, name: string, jobs: readonly CompletedJob[]): Promise<Set<string>> {
-  const { col, status } = table;
-  const params = new Params();
-  const nameParam = params.add(name, 'text');
-  const ids = params.add(jobs.map((job) => job.id), 'uuid[]');
-  const input = params.add(JSON.stringify(jobs.map((job) => ({ id: job.id, retry_count: job.retryCount, output: job.output }))), 'json');
-  const byShape = new Map<string, CompletedJob[]>();
-  for (const job of jobs) {
-    const shape = Object.keys(job.columns).sort().join('\u0000');
-    byShape.set(shape, [...(byShape.get(shape) ?? []), job]);
-  }
-  // The ids as an array beside each recordset: the planner guesses 100 rows for a recordset and
-  // may hash-join it against the whole table; `= ANY($ids)` keeps every update an index lookup
-  // whatever the statistics say (measured: 11.7 ms to about 2 ms per batch of 16).
-  const mirrors = [...byShape.values()].map((group, index) => {
-    const set = Object.keys(group[0]!.columns)
-      .map((column) => `, ${quoteIdent(column)} = r.${quoteIdent(column)}`)
-      .join('');
-    const rows = params.add(JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id }))), 'json');
-    const groupIds = params.add(group.map((job) => job.id), 'uuid[]');
-    return `mirror_${index} AS (
-      UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
-             ${col.updatedAt} = now()${duration(table)}${set}
-        FROM json_populate_recordset(NULL::${table.ref}, ${rows}) AS r
-       WHERE j."pgbossJobId" = ANY(${groupIds}) AND j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'
-         AND j."pgbossJobId" IN (SELECT id FROM done))`;
-  });
-  const { rows } = await db.query<{ id: string }>(prepared(
-    `WITH done AS (
-       UPDATE ${PGBOSS_SCHEMA}.job AS b SET completed_on = ${PGBOSS_SCHEMA}.job_now(), state = 'completed', output = i.output
-         FROM json_to_recordset(${input}) AS i(id uuid, retry_count int, output jsonb)
-        WHERE b.name = ${nameParam} AND b.id = ANY(${ids}) AND b.id = i.id AND b.state = 'active' AND b.retry_count = i.retry_count
-        RETURNING b.id),
-     ${mirrors.join(',\n     ')}
-     SELECT id::text FROM done`,
-    params.values,
-  ));
+  const { rows } = await db.query<{ id: string }>(completeMirroredStatement(table, name, jobs, duration(table)));
   return new Set(rows.map((row) => row.id));
 }
 

@@ -8,7 +8,8 @@ import type { JobFailure } from '../jobs/errors.js';
 import type { Logger } from '../support/log.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { resultNotStored, type LegacyTable } from '../table/table.js';
-import { affected, clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { affected, clientDb } from './boss.js';
+import { delayRetry as delayRetrySql, exhaustRetries as exhaustRetriesSql } from '../pgboss-schema/settle.js';
 import { completeMirrored, markCompleted, markFailed } from './mirror.js';
 
 // How the pg-boss engine commits a job's outcome: the pg-boss state change, fenced to the
@@ -131,18 +132,10 @@ function toOutput(result: unknown): object {
  * spending the budget first makes this failure final, so the job goes to the dead letter queue.
  */
 async function exhaustRetries(client: PoolClient, name: string, job: BossJob): Promise<void> {
-  await client.query(`UPDATE ${PGBOSS_SCHEMA}.job SET retry_limit = retry_count WHERE name = $1 AND id = $2 AND state = 'active' AND retry_count = $3`, [
-    name,
-    job.id,
-    job.retryCount,
-  ]);
+  await client.query(exhaustRetriesSql, [name, job.id, job.retryCount]);
 }
 
 /** A rate-limited job waits longer than pg-boss's own backoff would make it. */
 async function delayRetry(client: PoolClient, name: string, job: BossJob, seconds: number): Promise<void> {
-  await client.query(
-    `UPDATE ${PGBOSS_SCHEMA}.job SET start_after = GREATEST(start_after, now() + make_interval(secs => $3))
-      WHERE name = $1 AND id = $2 AND state = 'retry' AND retry_count = $4`,
-    [name, job.id, seconds, job.retryCount],
-  );
+  await client.query(delayRetrySql, [name, job.id, seconds, job.retryCount]);
 }

@@ -6,7 +6,8 @@ import type { JobRegistry } from '../jobs/registry.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, insertRows, Params, setIf } from '../table/rows.js';
 import { maxAttemptsOf, newRowIds, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
-import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { lockFixableDrift } from '../pgboss-schema/findings.js';
+import { jobExists, lockOrphanJob } from '../pgboss-schema/reads.js';
 import { insertCarried } from '../pgboss/carry.js';
 import { flipToLegacy } from '../table/handback.js';
 import { audit } from '../state/audit.js';
@@ -66,7 +67,7 @@ async function fixLost(context: FixContext): Promise<number> {
     const row = rows[0];
     if (!row) return 0;
     const type = row.cutover_type;
-    const { rows: present } = await client.query(`SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2`, [type, row.pgbossJobId]);
+    const { rows: present } = await client.query(jobExists, [type, row.pgbossJobId]);
     if (present.length) return 0;
     const before = { id, engine: 'PGBOSS', status: row[table.names.status] };
     const attempts = Number(row[table.names.attempts] ?? 0);
@@ -113,15 +114,7 @@ async function fixOrphans(context: FixContext): Promise<number> {
   const { table } = context;
   const { names } = table;
   return repairAll(context, findingQueries(table).orphan, async (client, { id, type }) => {
-    const { rows } = await client.query<PgbossJobRow>(
-      `SELECT b.id, b.name, b.data, b.state::text AS state, b.priority, b.retry_count AS "retryCount", b.retry_limit AS "retryLimit",
-              b.output, b.created_on AS "createdOn", b.started_on AS "startedOn", b.completed_on AS "completedOn"
-         FROM ${PGBOSS_SCHEMA}.job b
-        WHERE b.name = $1 AND b.id = $2
-          AND NOT EXISTS (SELECT 1 FROM ${table.ref} j WHERE j."pgbossJobId" = b.id${table.idType === 'uuid' ? ` OR j.${table.col.id} = b.id` : ''})
-        FOR UPDATE`,
-      [type, id],
-    );
+    const { rows } = await client.query<PgbossJobRow>(lockOrphanJob(table), [type, id]);
     const job = rows[0];
     if (!job) return 0;
     const payload = job.data ?? {};
@@ -157,18 +150,8 @@ async function fixOrphans(context: FixContext): Promise<number> {
  */
 async function fixDrift(context: Omit<FixContext, 'boss'>): Promise<number> {
   const { table } = context;
-  const { col, status } = table;
-  const fixable = `
-    SELECT j.*, ${typeSql(table)} AS cutover_type, j.${col.status}::text AS cutover_row_status, b.state::text AS cutover_state,
-           b.output AS cutover_output,
-           -- Attempts made: retry_count, plus the run that ended when the job started at all (as rollback counts them).
-           b.retry_count + (b.started_on IS NOT NULL)::int AS cutover_attempts
-      FROM ${table.ref} j
-      JOIN ${PGBOSS_SCHEMA}.job b ON b.name = ${typeSql(table)} AND b.id = j."pgbossJobId"
-      JOIN ${stateMappingSql(table)} ON map.state = b.state::text
-     WHERE j.${col.id} = $1 AND j.${col.status}::text <> map.row_status
-       AND (map.final OR (b.state IN ('created', 'retry') AND j.${col.status} = ${status.running}))
-     FOR UPDATE OF j`;
+  const { col } = table;
+  const fixable = lockFixableDrift(table, stateMappingSql(table));
   type Fixable = LegacyRow & { cutover_type: string; cutover_row_status: string; cutover_state: PgbossState; cutover_output: { message?: string } | null; cutover_attempts: number };
   return repairAll(context, findingQueries(table).drift, async (client, { id }) => {
     const { rows } = await client.query<Fixable>(fixable, [id]);

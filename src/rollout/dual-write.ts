@@ -1,7 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { JobIdTakenError } from '../support/errors.js';
-import { PGBOSS_SCHEMA } from '../state/schema-check.js';
+import { allJobsInserted, composeInsert, takenJobIds } from '../pgboss-schema/insert.js';
 import type { LegacyTable } from '../table/table.js';
 import { insertJobRows, jobRowsStatement, type NewJobRow } from '../table/tracking.js';
 import { findCause, sqlState, SQLSTATE } from '../support/pg-errors.js';
@@ -27,31 +27,8 @@ export class NotComposable extends Error {
   }
 }
 
-/** pg-boss 12's insert for a queue with NOTIFY ends in this select over its `ins` CTE. */
-const NOTIFY_TAIL = /\n\s*SELECT id FROM ins WHERE \(SELECT count\(\*\) FROM notified\) >= 0\s*$/;
-
-/**
- * pg-boss's insert statement with the tracking rows' INSERT as one more CTE, so both land in
- * one statement: atomic without a transaction, one round trip instead of BEGIN, row, job,
- * COMMIT. Two shapes are known (pg-boss 12.38: `INSERT … RETURNING id`, or that insert as CTE
- * `ins` followed by a NOTIFY); anything else answers null and is never guessed at.
- */
-export function composeInsert(bossSql: string, tracking: string): string | null {
-  const text = bossSql.trim();
-  if (/^INSERT INTO\b/.test(text) && /\bRETURNING id$/.test(text)) return `WITH ins AS (${text}),\n cutover_rows AS (${tracking})\n SELECT id FROM ins`;
-  const tail = NOTIFY_TAIL.exec(bossSql);
-  if (text.startsWith('WITH ins AS (') && tail) return `${bossSql.slice(0, tail.index)},\n cutover_rows AS (${tracking})${tail[0]}`;
-  return null;
-}
-
-/**
- * Row-side guard of a composed insert: pg-boss skips an id it already has (ON CONFLICT DO
- * NOTHING), and then the whole statement must fail, rows and jobs alike. The tracking rows'
- * SELECT divides by zero unless `ins` holds every job; `ins` is counted once, in a one-row
- * join (a subquery in the WHERE was measured re-counting it for every row).
- */
-const allJobsInserted = (expected: number) =>
-  `CROSS JOIN (SELECT count(*) AS n FROM ins) AS cutover_check WHERE 1 / (CASE WHEN cutover_check.n = ${Math.trunc(expected)} THEN 1 ELSE 0 END) = 1`;
+/** Where tests and callers have always found it; the statement shapes are pgboss-schema's. */
+export { composeInsert };
 
 /**
  * The tracking rows and their pg-boss jobs, both or neither. Through `db` as one composed
@@ -105,7 +82,7 @@ async function insertJobs(boss: PgBoss, pool: Pool, type: string, db: StatementR
  * and a caller's transaction is unusable until it rolls back to its savepoint.
  */
 async function takenError(pool: Pool, type: string, jobs: readonly BossJobToInsert[]): Promise<JobIdTakenError> {
-  const { rows } = await pool.query<{ id: string }>(`SELECT id::text FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = ANY($2::uuid[])`, [type, jobs.map((job) => job.id)]);
+  const { rows } = await pool.query<{ id: string }>(takenJobIds, [type, jobs.map((job) => job.id)]);
   return new JobIdTakenError(type, rows.length ? rows.map((row) => row.id) : jobs.map((job) => job.id));
 }
 

@@ -8,7 +8,7 @@ import { UsageError } from '../support/errors.js';
 import type { JobSchedule } from '../jobs/define.js';
 import { assertSchedulePayloads, type JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
-import { PGBOSS_SCHEMA } from '../pgboss/boss.js';
+import { schedulesOf, tickEnqueued } from '../pgboss-schema/reads.js';
 import type { BossJob } from '../pgboss/settle.js';
 import type { EnqueueResult, RolloutManager } from '../rollout/manager.js';
 import { pgbossIdFor } from '../table/ids.js';
@@ -179,12 +179,8 @@ async function handleTick(options: SchedulesOptions, table: LegacyTable, tick: B
     // Duplicates of a tick can run at once on several workers: the lock makes the second wait
     // for the first to commit, and then find its job.
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`${TICK_QUEUE}:${id}`]);
-    const { rows } = await client.query<{ exists: boolean }>(
-      // The tracking row, or, for a type finalized with tracking off, the pg-boss job alone.
-      `SELECT EXISTS (SELECT 1 FROM ${table.ref} WHERE ${table.col.id} = $1::${table.idType})
-           OR EXISTS (SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $2 AND id = $3::uuid) AS exists`,
-      [id, type, pgbossIdFor(id)],
-    );
+    // The tracking row, or, for a type finalized with tracking off, the pg-boss job alone.
+    const { rows } = await client.query<{ exists: boolean }>(tickEnqueued(table), [id, type, pgbossIdFor(id)]);
     if (rows[0]?.exists) return undefined;
     return manager.enqueue(type, schedule.payload, { id, key: id, tx: clientTx(client) });
   });
@@ -226,11 +222,7 @@ function nextTick(cron: string, tz: string, now: Date): string | null {
 export async function listSchedules(options: { db: Queryable; registry: JobRegistry; now?: Date }): Promise<ScheduleInfo[]> {
   const { db, registry } = options;
   const now = options.now ?? new Date();
-  const { rows } = await db.query<{ key: string; cron: string; timezone: string; lastJobId: string | null }>(
-    `SELECT key, cron, COALESCE(timezone, 'UTC') AS timezone, last_job_id::text AS "lastJobId" FROM ${PGBOSS_SCHEMA}.schedule
-      WHERE name = $1 AND to_regclass('${PGBOSS_SCHEMA}.schedule') IS NOT NULL`,
-    [TICK_QUEUE],
-  ).catch((error: unknown) => {
+  const { rows } = await db.query<{ key: string; cron: string; timezone: string; lastJobId: string | null }>(schedulesOf, [TICK_QUEUE]).catch((error: unknown) => {
     if (isUndefinedTable(error)) return { rows: [] };
     throw error;
   });

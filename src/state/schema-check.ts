@@ -1,6 +1,8 @@
 import { RuntimeFailure, UsageError } from '../support/errors.js';
 import type { Queryable } from '../db/pool.js';
 import { isPermissionDenied, isUndefinedTable } from '../support/pg-errors.js';
+import { PGBOSS_SCHEMA } from '../pgboss-schema/schema.js';
+import { pgbossInstalled as pgbossInstalledSql, pgbossRelations } from '../pgboss-schema/reads.js';
 
 /**
  * Is this database ready for a command: cutover's migrations applied, pg-boss installed, and
@@ -16,8 +18,8 @@ import { isPermissionDenied, isUndefinedTable } from '../support/pg-errors.js';
 const LATER_TABLES: readonly string[] = ['RolloutFinal', 'WorkerHeartbeat', 'NotificationCursor', 'NotificationDelivery'];
 export const CUTOVER_TABLES = ['RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'ReconcileRun', 'MigrationQuarantine', ...LATER_TABLES] as const;
 
-/** pg-boss's schema in every cutover database; named down here so modules below pgboss can read its tables too. */
-export const PGBOSS_SCHEMA = 'pgboss';
+/** pg-boss's schema in every cutover database: pgboss-schema's, re-exported where callers have always found it. */
+export { PGBOSS_SCHEMA };
 
 /** A database that lacks what cutover's migrations create: exit 2, nothing was written. */
 export class SchemaNotReadyError extends UsageError {}
@@ -81,10 +83,7 @@ export async function assertCutoverSchema(db: Queryable, table: LegacyTableTarge
 
 /** Whether pg-boss has installed its schema here (it does so the first time pg-boss starts with the rights to). */
 export async function pgbossInstalled(db: Queryable): Promise<boolean> {
-  const { rows } = await db.query<{ installed: boolean }>(
-    `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS installed`,
-    [`${PGBOSS_SCHEMA}.version`, `${PGBOSS_SCHEMA}.job`],
-  );
+  const { rows } = await db.query<{ installed: boolean }>(pgbossInstalledSql, [...pgbossRelations]);
   return rows[0]?.installed ?? false;
 }
 

@@ -115,3 +115,22 @@ export class LegacyRetryConflictError extends RuntimeFailure {
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * A pg-boss release or database schema outside the versions cutover was tested against
+ * (pgboss-schema/version.ts SUPPORTED_PGBOSS): refused before pg-boss starts. A found version
+ * is null where it could not be read (the package) or pg-boss is not installed (the schema).
+ */
+export class UnsupportedPgbossVersionError extends UnsupportedPgbossError {
+  readonly packageVersion: string | null;
+  readonly schemaVersion: number | null;
+  readonly supportedPackageRange: string;
+  readonly supportedSchemaVersions: readonly number[];
+  constructor(found: { packageVersion: string | null; schemaVersion: number | null; supportedPackageRange: string; supportedSchemaVersions: readonly number[]; reason: string }) {
+    super(`unsupported pg-boss: ${found.reason}; nothing was started`);
+    this.packageVersion = found.packageVersion;
+    this.schemaVersion = found.schemaVersion;
+    this.supportedPackageRange = found.supportedPackageRange;
+    this.supportedSchemaVersions = found.supportedSchemaVersions;
+  }
+}

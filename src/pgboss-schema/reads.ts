@@ -1,0 +1,35 @@
+// Relies on (pg-boss 12.38): the relations pgboss.job, pgboss.version, pgboss.queue and
+// pgboss.schedule; pgboss.job columns name, id (the key is (name, id)), data, state,
+// priority, retry_count, retry_limit, output, created_on, started_on, completed_on;
+// pgboss.queue's name; pgboss.schedule columns name, key, cron, timezone (null: UTC) and
+// last_job_id (the job its last tick filed).
+import type { LegacyTable } from '../table/table.js';
+import { PGBOSS_SCHEMA } from './schema.js';
+
+/** Whether pg-boss has installed its schema: both relations ($1, $2 from pgbossRelations) exist. */
+export const pgbossInstalled = `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AS installed`;
+
+/** The values of pgbossInstalled: the relations whose presence says pg-boss is installed. */
+export const pgbossRelations = [`${PGBOSS_SCHEMA}.version`, `${PGBOSS_SCHEMA}.job`] as const;
+
+/** Whether queue $1 holds job $2. */
+export const jobExists = `SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $1 AND id = $2`;
+
+/** The queues among $1 that pg-boss has created. */
+export const existingQueues = `SELECT name FROM ${PGBOSS_SCHEMA}.queue WHERE name = ANY($1::text[])`;
+
+/** Whether a tick's job ($1 its row id, $2 its queue, $3 its pg-boss id) is there already: its tracking row, or its pg-boss job alone. */
+export const tickEnqueued = (table: LegacyTable) => `SELECT EXISTS (SELECT 1 FROM ${table.ref} WHERE ${table.col.id} = $1::${table.idType})
+           OR EXISTS (SELECT 1 FROM ${PGBOSS_SCHEMA}.job WHERE name = $2 AND id = $3::uuid) AS exists`;
+
+/** pg-boss's schedules of queue $1, none while pg-boss has no schedule table. */
+export const schedulesOf = `SELECT key, cron, COALESCE(timezone, 'UTC') AS timezone, last_job_id::text AS "lastJobId" FROM ${PGBOSS_SCHEMA}.schedule
+      WHERE name = $1 AND to_regclass('${PGBOSS_SCHEMA}.schedule') IS NOT NULL`;
+
+/** Job $2 of queue $1 with no legacy row, locked: what reconcile's fix adopts as an orphan. */
+export const lockOrphanJob = (table: LegacyTable) => `SELECT b.id, b.name, b.data, b.state::text AS state, b.priority, b.retry_count AS "retryCount", b.retry_limit AS "retryLimit",
+              b.output, b.created_on AS "createdOn", b.started_on AS "startedOn", b.completed_on AS "completedOn"
+         FROM ${PGBOSS_SCHEMA}.job b
+        WHERE b.name = $1 AND b.id = $2
+          AND NOT EXISTS (SELECT 1 FROM ${table.ref} j WHERE j."pgbossJobId" = b.id${table.idType === 'uuid' ? ` OR j.${table.col.id} = b.id` : ''})
+        FOR UPDATE`;
