@@ -5,6 +5,7 @@ import { openDatabase, type Database } from '../db/connect.js';
 import { createLogger, type Logger } from '../support/log.js';
 import type { RuntimeContext } from '../runtime/context.js';
 import { assertPrintable } from './parse.js';
+import { cliIo, logDestination } from './output.js';
 
 export { actorOf } from '../runtime/context.js';
 
@@ -30,12 +31,12 @@ export function globalOptions(command: Command): GlobalOptions {
  * Logs go to stderr: readable lines when a person watches it (a terminal), JSON lines when a
  * program reads it (piped, redirected, CI) or when `--json` asks for machine output throughout.
  */
-export function contextLogger(options: GlobalOptions, config?: Config, terminal = process.stderr.isTTY === true, env: NodeJS.ProcessEnv = process.env): Logger {
+export function contextLogger(options: GlobalOptions, config?: Config, terminal = cliIo().stderr.isTTY === true, env: NodeJS.ProcessEnv = cliIo().env): Logger {
   const level = options.verbose ? 'debug' : (config?.logLevel ?? 'info');
   const pretty = terminal && options.json !== true;
   // https://no-color.org: set and not empty means no colour; a dumb terminal shows escapes as text.
   const colorize = !env.NO_COLOR && env.TERM !== 'dumb';
-  return createLogger({ level, ...(pretty ? { pretty: { colorize } } : {}) });
+  return createLogger({ level, ...logDestination(), ...(pretty ? { pretty: { colorize } } : {}) });
 }
 
 /** `rollout set`, `worker`: the command's names from the program down, without the program's. */
@@ -73,8 +74,8 @@ function assertPlainInput(command: Command): void {
 export async function withContext<T>(command: Command, run: (context: CommandContext) => Promise<T>, settings: { waitForDatabaseSeconds?: number } = {}): Promise<T> {
   const options = globalOptions(command);
   assertPlainInput(command);
-  const project = await loadConfigFile(options.config);
-  const config = loadConfig(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl });
+  const project = await loadConfigFile(options.config, cliIo().cwd);
+  const config = loadConfig({ env: cliIo().env, cwd: cliIo().cwd, ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }) });
   const log = contextLogger(options, config);
   const controller = new AbortController();
   let db: Database | undefined;

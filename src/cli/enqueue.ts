@@ -3,7 +3,7 @@ import { ensureQueues } from '../pgboss/queues.js';
 import type { EnqueueResult } from '../rollout/manager.js';
 import { withContext } from './context.js';
 import { integerIn, readPayload } from './parse.js';
-import { printJson, printLines } from './output.js';
+import { cliIo, printJson, printLines } from './output.js';
 import { withServices } from '../runtime/services.js';
 import { registryOption } from './options.js';
 
@@ -25,7 +25,7 @@ export function registerEnqueueCommand(program: Command): void {
     .option('--key <key>', 'sticky routing key (default: each job id)')
     .addOption(registryOption())
     .action(async (type: string, payloadArgument: string, options: EnqueueOptions, command: Command) => {
-      const payload = await readPayload(payloadArgument);
+      const payload = await readPayload(payloadArgument, cliIo().stdin);
       await withContext(command, async (context) => {
         await withServices(context, { registry: options.registry }, async ({ registry, boss, manager }) => {
           // Everything about the input is checked before pg-boss starts: starting it may install

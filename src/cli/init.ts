@@ -6,7 +6,7 @@ import { adoptionSql, prismaFields, runnerFilters, writeAdoptionMigration } from
 import { DEFAULT_ROLE_PREFIX, roleSpecs, rolesSql, rolesTarget } from '../adopt/roles.js';
 import { CONFIG_FILE_NAMES, loadConfigFile } from '../config/file.js';
 import { globalOptions, withContext } from './context.js';
-import { printJson, printLines } from './output.js';
+import { cliIo, printJson, printLines, printText } from './output.js';
 
 interface InitOptions {
   out?: string;
@@ -31,15 +31,15 @@ export function registerInitCommand(program: Command): void {
       await withContext(command, async ({ project, db, json }) => {
         if (!project.legacy) {
           throw new UsageError(
-            `cutover init adopts the table a config file describes; none found (--config, or ${CONFIG_FILE_NAMES.join(', ')} in ${process.cwd()}). See RUNBOOK.md, "Adopting your table"; for least-privilege roles on the generic table: cutover init --roles`,
+            `cutover init adopts the table a config file describes; none found (--config, or ${CONFIG_FILE_NAMES.join(', ')} in ${cliIo().cwd}). See RUNBOOK.md, "Adopting your table"; for least-privilege roles on the generic table: cutover init --roles`,
           );
         }
         const pool = createPool(db.url, { max: 1, applicationName: 'cutover-init' });
         try {
           // Every name in the adapter is checked now, before a migration that would fail is written.
           const table = await bindLegacyTable(pool, project.legacy, { requireCutoverColumns: false });
-          if (options.print) return void process.stdout.write(await adoptionSql(table));
-          if (options.prisma) return void process.stdout.write(`${prismaFields(table)}\n`);
+          if (options.print) return void printText(await adoptionSql(table));
+          if (options.prisma) return void printText(`${prismaFields(table)}\n`);
           const result = await writeAdoptionMigration(table, { migrationsDir: project.migrationsDir, ...(options.out ? { out: options.out } : {}) });
           if (json) return printJson({ table: table.label, ...result, runnerFilters: runnerFilters(table) });
           printLines([
@@ -68,5 +68,5 @@ async function printRoles(command: Command, options: InitOptions): Promise<void>
   if (globalOptions(command).json) {
     return printJson({ table: target.label, roles: roleSpecs(target, options.rolePrefix), sql });
   }
-  process.stdout.write(sql);
+  printText(sql);
 }

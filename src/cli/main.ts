@@ -1,4 +1,7 @@
 #!/usr/bin/env node
+import { realpathSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { CutoverError, messageOf } from '../support/errors.js';
 import { redactSecrets } from '../support/log.js';
@@ -18,6 +21,7 @@ import { registerJobsCommand } from './jobs.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerMetricsCommand } from './metrics.js';
 import { registerNotifyCommand } from './notify.js';
+import { cliIo, withCliIo, type CliIo, type CliOutput } from './output.js';
 
 export function buildProgram(): Command {
   const program = new Command('cutover')
@@ -29,7 +33,16 @@ export function buildProgram(): Command {
     .option('--verbose', 'debug logs and stack traces')
     // One line per error (the contract), with the hint on it. Commander quotes what it rejects:
     // a mistyped `--databse-url=mysql://root:pw@h` would print the password.
-    .configureOutput({ outputError: (text, write) => write(`${redactSecrets(text).trimEnd()} (run with --help for usage)\n`) })
+    .configureOutput({
+      outputError: (text, write) => write(`${redactSecrets(text).trimEnd()} (run with --help for usage)\n`),
+      // Commander's defaults, read from this run's io instead of the process's streams.
+      writeOut: (text) => void cliIo().stdout.write(text),
+      writeErr: (text) => void cliIo().stderr.write(text),
+      getOutHelpWidth: () => helpWidth(cliIo().stdout),
+      getErrHelpWidth: () => helpWidth(cliIo().stderr),
+      getOutHasColors: () => hasColors(cliIo().stdout, cliIo().env),
+      getErrHasColors: () => hasColors(cliIo().stderr, cliIo().env),
+    })
     .exitOverride();
   registerInitCommand(program);
   registerDbCommands(program);
@@ -64,22 +77,65 @@ function describe(error: unknown): string {
   return redactSecrets(messageOf(error)).split('\n')[0] ?? '';
 }
 
-async function main(argv: readonly string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv as string[]);
-    return 0;
-  } catch (error) {
-    const code = exitCodeFor(error);
-    // Commander has already printed its own usage errors.
-    if (!(error instanceof CommanderError)) {
-      process.stderr.write(`cutover: ${describe(error)}\n`);
-      if (argv.includes('--verbose') && error instanceof Error && error.stack) process.stderr.write(`${redactSecrets(error.stack)}\n`);
+/** Commander's own rule: the terminal's width, else none (commander then wraps at 80). */
+function helpWidth(output: CliOutput): number {
+  // Commander's types promise a number; its own default returns undefined off a terminal too.
+  return (output.isTTY ? output.columns : undefined) as number;
+}
+
+/** Commander's own rule (NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, else a colour terminal), on this run's environment. */
+function hasColors(output: CliOutput, env: NodeJS.ProcessEnv): boolean {
+  if (env.NO_COLOR || env.FORCE_COLOR === '0' || env.FORCE_COLOR === 'false') return false;
+  if (env.FORCE_COLOR || env.CLICOLOR_FORCE !== undefined) return true;
+  return output.isTTY === true && output.hasColors?.() === true;
+}
+
+/** What runProgram reads and writes; without stdin, an empty one (never the caller's own). @defaultValue cwd: process.cwd() */
+export interface ProgramIo {
+  stdout: CliOutput;
+  stderr: CliOutput;
+  stdin?: CliIo['stdin'];
+  env: NodeJS.ProcessEnv;
+  cwd?: string;
+}
+
+/**
+ * Runs `cutover <argv>` (the arguments after the program's name) and resolves to its exit
+ * code; it never exits the process. Output, logs, environment and working directory are those
+ * of `io`, so a caller (the tests) can run many commands in one process, even at once.
+ */
+export async function runProgram(argv: readonly string[], io: ProgramIo): Promise<number> {
+  const runIo: CliIo = { stdout: io.stdout, stderr: io.stderr, stdin: io.stdin ?? Readable.from([]), env: io.env, cwd: io.cwd ?? process.cwd() };
+  return withCliIo(runIo, async () => {
+    const program = buildProgram();
+    try {
+      await program.parseAsync(argv as string[], { from: 'user' });
+      return 0;
+    } catch (error) {
+      const code = exitCodeFor(error);
+      // Commander has already printed its own usage errors.
+      if (!(error instanceof CommanderError)) {
+        runIo.stderr.write(`cutover: ${describe(error)}\n`);
+        if (argv.includes('--verbose') && error instanceof Error && error.stack) runIo.stderr.write(`${redactSecrets(error.stack)}\n`);
+      }
+      return code;
     }
-    return code;
+  });
+}
+
+/** Run as the binary (directly or through npm's bin link), not imported. */
+function isEntryPoint(): boolean {
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(import.meta.url);
+  } catch {
+    return false;
   }
 }
 
-process.exitCode = await main(process.argv);
-// Everything is closed by now; should a stray handle keep the loop alive, don't hang the shell.
-setTimeout(() => process.exit(), 5000).unref();
+if (isEntryPoint()) {
+  process.exitCode = await runProgram(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() });
+  // Everything is closed by now; should a stray handle keep the loop alive, don't hang the shell.
+  setTimeout(() => process.exit(), 5000).unref();
+}

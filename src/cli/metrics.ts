@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { buildRegistry } from '../dashboard/prometheus.js';
 import { readMetrics } from '../observe/metrics.js';
 import { withContext } from './context.js';
-import { printJson } from './output.js';
+import { printJson, printText } from './output.js';
 import { withServices } from '../runtime/services.js';
 import { registryOption } from './options.js';
 
@@ -17,7 +17,7 @@ export function registerMetricsCommand(program: Command): void {
           const data = await readMetrics({ pool, table, types: registry.names(), env: context.config.envOverride });
           const metrics = buildRegistry(data);
           if (context.json) return printJson({ metrics: await metrics.getMetricsAsJSON() });
-          process.stdout.write(await metrics.metrics());
+          printText(await metrics.metrics());
         });
       });
     });

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { COMPONENTS, roleName, type Component } from '../../src/adopt/roles.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCliInProcess, type CliResult } from '../helpers/cli.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -31,7 +31,7 @@ function urlAs(component: Component): string {
 const logs: string[] = [];
 
 async function as(component: Component, ...args: string[]): Promise<CliResult> {
-  const result = await runCli([...args, '--database-url', urlAs(component)]);
+  const result = await runCliInProcess([...args, '--database-url', urlAs(component)]);
   logs.push(`${component} ${args.join(' ')}: ${result.stderr}`);
   return result;
 }
@@ -72,7 +72,7 @@ beforeAll(async () => {
   await pollUntil('pg-boss installed by the owner', async () => (await count(`SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'pgboss' AND tablename = 'queue'`)) > 0 && (await count(`SELECT count(*) AS n FROM pgboss.queue`)) >= 6);
   await stop(owner);
 
-  const sql = await runCli(['init', '--roles', '--role-prefix', prefix]);
+  const sql = await runCliInProcess(['init', '--roles', '--role-prefix', prefix]);
   expect(sql.code, sql.stderr).toBe(0);
   await admin.query(sql.stdout);
   // Applying it again changes nothing and fails nothing.

@@ -12,7 +12,7 @@ import type { TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent, type Producer } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { addLegacyJobs, countWhere, fixtureRegistry } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { killStragglers, startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -23,7 +23,7 @@ let producer: Producer;
 beforeEach(() => ({ database, pool, producer } = fixture));
 afterEach(killStragglers);
 
-const cli = (...args: string[]) => runCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
+const cli = (...args: string[]) => runCliInProcess([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 
 interface Check {
   check: string;
@@ -246,6 +246,11 @@ describe('archive', () => {
     await pollUntil('the first batches to move', async () => (await archived()) > 0, { intervalMs: 5 });
     first.kill('SIGKILL');
     await first.exited;
+    // Its server session outlives the client by a moment, holding the rows of the batch it was
+    // moving; a second run that starts at once would skip them as taken.
+    await pollUntil('the killed run\'s session to end', async () =>
+      Number((await pool.query<{ n: string }>(`SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%cutover_archive%'`)).rows[0]!.n) === 0,
+    );
     // One snapshot of both tables: every old row is in exactly one of them, whatever the kill
     // interrupted (a statement in flight when the client died commits whole or not at all).
     const split = async () =>

@@ -3,7 +3,7 @@ import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent, type Producer } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
@@ -22,7 +22,7 @@ let registry: JobRegistry;
 let producer: Producer;
 beforeEach(() => ({ database, pool, registry, producer } = fixture));
 
-const cli = (...args: string[]) => runCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
+const cli = (...args: string[]) => runCliInProcess([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 const cliProcess = (...args: string[]) => startCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 
 /**

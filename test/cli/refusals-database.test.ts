@@ -12,7 +12,7 @@ import { ensureQueues } from '../../src/pgboss/queues.js';
 import { createEmptyDatabase, createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { quietLog } from '../helpers/engines.js';
 import { addLegacyJobs } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { databaseState, expectRefused, type Refusal } from './refusals.shared.js';
 
 // The bad-input catalogue, part 2: the database itself is the wrong input. A
@@ -48,7 +48,7 @@ beforeAll(async () => {
   [bare, legacyOnly, noBoss] = await Promise.all([createEmptyDatabase(), createEmptyDatabase(), createTestDatabase()]);
   await exec(legacyOnly.url, await readFile(join(builtinMigrationsDir, '0001_legacy', 'migration.sql'), 'utf8'));
   await writeFile(join(dir, 'analysis.yaml'), 'name: first-analysis\nsteps:\n  - analysis: {}\n  - setWeight: 5\n');
-  const started = await runCli(['plan', 'start', join(dir, 'analysis.yaml'), '--database-url', noBoss.url]);
+  const started = await runCliInProcess(['plan', 'start', join(dir, 'analysis.yaml'), '--database-url', noBoss.url]);
   expect(started.code, started.stderr).toBe(0);
 });
 
@@ -159,7 +159,7 @@ describe('the bad-input catalogue: the database', () => {
     const before = await databaseState(database.url);
     const started = Date.now();
     const url = c.url?.() ?? database.url;
-    const result = await runCli([...c.args, ...(url ? ['--database-url', url] : [])], { env: { DATABASE_URL: '', ...c.env } });
+    const result = await runCliInProcess([...c.args, ...(url ? ['--database-url', url] : [])], { env: { DATABASE_URL: '', ...c.env } });
     const elapsed = Date.now() - started;
     expectRefused(result, c);
     if (c.withinMs) expect(elapsed).toBeLessThan(c.withinMs);
@@ -174,11 +174,11 @@ describe('the bad-input catalogue: the database', () => {
   it('a command that needs pg-boss installs it where it is missing, and says so', async () => {
     const database = await createTestDatabase();
     try {
-      const result = await runCli(['enqueue', 'evaluation.process', payload, '--database-url', database.url], { env: { CUTOVER_LOG_LEVEL: 'info' } });
+      const result = await runCliInProcess(['enqueue', 'evaluation.process', payload, '--database-url', database.url], { env: { CUTOVER_LOG_LEVEL: 'info' } });
       expect(result.code, result.stderr).toBe(0);
       expect(result.stderr).toContain("pg-boss was not installed in this database: installed its schema 'pgboss'");
       // The next one finds it there and says nothing about it.
-      const again = await runCli(['enqueue', 'evaluation.process', payload, '--database-url', database.url], { env: { CUTOVER_LOG_LEVEL: 'info' } });
+      const again = await runCliInProcess(['enqueue', 'evaluation.process', payload, '--database-url', database.url], { env: { CUTOVER_LOG_LEVEL: 'info' } });
       expect(again.stderr).not.toContain('pg-boss was not installed');
     } finally {
       await database.drop();
@@ -206,7 +206,7 @@ describe('migrate with legacy rows it cannot move', () => {
     const [sql] = await addLegacyJobs(pool, `evaluation.process'); DELETE FROM "Job"; --`, [{ documentId: 'd', agentId: 'a' }]);
     const fine = await addLegacyJobs(pool, 'evaluation.process', [{ documentId: 'd1', agentId: 'a' }, { documentId: 'd2', agentId: 'a' }]);
 
-    const result = await runCli(['migrate', '--json', '--database-url', database.url]);
+    const result = await runCliInProcess(['migrate', '--json', '--database-url', database.url]);
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout);
     expect(summary).toMatchObject({ moved: 2, quarantined: 2 });
@@ -234,7 +234,7 @@ describe('plan advance, twice at once', () => {
     database = await createTestDatabase();
     pool = createPool(database.url, { max: 2 });
     await writeFile(join(dir, 'ramp.yaml'), 'name: ramp\nsteps:\n  - setWeight: 5\n  - pause: {}\n  - setWeight: 10\n  - pause: {}\n  - setWeight: 20\n  - pause: {}\n');
-    const started = await runCli(['plan', 'start', join(dir, 'ramp.yaml'), '--database-url', database.url]);
+    const started = await runCliInProcess(['plan', 'start', join(dir, 'ramp.yaml'), '--database-url', database.url]);
     expect(started.code, started.stderr).toBe(0);
   });
   afterAll(async () => {
@@ -243,7 +243,7 @@ describe('plan advance, twice at once', () => {
   });
 
   it('applies each step once, whoever wins: never the same step twice', async () => {
-    const results = await Promise.all([0, 1, 2].map(() => runCli(['plan', 'advance', '--yes', '--database-url', database.url])));
+    const results = await Promise.all([0, 1, 2].map(() => runCliInProcess(['plan', 'advance', '--yes', '--database-url', database.url])));
     for (const result of results) expect(result.code, result.stderr).toBe(0);
     const { rows: events } = await pool.query<{ reason: string | null }>(`SELECT reason FROM "RolloutEvent" WHERE action = 'plan.setWeight' ORDER BY id`);
     const applied = events.map((e) => e.reason);

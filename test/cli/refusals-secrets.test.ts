@@ -10,7 +10,7 @@ import { createPool, type Pool } from '../../src/db/pool.js';
 import { createLogger } from '../../src/support/log.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { cliEntry, repoRoot, runCli, type CliResult } from '../helpers/cli.js';
+import { cliEntry, repoRoot, runCliInProcess, type CliResult } from '../helpers/cli.js';
 import { addLegacyJobs } from '../helpers/jobs.js';
 import { databaseState } from './refusals.shared.js';
 
@@ -75,7 +75,7 @@ describe('no password anywhere', () => {
       ['rollout', 'history'],
     ];
     for (const args of commands) {
-      const result = await runCli([...args, '--json', '--verbose', '--database-url', url], { env: { DATABASE_URL: '' } });
+      const result = await runCliInProcess([...args, '--json', '--verbose', '--database-url', url], { env: { DATABASE_URL: '' } });
       expect(result.code, `${args.join(' ')}: ${result.stderr}`).toBe(0);
       expect(() => JSON.parse(result.stdout), args.join(' ')).not.toThrow();
       expectNoSecret(result.stdout, `stdout of ${args.join(' ')}`);
@@ -101,7 +101,7 @@ describe('no password anywhere', () => {
   ] as const)('in --verbose stack traces: %s', async (_case, args, code, message) => {
     const wrong = new URL(url);
     if (args[0] === 'status' && args.length === 1) wrong.password = encodeURIComponent(`${password}x`);
-    const result = await runCli([...args, '--verbose', '--database-url', wrong.toString()], { env: { DATABASE_URL: '' } });
+    const result = await runCliInProcess([...args, '--verbose', '--database-url', wrong.toString()], { env: { DATABASE_URL: '' } });
     expect(result.code).toBe(code);
     const [first, ...stack] = result.stderr.trimEnd().split('\n');
     expect(first).toMatch(message);
@@ -123,9 +123,9 @@ describe('every change is audited with its actor', () => {
       action: 'reconcile.fix.lost',
       // A lost job: the row says pg-boss owns it, pg-boss has none.
       before: async () => {
-        const enqueued = await runCli(['rollout', 'set', '100', '--database-url', database.url]);
+        const enqueued = await runCliInProcess(['rollout', 'set', '100', '--database-url', database.url]);
         expect(enqueued.code).toBe(0);
-        expect((await runCli(['enqueue', 'evaluation.process', '{"documentId":"lost","agentId":"a"}', '--database-url', database.url])).code).toBe(0);
+        expect((await runCliInProcess(['enqueue', 'evaluation.process', '{"documentId":"lost","agentId":"a"}', '--database-url', database.url])).code).toBe(0);
         const boss = await startBoss({ databaseUrl: database.url, log: createLogger({ level: 'silent' }) });
         try {
           const [lost] = await boss.findJobs('evaluation.process', { data: { documentId: 'lost' } });
@@ -141,7 +141,7 @@ describe('every change is audited with its actor', () => {
       name: 'plan start',
       args: ['plan', 'start', join(dir, 'plan.yaml'), '--skip-preflight'],
       action: 'plan.start',
-      before: async () => void (await runCli(['rollout', 'unkill', '--database-url', database.url])),
+      before: async () => void (await runCliInProcess(['rollout', 'unkill', '--database-url', database.url])),
     },
     { name: 'plan advance', args: ['plan', 'advance', '--yes'], action: 'plan.advance' },
     { name: 'plan abort', args: ['plan', 'abort', '--yes'], action: 'plan.aborted' },
@@ -180,7 +180,7 @@ describe('every change is audited with its actor', () => {
       await command.before?.();
       last = await lastEvent();
       const actor = `operator-${index}`;
-      const result: CliResult = await runCli([...command.args, '--actor', actor, '--database-url', database.url]);
+      const result: CliResult = await runCliInProcess([...command.args, '--actor', actor, '--database-url', database.url]);
       expect(result.code, result.stdout + result.stderr).toBe(0);
       const { rows } = await pool.query<{ actor: string; action: string }>(`SELECT actor, action FROM "RolloutEvent" WHERE id > $1 ORDER BY id`, [last]);
       expect(rows.map((r) => r.action)).toContain(command.action);
@@ -196,12 +196,15 @@ function onTerminal(args: readonly string[], input: string): Promise<{ code: num
   return new Promise((resolve, reject) => {
     const child = spawn('script', ['-qec', command, '/dev/null'], { cwd: repoRoot, env: { ...process.env, CUTOVER_LOG_LEVEL: 'warn' }, stdio: ['pipe', 'pipe', 'pipe'] });
     let output = '';
-    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    // Typed once the prompt is up, as a person would.
+    const seen = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (/\[y\/N\] /.test(output) && child.stdin.writable) child.stdin.end(input);
+    };
+    child.stdout.on('data', seen);
+    child.stderr.on('data', seen);
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, output }));
-    // Typed once the prompt is up, as a person would.
-    setTimeout(() => child.stdin.end(input), 1500);
   });
 }
 
@@ -211,8 +214,8 @@ describe('destructive commands ask on a terminal', () => {
     ['rollback, Ctrl-C at the prompt', ['rollback'], '\u0003', /roll back every job type to the legacy runner\? \[y\/N\]/],
     ['plan advance, answered no', ['plan', 'advance'], 'n\r', /advance audited past step \d+\? \[y\/N\]/],
   ] as const)('%s: nothing changes', async (_case, args, input, prompt) => {
-    await runCli(['rollout', 'unkill', '--database-url', database.url]);
-    await runCli(['plan', 'start', join(dir, 'plan.yaml'), '--skip-preflight', '--database-url', database.url]);
+    await runCliInProcess(['rollout', 'unkill', '--database-url', database.url]);
+    await runCliInProcess(['plan', 'start', join(dir, 'plan.yaml'), '--skip-preflight', '--database-url', database.url]);
     const before = await databaseState(database.url);
     const started = Date.now();
     const result = await onTerminal([...args, '--database-url', database.url], input);

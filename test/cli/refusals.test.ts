@@ -10,7 +10,7 @@ import { ensureQueues } from '../../src/pgboss/queues.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent } from '../helpers/engines.js';
 import { addLegacyJobs } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { databaseState, expectRefused, type Refusal } from './refusals.shared.js';
 
 // The bad-input catalogue, part 1: every wrong input an operator can type at 3 a.m.,
@@ -148,7 +148,7 @@ describe('the bad-input catalogue: refused in one line, nothing written', () => 
   it.each(Object.entries(cases))('%s', async (_name, c) => {
     const before = await databaseState(database.url);
     const started = Date.now();
-    const result = await runCli(c.ownUrl ? c.args : [...c.args, '--database-url', database.url], { ...(c.env ? { env: c.env } : {}), ...(c.input !== undefined ? { input: c.input } : {}) });
+    const result = await runCliInProcess(c.ownUrl ? c.args : [...c.args, '--database-url', database.url], { ...(c.env ? { env: c.env } : {}), ...(c.input !== undefined ? { input: c.input } : {}) });
     const elapsed = Date.now() - started;
     expectRefused(result, c);
     if (c.withinMs) expect(elapsed).toBeLessThan(c.withinMs);

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { repoRoot, runCli } from '../helpers/cli.js';
+import { repoRoot, runCli, runCliInProcess } from '../helpers/cli.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { setPercent, withBossWorker, type Producer } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
@@ -22,7 +22,7 @@ beforeEach(() => ({ database, pool, producer } = fixture));
 afterEach(killTerminals);
 
 const common = () => ['--registry', fixtureRegistry, '--database-url', database.url];
-const cli = (...args: string[]) => runCli([...args, ...common()]);
+const cli = (...args: string[]) => runCliInProcess([...args, ...common()]);
 const terminal = (args: string[], options: { answers?: string[]; env?: NodeJS.ProcessEnv } = {}) => runInTerminal([...args, ...common()], options);
 
 let scratch: string;
@@ -48,7 +48,7 @@ describe('cutover jobs', () => {
   it('lists every job type with its payload as JSON Schema, retries, timeout and side effects, without a database', async () => {
     // An unreachable database: the command must not need one.
     const env = { DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' };
-    const json = await runCli(['jobs', '--json'], { env });
+    const json = await runCliInProcess(['jobs', '--json'], { env });
     expect(json.code, json.stderr).toBe(0);
     const { registry, jobs } = JSON.parse(json.stdout) as { registry: string | null; jobs: { name: string; payload: { jsonSchema: Record<string, unknown> | null }; retry: unknown; timeoutSeconds: number; sideEffects: string }[] };
     expect(registry).toBeNull();
@@ -63,7 +63,7 @@ describe('cutover jobs', () => {
     expect(jobs[1]!.payload.jsonSchema).toMatchObject({ properties: { url: { type: 'string', format: 'uri' } }, required: ['url'] });
     expect(jobs[2]).toMatchObject({ sideEffects: 'external', retry: { backoff: false, delaysSeconds: [5, 5] } });
 
-    const text = await runCli(['jobs'], { env });
+    const text = await runCliInProcess(['jobs'], { env });
     expect(text.code, text.stderr).toBe(0);
     expect(text.stdout).toMatch(/^3 job type\(s\) in the demo registry/);
     expect(text.stdout).toMatch(/^evaluation\.process\n {2}payload {7}\{ documentId: string \(not empty\), agentId: string \(not empty\), simulateMs\?: integer \(0\.\.600000\), failTimes\?: integer \(>= 0\) \}$/m);
@@ -85,13 +85,13 @@ describe('cutover jobs', () => {
          defineJob({ name: 'b.custom', schema: z.object({ when: z.custom(() => true) }), retry: { limit: 0 }, async handler() {} }),
        ];`,
     );
-    const json = await runCli(['jobs', '--json', '--registry', registry]);
+    const json = await runCliInProcess(['jobs', '--json', '--registry', registry]);
     expect(json.code, json.stderr).toBe(0);
     const { jobs } = JSON.parse(json.stdout) as { jobs: { name: string; payload: { vendor: string; jsonSchema: unknown; unavailable?: string } }[] };
     expect(jobs[0]!.payload).toEqual({ vendor: 'handmade', jsonSchema: null, unavailable: expect.stringMatching(/handmade schemas do not convert to JSON Schema/) });
     expect(jobs[0]).toMatchObject({ owner: { team: 'payments' } });
     expect(jobs[1]!.payload).toMatchObject({ vendor: 'zod', jsonSchema: null, unavailable: expect.stringMatching(/cannot express this schema as JSON Schema/) });
-    const text = await runCli(['jobs', '--registry', registry]);
+    const text = await runCliInProcess(['jobs', '--registry', registry]);
     expect(text.stdout).toMatch(/^ {2}payload {7}shape not available: handmade schemas/m);
     expect(text.stdout).toMatch(/^ {2}retries {7}none: one attempt only$/m);
     expect(text.stdout).toMatch(/^ {2}owner {9}\{"team":"payments"\}$/m);

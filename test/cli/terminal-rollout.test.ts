@@ -10,7 +10,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import type { Producer } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { fixtureRegistry } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { killStragglers, startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -21,7 +21,7 @@ let producer: Producer;
 beforeEach(() => ({ database, pool, producer } = fixture));
 afterEach(killStragglers);
 
-const cli = (args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) => runCli([...args, '--database-url', database.url], options);
+const cli = (args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}) => runCliInProcess([...args, '--database-url', database.url], options);
 
 let scratch: string | undefined;
 afterEach(async () => {
@@ -43,7 +43,7 @@ describe('rollout history', () => {
     for (let percent = 1; percent <= 12; percent += 1) {
       await changeFlag(pool, { jobType: '*', basisPoints: percent * 100 }, { actor: 'test', action: 'flag.set' });
     }
-    const result = await runCli(['rollout', 'history', '--limit', '3', '--json', '--database-url', database.url]);
+    const result = await runCliInProcess(['rollout', 'history', '--limit', '3', '--json', '--database-url', database.url]);
     expect(result.code, result.stderr).toBe(0);
     const events = JSON.parse(result.stdout).events as { after: { basisPoints: number } }[];
     expect(events.map((event) => event.after.basisPoints)).toEqual([1200, 1100, 1000]);
@@ -99,13 +99,13 @@ describe('one duration rule', () => {
     expect(JSON.parse(bare.stdout).window.sinceSeconds, bare.stderr).toBe(90);
     const words = await cli(['reconcile', '--since', '90m']);
     expect(words.stdout).toContain('jobs created in the last 1 hour 30 minutes');
-    const help = await runCli(['reconcile', '--help']);
+    const help = await runCliInProcess(['reconcile', '--help']);
     expect(help.stdout.replace(/\s+/g, ' ')).toMatch(/--since <duration> .*a bare number is seconds \(default: 24h\)/);
     const wrong = await cli(['reconcile', '--since', 'soon']);
     expect(wrong.code).toBe(2);
     expect(wrong.stderr).toMatch(/a bare number is seconds, got 'soon'/);
     const plan = await planFile('soak.yaml', 'name: soak\nsteps:\n  - pause: { duration: 90 }\n  - pause: { duration: 90m }\n');
-    const shown = await runCli(['plan', 'show', plan]);
+    const shown = await runCliInProcess(['plan', 'show', plan]);
     expect(shown.stdout).toContain('1. soak for 1 minute 30 seconds');
     expect(shown.stdout).toContain('2. soak for 1 hour 30 minutes');
   });
@@ -138,10 +138,10 @@ describe('status', () => {
   it('says so when pg-boss is not installed in the database yet, instead of an empty queue list', async () => {
     const bare = await createTestDatabase();
     try {
-      const shown = await runCli(['status', '--database-url', bare.url]);
+      const shown = await runCliInProcess(['status', '--database-url', bare.url]);
       expect(shown.code, shown.stderr).toBe(0);
       expect(shown.stdout).toContain('pg-boss is not installed in this database yet');
-      expect(JSON.parse((await runCli(['status', '--json', '--database-url', bare.url])).stdout).pgbossInstalled).toBe(false);
+      expect(JSON.parse((await runCliInProcess(['status', '--json', '--database-url', bare.url])).stdout).pgbossInstalled).toBe(false);
     } finally {
       await bare.drop();
     }
@@ -201,11 +201,11 @@ describe('plans on the terminal', () => {
   it('plan show with no file lists the plan files in rollout/, flagging an invalid one', async () => {
     await planFile('good.yaml', 'name: good\njobType: "*"\nsteps:\n  - setWeight: 5\n');
     await planFile('bad.yaml', 'name: bad\nsteps:\n  - setWeight: 500\n');
-    const listed = await runCli(['plan', 'show'], { cwd: scratch! });
+    const listed = await runCliInProcess(['plan', 'show'], { cwd: scratch! });
     expect(listed.code, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/rollout\/bad\.yaml\s+INVALID: .*steps\.0\.setWeight/);
     expect(listed.stdout).toMatch(/rollout\/good\.yaml\s+good\s+\*\s+1/);
-    const empty = await runCli(['plan', 'show'], { cwd: tmpdir() });
+    const empty = await runCliInProcess(['plan', 'show'], { cwd: tmpdir() });
     expect(empty.stdout).toContain('no plan files in rollout/');
   });
 });

@@ -6,7 +6,7 @@ import pg from 'pg';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { roleName } from '../../src/adopt/roles.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { DEMO_REGISTRY, EVALUATION, seedDualRun, startDashboardCli, stopDashboard, type DualRun, type RunningDashboard } from './dashboard.shared.js';
 
@@ -234,7 +234,7 @@ describe('cutover dashboard over HTTP', () => {
   it("reads under the dashboard's read-only role, and there refuses writes, naming the operator's grants", async () => {
     const prefix = `d${randomBytes(4).toString('hex')}_`;
     const login = `${prefix}viewer`;
-    const roles = await runCli(['init', '--roles', '--role-prefix', prefix]);
+    const roles = await runCliInProcess(['init', '--roles', '--role-prefix', prefix]);
     expect(roles.code, roles.stderr).toBe(0);
     await fixture.pool.query(roles.stdout);
     await fixture.pool.query(`CREATE ROLE ${login} LOGIN PASSWORD 'viewer-password' IN ROLE ${roleName('dashboard', prefix)}`);

@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import type { Pool } from '../../src/db/pool.js';
 import { createEmptyDatabase } from '../helpers/database.js';
-import { repoRoot, runCli, type CliResult } from '../helpers/cli.js';
+import { repoRoot, runCliInProcess, type CliResult } from '../helpers/cli.js';
 import { ownership } from '../helpers/invariants.js';
 import { addLegacyJobs, countWhere, jobRows, testPool } from '../helpers/jobs.js';
 import { startCli, type CliProcess } from '../helpers/process.js';
@@ -284,7 +284,7 @@ describe('RUNBOOK.md', () => {
         const check = checks.get(line);
         if (check) used.add(line);
         await check?.before?.();
-        const result = await runCli([...argv(line), '--yes', '--database-url', database.url]);
+        const result = await runCliInProcess([...argv(line), '--yes', '--database-url', database.url]);
         expect(result.code, `${line}\n${result.stderr}`).toBe(0);
         await check?.after?.(result);
       }
@@ -326,7 +326,7 @@ describe('RUNBOOK.md', () => {
         await client.end();
       }
       for (const line of commands) {
-        const result = await runCli([...argv(line), '--yes', '--database-url', adopted.url], { cwd: project });
+        const result = await runCliInProcess([...argv(line), '--yes', '--database-url', adopted.url], { cwd: project });
         expect(result.code, `${line}\n${result.stderr}`).toBe(0);
       }
     } finally {

@@ -6,7 +6,7 @@ import { loadConfigFile } from '../../src/config/file.js';
 import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry } from '../../src/jobs/registry.js';
 import { bindLegacyTable } from '../../src/table/table.js';
-import { repoRoot, runCli, type CliResult } from './cli.js';
+import { repoRoot, runCliInProcess, type CliResult } from './cli.js';
 import { createEmptyDatabase, type TestDatabase } from './database.js';
 import { startProducer, type Producer } from './engines.js';
 import { testPool } from './jobs.js';
@@ -38,7 +38,7 @@ export function useExample(name: string, seed: (pool: Pool) => Promise<void> = a
     example.project = join(repoRoot, '.test-tmp', `${name}-${randomBytes(4).toString('hex')}`);
     await mkdir(example.project, { recursive: true });
     await cp(source, example.project, { recursive: true });
-    example.cli = (...args) => runCli([...args, '--database-url', example.database.url], { cwd: example.project });
+    example.cli = (...args) => runCliInProcess([...args, '--database-url', example.database.url], { cwd: example.project });
     example.worker = (engine, ...args) =>
       startCli(['worker', '--engine', engine, ...(engine === 'legacy' ? ['--poll-ms', '50'] : []), '--database-url', example.database.url, ...args], {}, { cwd: example.project });
     await seed(example.pool);

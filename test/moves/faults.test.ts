@@ -11,7 +11,7 @@ import { useEngineFixture } from '../helpers/fixture.js';
 import { bossState, quietLog, setPercent, type Producer, withBossWorker } from '../helpers/engines.js';
 import { ownership } from '../helpers/invariants.js';
 import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 import { expireJob, moveJobTo, onLastAttempt } from '../factories/pgboss.js';
@@ -26,7 +26,7 @@ let registry: JobRegistry;
 let producer: Producer;
 beforeEach(() => ({ database, pool, registry, producer } = fixture));
 
-const cli = (...args: string[]) => runCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
+const cli = (...args: string[]) => runCliInProcess([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 const cliProcess = (...args: string[]) => startCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 
 /** An in-process pg-boss worker that supervises every second, so expiry happens soon. */

@@ -5,7 +5,7 @@ import { useEngineFixture } from '../helpers/fixture.js';
 import { setPercent, type Producer } from '../helpers/engines.js';
 import { ownership } from '../helpers/invariants.js';
 import { addLegacyJobs, countWhere, fixtureRegistry } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -15,7 +15,7 @@ let pool: Pool;
 let producer: Producer;
 beforeEach(() => ({ database, pool, producer } = fixture));
 
-const cli = (...args: string[]) => runCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
+const cli = (...args: string[]) => runCliInProcess([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 const cliProcess = (...args: string[]) => startCli([...args, '--registry', fixtureRegistry, '--database-url', database.url]);
 
 async function deliveriesPerJob(): Promise<{ jobs: number; deliveries: number }> {
@@ -121,7 +121,7 @@ describe('rollback', () => {
     expect(await deliveriesPerJob()).toEqual({ jobs: 61, deliveries: 61 });
     expect(await countWhere(pool, `"routeReason" = 'rolledback' AND engine = 'LEGACY'`)).toBe(summary.moved);
     expect(await ownership(pool)).toMatchObject({ lost: 0, inBoth: 0, orphans: 0 });
-    const history = JSON.parse((await runCli(['rollout', 'history', '--json', '--database-url', database.url])).stdout).events;
+    const history = JSON.parse((await runCliInProcess(['rollout', 'history', '--json', '--database-url', database.url])).stdout).events;
     expect(history.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['rollback', 'flag.kill']));
   }, 180_000);
 
@@ -143,7 +143,7 @@ describe('rollback', () => {
     const stopped = await cli('migrate', '--json');
     expect(stopped.code).toBe(1);
     expect(JSON.parse(stopped.stdout)).toMatchObject({ moved: 0, stoppedBy: expect.stringMatching(/^kill switch on for .*\btest\.record\b/) });
-    expect((await runCli(['rollout', 'unkill', '--database-url', database.url])).code).toBe(0);
+    expect((await runCliInProcess(['rollout', 'unkill', '--database-url', database.url])).code).toBe(0);
     expect(JSON.parse((await cli('migrate', '--json')).stdout).moved).toBe(500);
     expect(await ownership(pool)).toMatchObject({ rows: 500, pgbossRows: 500, pgbossJobs: 500, lost: 0, inBoth: 0, orphans: 0 });
 

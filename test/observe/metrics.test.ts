@@ -2,7 +2,7 @@
 import { createRequire } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { changeFlag } from '../../src/state/flags.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { DEMO_REGISTRY, EVALUATION, seedDualRun, startDashboardCli, stopDashboard, type RunningDashboard } from '../dashboard/dashboard.shared.js';
 
@@ -66,7 +66,7 @@ afterEach(async () => {
 });
 
 async function cliMetrics(): Promise<string> {
-  const result = await runCli(['metrics', '--database-url', fixture.database.url]);
+  const result = await runCliInProcess(['metrics', '--database-url', fixture.database.url]);
   expect(result.code, result.stderr).toBe(0);
   return result.stdout;
 }
@@ -79,7 +79,7 @@ describe('cutover metrics', () => {
     expect(families.find((f) => f.name === 'cutover_job_latency_seconds')?.type).toBe('HISTOGRAM');
     const all = samples(text);
 
-    const status = await runCli(['status', '--json', '--database-url', fixture.database.url]);
+    const status = await runCliInProcess(['status', '--json', '--database-url', fixture.database.url]);
     expect(status.code, status.stderr).toBe(0);
     const report = JSON.parse(status.stdout) as StatusJson;
 

@@ -4,7 +4,7 @@ import type { JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { listDeadLetters, retryDeadLetters } from '../../src/pgboss/dlq.js';
 import { GENERIC_TABLE } from '../../src/table/table.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { quietLog, type Producer, withBossWorker } from '../helpers/engines.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { fixtureRegistry, jobRows } from '../helpers/jobs.js';
@@ -53,7 +53,7 @@ async function deadLetterCopies(id: string): Promise<BossJobRow[]> {
 }
 
 const release = () => pool.query(`INSERT INTO "DemoDelivery" ("jobId", engine) VALUES ('release', 'test')`);
-const cli = (...args: string[]) => runCli(['dlq', ...args, '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
+const cli = (...args: string[]) => runCliInProcess(['dlq', ...args, '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
 
 describe('dlq retry', () => {
   it('re-creates a job pg-boss has already deleted, under its id and with its data, before deleting the dead-letter copy', async () => {
@@ -98,7 +98,7 @@ describe('dlq retry', () => {
     expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ status: 'FAILED', engine: 'PGBOSS' });
 
     // And in text, for a person.
-    const text = await runCli(['dlq', 'retry', '--registry', fixtureRegistry, '--database-url', database.url]);
+    const text = await runCliInProcess(['dlq', 'retry', '--registry', fixtureRegistry, '--database-url', database.url]);
     expect(text.code).toBe(1);
     expect(text.stdout).toMatch(/sent 0 job\(s\) back/);
     expect(text.stdout).toContain(id);

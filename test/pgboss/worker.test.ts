@@ -8,7 +8,7 @@ import { bossState, type Producer, withBossWorker } from '../helpers/engines.js'
 import { countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { recordStatusHistory, statusHistory } from '../helpers/history.js';
 import { startCli } from '../helpers/process.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const fixture = useEngineFixture({ percent: 100 });
@@ -64,16 +64,16 @@ describe('pg-boss engine', () => {
     expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ attempts: 2, error: 'dependency not released yet' });
     expect(await bossState(pool, 'test.fail-until-released', id)).toMatchObject({ state: 'failed' });
 
-    const list = await runCli(['dlq', 'list', '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
+    const list = await runCliInProcess(['dlq', 'list', '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
     expect(list.code, list.stderr).toBe(0);
     expect(JSON.parse(list.stdout).deadLetters).toMatchObject([{ jobId: id, type: 'test.fail-until-released', error: { message: 'dependency not released yet' } }]);
 
     await pool.query(`INSERT INTO "DemoDelivery" ("jobId", engine) VALUES ('release', 'test')`);
-    const retry = await runCli(['dlq', 'retry', '--type', 'test.fail-until-released', '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
+    const retry = await runCliInProcess(['dlq', 'retry', '--type', 'test.fail-until-released', '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
     expect(retry.code, retry.stderr).toBe(0);
     expect(JSON.parse(retry.stdout)).toEqual({ retried: 1, jobs: [id], notRetried: [] });
     await withWorker(() => pollUntil('completion after dlq retry', async () => (await jobRows(pool, 'id = $1', [id]))[0]?.status === 'COMPLETED'));
-    expect(JSON.parse((await runCli(['dlq', 'list', '--json', '--registry', fixtureRegistry, '--database-url', database.url])).stdout).deadLetters).toEqual([]);
+    expect(JSON.parse((await runCliInProcess(['dlq', 'list', '--json', '--registry', fixtureRegistry, '--database-url', database.url])).stdout).deadLetters).toEqual([]);
   });
 
   it('fails a NonRetryableError at once, without retries', async () => {

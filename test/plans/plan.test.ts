@@ -13,7 +13,7 @@ import { advancePlan, runById, runPlan, tick, startPlan, type PlanContext, type 
 import type { TestDatabase } from '../helpers/database.js';
 import { planContextOf, useEngineFixture } from '../helpers/fixture.js';
 import { quietLog, type Producer } from '../helpers/engines.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, runCliInProcess } from '../helpers/cli.js';
 import { countWhere, fixtureRegistry } from '../helpers/jobs.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
@@ -241,7 +241,7 @@ describe('plan run and plan abort, as commands', () => {
     const sent = await producer.manager.enqueueMany('test.noop', Array.from({ length: 10 }, () => ({ payload: {} })));
     expect(sent.every((job) => job.engine === 'PGBOSS')).toBe(true);
 
-    const abort = await runCli(['plan', 'abort', '--type', 'test.noop', '--actor', 'bob', '--yes', '--json', ...common()]);
+    const abort = await runCliInProcess(['plan', 'abort', '--type', 'test.noop', '--actor', 'bob', '--yes', '--json', ...common()]);
     expect(abort.code, abort.stderr).toBe(0);
     expect(JSON.parse(abort.stdout)).toMatchObject({ event: 'aborted', run: { state: 'aborted', reason: 'aborted by bob' } });
 
@@ -255,7 +255,7 @@ describe('plan run and plan abort, as commands', () => {
     expect(await countWhere(pool, `engine = 'LEGACY' AND status = 'PENDING' AND "routeReason" = 'rolledback'`)).toBe(10);
     expect(Number((await pool.query(`SELECT count(*) AS n FROM pgboss.job WHERE name = 'test.noop'`)).rows[0].n)).toBe(0);
     // Abort is final: nothing is left to abort.
-    const again = await runCli(['plan', 'abort', '--type', 'test.noop', '--yes', ...common()]);
+    const again = await runCliInProcess(['plan', 'abort', '--type', 'test.noop', '--yes', ...common()]);
     expect(again.code).toBe(2);
     expect(again.stderr).toMatch(/no active rollout plan for test\.noop/);
   });

@@ -4,7 +4,7 @@ import type { TestDatabase } from '../helpers/database.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { bossState, setPercent, type Producer } from '../helpers/engines.js';
 import { addLegacyJobs, countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 import { onLastAttempt, startedAgo } from '../factories/pgboss.js';
@@ -28,7 +28,7 @@ interface Report {
 }
 
 async function reconcileCli(...args: string[]): Promise<{ code: number | null; report: Report }> {
-  const result = await runCli(['reconcile', '--grace', '0', '--json', '--registry', fixtureRegistry, '--database-url', database.url, ...args]);
+  const result = await runCliInProcess(['reconcile', '--grace', '0', '--json', '--registry', fixtureRegistry, '--database-url', database.url, ...args]);
   expect(result.stdout, result.stderr).not.toBe('');
   return { code: result.code, report: JSON.parse(result.stdout) as Report };
 }
@@ -64,7 +64,7 @@ describe('consistency classes', () => {
   it('lost under a kill switch: handed back to legacy instead', async () => {
     const { id } = await producer.manager.enqueue('test.noop', {});
     await producer.boss.deleteJob('test.noop', id);
-    await runCli(['rollout', 'kill', '--type', 'test.noop', '--registry', fixtureRegistry, '--database-url', database.url]);
+    await runCliInProcess(['rollout', 'kill', '--type', 'test.noop', '--registry', fixtureRegistry, '--database-url', database.url]);
     const fixed = await reconcileCli('--fix');
     expect(fixed.report.fixed?.lost).toBe(1);
     expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ engine: 'LEGACY', status: 'PENDING', routeReason: 'rolledback' });
@@ -195,8 +195,8 @@ describe('consistency classes', () => {
   });
 
   it('rejects bad input with exit 2', async () => {
-    expect((await runCli(['reconcile', '--since', 'forever', '--database-url', database.url])).code).toBe(2);
-    expect((await runCli(['reconcile', '--type', 'test.nope', '--registry', fixtureRegistry, '--database-url', database.url])).code).toBe(2);
+    expect((await runCliInProcess(['reconcile', '--since', 'forever', '--database-url', database.url])).code).toBe(2);
+    expect((await runCliInProcess(['reconcile', '--type', 'test.nope', '--registry', fixtureRegistry, '--database-url', database.url])).code).toBe(2);
   });
 });
 
@@ -257,7 +257,7 @@ describe('a clean dual run', () => {
     expect(retried.pgboss.meanAttempts).toBe(2);
     expect(await countWhere(pool, `type = 'test.fail-times' AND engine = 'LEGACY'`)).toBe(retried.legacy.jobs * 2);
 
-    const status = JSON.parse((await runCli(['status', '--json', '--database-url', database.url])).stdout);
+    const status = JSON.parse((await runCliInProcess(['status', '--json', '--database-url', database.url])).stdout);
     expect(status.lastReconcile).toMatchObject({ findings: 0 });
   }, 180_000);
 });

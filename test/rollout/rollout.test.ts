@@ -10,7 +10,7 @@ import type { TestDatabase } from '../helpers/database.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { quietLog, setPercent, type Producer } from '../helpers/engines.js';
 import { countWhere, fixtureRegistry, jobRows } from '../helpers/jobs.js';
-import { runCli } from '../helpers/cli.js';
+import { runCliInProcess } from '../helpers/cli.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -42,7 +42,7 @@ describe('transactional dual-write', () => {
     const { rows } = await pool.query(`SELECT priority, state FROM pgboss.job WHERE name = 'test.noop' AND id = $1`, [result.id]);
     expect(rows).toEqual([{ priority: 7000, state: 'created' }]);
 
-    const status = JSON.parse((await runCli(['status', '--json', '--registry', fixtureRegistry, '--database-url', database.url])).stdout);
+    const status = JSON.parse((await runCliInProcess(['status', '--json', '--registry', fixtureRegistry, '--database-url', database.url])).stdout);
     expect(status.jobs).toEqual([{ type: 'test.noop', engine: 'PGBOSS', status: 'PENDING', count: 1 }]);
     expect(status.queues).toEqual([{ queue: 'test.noop', state: 'created', count: 1 }]);
     expect(status.flags).toMatchObject([{ jobType: '*', percent: 100, killSwitch: false }]);
@@ -111,7 +111,7 @@ describe('flags and kill switch', () => {
     await setPercent(pool, 100);
     for (const manager of [notified!, bounded!]) expect((await manager.enqueue('test.noop', {})).engine).toBe('PGBOSS');
 
-    const kill = await runCli(['rollout', 'kill', '--type', 'test.noop', '--actor', 'alice', '--reason', 'incident 42', '--registry', fixtureRegistry, '--database-url', database.url]);
+    const kill = await runCliInProcess(['rollout', 'kill', '--type', 'test.noop', '--actor', 'alice', '--reason', 'incident 42', '--registry', fixtureRegistry, '--database-url', database.url]);
     expect(kill.code, kill.stderr).toBe(0);
     await pollUntil('the notified cache to route to legacy', async () => (await notified!.enqueue('test.noop', {})).engine === 'LEGACY', { intervalMs: 20, timeoutMs: 20_000 });
     await listening.close();
@@ -121,7 +121,7 @@ describe('flags and kill switch', () => {
     now += 1;
     expect((await bounded!.enqueue('test.noop', {})).engine).toBe('LEGACY'); // one TTL after its load
 
-    const history = await runCli(['rollout', 'history', '--type', 'test.noop', '--json', '--database-url', database.url]);
+    const history = await runCliInProcess(['rollout', 'history', '--type', 'test.noop', '--json', '--database-url', database.url]);
     expect(JSON.parse(history.stdout).events[0]).toMatchObject({ actor: 'alice', action: 'flag.kill', reason: 'incident 42', after: { killSwitch: true } });
   });
 
@@ -160,18 +160,18 @@ describe('flags and kill switch', () => {
 
   it('rejects bad percentages and unknown types with exit 2 and changes nothing', async () => {
     for (const bad of ['-1', '101', 'abc', '12.345', '']) {
-      const result = await runCli(['rollout', 'set', bad, '--database-url', database.url]);
+      const result = await runCliInProcess(['rollout', 'set', bad, '--database-url', database.url]);
       expect(result.code, `percent '${bad}'`).toBe(2);
       expect(result.stderr.trim().split('\n')).toHaveLength(1);
     }
-    expect((await runCli(['rollout', 'set', '10', '--type', 'no.such.type', '--database-url', database.url])).code).toBe(2);
+    expect((await runCliInProcess(['rollout', 'set', '10', '--type', 'no.such.type', '--database-url', database.url])).code).toBe(2);
     expect(await countWhere(pool, 'TRUE')).toBe(0);
     expect(Number((await pool.query(`SELECT count(*) AS n FROM "RolloutFlag"`)).rows[0].n)).toBe(0);
 
-    const ok = await runCli(['rollout', 'set', '25%', '--type', 'evaluation.process', '--json', '--database-url', database.url]);
+    const ok = await runCliInProcess(['rollout', 'set', '25%', '--type', 'evaluation.process', '--json', '--database-url', database.url]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(JSON.parse(ok.stdout).flag).toMatchObject({ jobType: 'evaluation.process', basisPoints: 2500 });
-    expect(JSON.parse((await runCli(['rollout', 'set', '12.5', '--json', '--database-url', database.url])).stdout).flag.basisPoints).toBe(1250);
+    expect(JSON.parse((await runCliInProcess(['rollout', 'set', '12.5', '--json', '--database-url', database.url])).stdout).flag.basisPoints).toBe(1250);
   });
 });
 

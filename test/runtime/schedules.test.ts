@@ -13,7 +13,7 @@ import { useDatabaseFixture } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/wait.js';
 import { join } from 'node:path';
 import { loadRegistry } from '../../src/jobs/registry.js';
-import { repoRoot, runCli } from '../helpers/cli.js';
+import { repoRoot, runCliInProcess } from '../helpers/cli.js';
 import { killStragglers, startCli } from '../helpers/process.js';
 import { reviveCompleted } from '../factories/pgboss.js';
 
@@ -157,7 +157,7 @@ describe('recurring jobs', () => {
     // Routed like any other job: 0 % stays on legacy, 100 % goes to pg-boss with its row.
     for (const row of await jobsOf('tick.legacy')) expect(row).toMatchObject({ engine: 'LEGACY', routeReason: 'bucket', pgboss: false });
     for (const row of await jobsOf('tick.pgboss')) expect(row).toMatchObject({ engine: 'PGBOSS', routeReason: 'bucket', pgboss: true });
-    const status = JSON.parse((await runCli(['status', '--json', '--registry', scheduleRegistry, '--database-url', fixture.database.url])).stdout) as { schedules: { type: string; scheduled: boolean; nextTickAt: string }[] };
+    const status = JSON.parse((await runCliInProcess(['status', '--json', '--registry', scheduleRegistry, '--database-url', fixture.database.url])).stdout) as { schedules: { type: string; scheduled: boolean; nextTickAt: string }[] };
     expect(status.schedules.map((info) => [info.type, info.scheduled])).toEqual([['tick.legacy', true], ['tick.pgboss', true]]);
   }, 240_000);
 
