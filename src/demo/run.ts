@@ -16,6 +16,7 @@ import { RolloutManager } from '../rollout/manager.js';
 import { loadPlan } from '../plans/plan.js';
 import { runPlan, type PlanRun, type TickResult } from '../plans/plan-runner.js';
 import demoRegistryJobs, { DEMO_FAULT_ENV } from './registry.js';
+import { deleteQueueJobs, pgbossInstalled, pgbossRelations } from '../pgboss-schema/reads.js';
 
 export interface DemoOptions {
   databaseUrl: string;
@@ -42,10 +43,10 @@ const DEMO_TABLES = ['Job', 'RolloutFlag', 'RolloutEvent', 'RolloutPlanRun', 'Re
 
 async function reset(pool: Pool, registry: JobRegistry): Promise<void> {
   await pool.query(`TRUNCATE ${DEMO_TABLES.map((t) => `"${t}"`).join(', ')}`);
-  const { rows } = await pool.query<{ present: boolean }>(`SELECT to_regclass('pgboss.job') IS NOT NULL AS present`);
-  if (rows[0]?.present) {
+  const { rows } = await pool.query<{ installed: boolean }>(pgbossInstalled, [...pgbossRelations]);
+  if (rows[0]?.installed) {
     const queues = registry.names().flatMap((name) => [name, `${name}.dlq`]);
-    await pool.query(`DELETE FROM pgboss.job WHERE name = ANY($1::text[])`, [queues]);
+    await pool.query(deleteQueueJobs, [queues]);
   }
 }
 

@@ -33,3 +33,14 @@ export const lockOrphanJob = (table: LegacyTable) => `SELECT b.id, b.name, b.dat
         WHERE b.name = $1 AND b.id = $2
           AND NOT EXISTS (SELECT 1 FROM ${table.ref} j WHERE j."pgbossJobId" = b.id${table.idType === 'uuid' ? ` OR j.${table.col.id} = b.id` : ''})
         FOR UPDATE`;
+
+/**
+ * Hand-back's fence: locks the jobs of queue $1 among ids $2 that are still active on the
+ * attempt fetched ($3: `id:retry_count`), so a job expired or re-fetched meanwhile is left alone.
+ */
+export const lockFetchedAttempts = `SELECT id, retry_count FROM ${PGBOSS_SCHEMA}.job
+          WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' AND (id::text || ':' || retry_count::text) = ANY($3::text[])
+          FOR UPDATE`;
+
+/** Empties the queues among $1 (the demo's scratch queues, before it starts again). */
+export const deleteQueueJobs = `DELETE FROM ${PGBOSS_SCHEMA}.job WHERE name = ANY($1::text[])`;

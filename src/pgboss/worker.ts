@@ -10,7 +10,8 @@ import type { LegacyRow } from '../table/adapter.js';
 import { flipToLegacy } from '../table/handback.js';
 import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
 import { storableResult } from '../jobs/result.js';
-import { clientDb, PGBOSS_SCHEMA } from './boss.js';
+import { clientDb } from './boss.js';
+import { lockFetchedAttempts } from '../pgboss-schema/reads.js';
 import { GroupCommit } from './group-commit.js';
 import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
@@ -197,9 +198,7 @@ export class BossWorker {
     const { pool, boss } = this.options;
     const handedBack = await withTransaction(pool, async (client) => {
       const { rows: held } = await client.query<{ id: string; retry_count: number }>(
-        `SELECT id, retry_count FROM ${PGBOSS_SCHEMA}.job
-          WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' AND (id::text || ':' || retry_count::text) = ANY($3::text[])
-          FOR UPDATE`,
+        lockFetchedAttempts,
         [name, jobs.map((job) => job.id), jobs.map((job) => `${job.id}:${job.retryCount}`)],
       );
       // A fetch that claims a job again counts the run before it in retry_count: that many attempts were made.
