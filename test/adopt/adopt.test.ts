@@ -250,7 +250,7 @@ describe('adopting a real-shaped legacy table', () => {
       ['an unknown field', `colums: {},`, 'status', /legacy: unknown field colums/],
       ['an unknown retry model', `retries: 'sometimes',`, 'status', /legacy\.retries: must be 'new-row' or 'same-row'/],
       ['a scheduled-time column the table lacks', `columns: { runAt: 'runWhen' },`, 'status', /legacy\.columns\.runAt: column "runWhen" does not exist in public\.Job/],
-      ['an onResult that returns a column cutover writes on completion', `onResult: (result) => ({ costInCents: 1, durationInSeconds: 2 }),`, 'status', /legacy\.onResult returns column "durationInSeconds", which cutover writes itself when a job finishes/],
+      ['an onResult that returns a column cutover writes on completion', `onResult: (result) => ({ costInCents: 1, error: null }),`, 'status', /legacy\.onResult returns column "error", which cutover writes itself when a job finishes/],
       ['a bookkeeping column named but missing', `columns: { updatedAt: 'modifiedAt' },`, 'migrate', /legacy\.columns\.updatedAt: column "modifiedAt" does not exist in public\.Job/],
     ])('%s', async (_name, legacy, command, message) => {
       // The first test's rollback left the kill switch on, under which migrate would not start.
