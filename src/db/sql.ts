@@ -12,10 +12,15 @@ export interface Tx {
   boss: Db;
 }
 
+/** pg-boss's `{ db }` over one of our pool clients, so its writes join our transaction. */
+export function clientDb(client: PoolClient): Db {
+  return { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+}
+
 export function clientTx(client: PoolClient): Tx {
   return {
     query: async <Row>(text: string, values?: unknown[]) => (await client.query(text, values)).rows as Row[],
-    boss: { executeSql: (text: string, values?: unknown[]) => client.query(text, values) },
+    boss: clientDb(client),
   };
 }
 

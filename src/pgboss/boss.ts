@@ -1,5 +1,5 @@
-import { PgBoss, type CommandResponse, type ConstructorOptions, type Db } from 'pg-boss';
-import { createPool, SESSION_OPTIONS, type PoolClient } from '../db/pool.js';
+import { PgBoss, type CommandResponse, type ConstructorOptions } from 'pg-boss';
+import { createPool, SESSION_OPTIONS } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../support/log.js';
 
@@ -73,10 +73,8 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
   return boss;
 }
 
-/** pg-boss's `{ db }` over one of our pool clients, so its writes join our transaction. */
-export function clientDb(client: PoolClient): Db {
-  return { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
-}
+/** pg-boss's `{ db }` over one of our pool clients: one adapter, in db/sql.ts. */
+export { clientDb } from '../db/sql.js';
 
 /**
  * How many jobs a pg-boss command (complete, fail, retry, deleteJob) really changed. pg-boss 12
