@@ -24,7 +24,7 @@ export interface CompletedJob {
  * through, one data-modifying CTE per shape of result. `duration` is the mirror's SET of the
  * run's duration (empty when the table keeps none). Returns `id` of each job completed.
  */
-export function completeMirroredStatement(table: LegacyTable, name: string, jobs: readonly CompletedJob[], duration: string): { name: string; text: string; values: unknown[] } {
+export function completeMirroredStatement(table: LegacyTable, name: string, jobs: readonly CompletedJob[], duration: string): ReturnType<typeof prepared> {
   const { col, status } = table;
   const params = new Params();
   const nameParam = params.add(name, 'text');
