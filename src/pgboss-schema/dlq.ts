@@ -30,3 +30,15 @@ export const lockJobState = `SELECT state::text AS state FROM ${PGBOSS_SCHEMA}.j
 export const deadLetterCounts = `SELECT q.name, (SELECT count(*)::int FROM (
       SELECT 1 FROM ${PGBOSS_SCHEMA}.job j WHERE j.name = q.name AND j.state IN ('created', 'retry') LIMIT $1) n) AS count
     FROM ${PGBOSS_SCHEMA}.queue q WHERE q.name LIKE '%.dlq'`;
+
+/**
+ * Gives job $2 of queue $1, just retried, its queue's retention again from now. pg-boss's retry
+ * keeps the job's keep_until, which a job that failed more than its retention ago (14 days by
+ * default) has already passed: pg-boss's deletion of unstarted jobs past keep_until would
+ * remove it unrun, its dead-letter copy already gone. Relies on pgboss.job's keep_until and
+ * pgboss.queue's retention_seconds (NOT NULL in 12.38) and job_now().
+ */
+export const renewRetention = `UPDATE ${PGBOSS_SCHEMA}.job AS j
+        SET keep_until = GREATEST(j.keep_until, ${PGBOSS_SCHEMA}.job_now() + q.retention_seconds * interval '1 second')
+       FROM ${PGBOSS_SCHEMA}.queue AS q
+      WHERE q.name = j.name AND j.name = $1 AND j.id = $2`;

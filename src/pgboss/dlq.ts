@@ -4,7 +4,7 @@ import { audit } from '../state/audit.js';
 import { withTransaction } from '../db/transaction.js';
 import { messageOf } from '../support/errors.js';
 import { affected, clientDb } from './boss.js';
-import { listDeadLetters as listDeadLettersSql, lockDeadLetterCopy, lockJobState } from '../pgboss-schema/dlq.js';
+import { listDeadLetters as listDeadLettersSql, lockDeadLetterCopy, lockJobState, renewRetention } from '../pgboss-schema/dlq.js';
 import { insertCarried } from './carry.js';
 import type { LegacyTable } from '../table/table.js';
 import { markRequeued } from './mirror.js';
@@ -90,6 +90,7 @@ async function sendBack(client: PoolClient, boss: PgBoss, table: LegacyTable, le
     // pg-boss's retry acts only on a failed job; it reports how many it moved.
     const retried = affected(await boss.retry(letter.type, [letter.jobId], { db }));
     if (retried !== 1) throw new NotSentBack(`pg-boss retried ${retried} of 1 failed job`);
+    await client.query(renewRetention, [letter.type, letter.jobId]);
     how = 'retried';
   } else if (before === undefined) {
     await recreate(client, boss, letter, copy);

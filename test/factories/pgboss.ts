@@ -144,6 +144,11 @@ export async function reviveCompleted(db: Pick<BossDb, 'pool'>, ref: JobRef): Pr
   await writeOne(db, ref, `state = 'retry', completed_on = NULL, output = NULL`, `AND state = 'completed'`);
 }
 
+/** A job whose retention ran out (it was sent longer ago than its queue keeps jobs): the API never moves keep_until. */
+export async function pastRetention(db: Pick<BossDb, 'pool'>, ref: JobRef): Promise<void> {
+  await writeOne(db, ref, `keep_until = now() - interval '1 day'`);
+}
+
 async function writeOne(db: Pick<BossDb, 'pool'>, ref: JobRef, set: string, and = '', extra: unknown[] = []): Promise<void> {
   const { rowCount } = await db.pool.query(`UPDATE pgboss.job SET ${set} WHERE name = $1 AND id = $2 ${and}`, [ref.queue, ref.id, ...extra]);
   if (rowCount !== 1) throw new Error(`no ${ref.queue} job ${ref.id} to change (${set}${and ? ` ${and}` : ''})`);

@@ -10,6 +10,7 @@ import { useEngineFixture } from '../helpers/fixture.js';
 import { fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { pollUntil } from '../helpers/wait.js';
+import { pastRetention } from '../factories/pgboss.js';
 
 // DESIGN §12 "Delete last": `dlq retry` deletes a dead-letter copy only once its job is
 // verifiably back in its queue, whatever pg-boss has already removed.
@@ -56,6 +57,16 @@ const release = () => pool.query(`INSERT INTO "DemoDelivery" ("jobId", engine) V
 const cli = (...args: string[]) => runCliInProcess(['dlq', ...args, '--json', '--registry', fixtureRegistry, '--database-url', database.url]);
 
 describe('dlq retry', () => {
+  it('gives a job that failed longer ago than its retention a new retention, so pg-boss does not delete it unrun', async () => {
+    const id = await deadLetteredJob({ attempt: 'old' });
+    await pastRetention({ pool }, { queue: TYPE, id });
+    const retried = await retryDeadLetters(pool, producer.boss, GENERIC_TABLE, await listDeadLetters(pool, [TYPE]), 'test');
+    expect(retried.retried.map((letter) => letter.how)).toEqual(['retried']);
+    const { rows } = await pool.query<{ due: boolean; state: string }>(`SELECT keep_until > now() + interval '1 day' AS due, state::text AS state FROM pgboss.job WHERE name = $1 AND id = $2`, [TYPE, id]);
+    expect(rows).toEqual([{ due: true, state: 'retry' }]);
+    expect(await deadLetterCopies(id)).toEqual([]);
+  });
+
   it('re-creates a job pg-boss has already deleted, under its id and with its data, before deleting the dead-letter copy', async () => {
     const payload = { order: 'A-17', lines: [1, 2] };
     const id = await deadLetteredJob(payload);
