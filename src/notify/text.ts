@@ -62,7 +62,9 @@ function auditText(row: AuditRow): { text: string; severity: Severity } | undefi
     case 'plan.completed':
       return { severity: 'info', text: `plan ${String(field(row.after, 'plan') ?? '')} for ${type} completed` };
     case 'plan.aborted': {
-      const gate = row.reason?.startsWith('gate failed') ?? false;
+      // Audit rows written before the cause was recorded say it only in their reason's words.
+      const cause = field(row.after, 'cause');
+      const gate = cause === undefined ? (row.reason?.startsWith('gate failed') ?? false) : cause === 'gate';
       return { severity: 'critical', text: `${gate ? 'GATE FAILED: ' : ''}plan for ${type} aborted at step ${step(row.before)} and rolled back to legacy${because}` };
     }
     case 'flag.kill':

@@ -197,7 +197,7 @@ export async function tick(context: PlanContext, run: PlanRun): Promise<TickResu
   if (gates.status === 'pass') return { ...(await moveTo(context, run, run.currentStep + 1, 'plan.step')), gates };
   if (gates.status === 'fail') {
     const reason = `gate failed: ${gates.results.filter((r) => r.status === 'fail').map((r) => `${r.gate} (${r.detail})`).join('; ')}`;
-    return { ...(await abortPlan(context, run, reason)), gates };
+    return { ...(await abortPlan(context, run, reason, { cause: 'gate' })), gates };
   }
   if (elapsed >= step.analysis.interval * step.analysis.count) {
     const reason = `analysis inconclusive after ${step.analysis.count} evaluations; advance by hand or abort`;
@@ -236,13 +236,17 @@ export async function advancePlan(context: PlanContext, run: PlanRun, options: {
  * moves the pg-boss jobs back. If rollback fails, the run stays aborted, the kill switch stays
  * on, and the error goes on; running `cutover rollback` (or this again) finishes the move.
  */
-export async function abortPlan(context: PlanContext, run: PlanRun, reason: string): Promise<TickResult> {
+/** Why a plan was aborted, kept beside the reason's words so readers decide on this, not on them. */
+export type AbortCause = 'gate' | 'operator';
+
+export async function abortPlan(context: PlanContext, run: PlanRun, reason: string, options: { cause?: AbortCause } = {}): Promise<TickResult> {
+  const cause = options.cause ?? 'operator';
   context.log.warn({ plan: run.planName, reason }, 'aborting the rollout plan: rolling back');
   const why = `plan ${run.planName} aborted: ${reason}`;
   await changeFlag(context.pool, { jobType: run.jobType, killSwitch: true }, { actor: context.actor, action: 'flag.kill', reason: why });
   const marked = await withTransaction(context.pool, async (client) => {
     const updated = await transition(client, run.id, { states: ACTIVE }, { state: 'aborted', reason });
-    if (updated) await audit(client, { actor: context.actor, action: 'plan.aborted', jobType: run.jobType, before: { step: updated.currentStep }, after: { state: 'aborted' }, reason });
+    if (updated) await audit(client, { actor: context.actor, action: 'plan.aborted', jobType: run.jobType, before: { step: updated.currentStep }, after: { state: 'aborted', cause }, reason });
     return updated;
   });
   const current = marked ?? (await runById(context.pool, run.id));
