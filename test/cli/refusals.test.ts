@@ -17,7 +17,7 @@ import { databaseState, expectRefused, type Refusal } from './refusals.shared.js
 // through the built CLI against a database in use (cutover's tables, pg-boss installed with its
 // queues, a legacy backlog, a flag at 25 %). Each one exits with the contract's code, says what
 // is wrong in one line on stderr, and leaves every table, queue and schema as it was.
-// Part 2 (bad-input-database.test.ts) covers connection strings and unprepared databases.
+// Part 2 (refusals-database.test.ts) covers connection strings and unprepared databases.
 
 let database: TestDatabase;
 let pool: Pool;

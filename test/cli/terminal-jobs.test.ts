@@ -27,7 +27,7 @@ const terminal = (args: string[], options: { answers?: string[]; env?: NodeJS.Pr
 
 let scratch: string;
 beforeAll(async () => {
-  scratch = await mkdtemp(join(tmpdir(), 'cutover-terminal-b-'));
+  scratch = await mkdtemp(join(tmpdir(), 'cutover-terminal-jobs-'));
   return () => rm(scratch, { recursive: true, force: true });
 });
 
