@@ -25,9 +25,9 @@ export function storableResult(result: unknown): StorableResult {
   // branches is shared, not circular, and JSON stores it twice.
   const ancestors = new Set<object>();
 
-  const convert = (value: unknown, path: string): { keep: boolean; value?: unknown } => {
+  const convert = (value: unknown, path: string, key: string): { keep: boolean; value?: unknown } => {
     if (value !== null && typeof value === 'object' && typeof (value as { toJSON?: unknown }).toJSON === 'function') {
-      value = (value as { toJSON: (key: string) => unknown }).toJSON(path);
+      value = (value as { toJSON: (key: string) => unknown }).toJSON(key);
     }
     switch (typeof value) {
       case 'bigint':
@@ -53,11 +53,11 @@ export function storableResult(result: unknown): StorableResult {
     try {
       if (Array.isArray(value)) {
         // JSON keeps an array's length: what cannot be stored becomes null, as JSON.stringify does.
-        return { keep: true, value: value.map((item, index) => { const out = convert(item, `${path}[${index}]`); return out.keep ? out.value : null; }) };
+        return { keep: true, value: value.map((item, index) => { const out = convert(item, `${path}[${index}]`, String(index)); return out.keep ? out.value : null; }) };
       }
       const out: Record<string, unknown> = {};
       for (const [key, item] of Object.entries(value)) {
-        const converted = convert(item, /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`);
+        const converted = convert(item, /^[A-Za-z_$][\w$]*$/.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`, key);
         if (converted.keep) out[key] = converted.value;
       }
       return { keep: true, value: out };
@@ -66,7 +66,7 @@ export function storableResult(result: unknown): StorableResult {
     }
   };
 
-  const top = convert(result, '$');
+  const top = convert(result, '$', '');
   if (dropped > 0) notes.push(`and ${dropped} more`);
   return { value: top.keep ? top.value : undefined, notes };
 }

@@ -337,10 +337,12 @@ export function resultColumns(table: LegacyTable, result: unknown, job: LegacyJo
   } catch (error) {
     throw new AdapterError(`legacy.onResult failed for a ${job.type} job: ${messageOf(error)}`, { cause: error });
   }
-  const checked = checkColumns(table, 'legacy.onResult', columns);
   // A success is final: a managed column an onResult returns for some results only (the probe
-  // at bind time saw none) is left out rather than failing the completion.
-  return Object.fromEntries(Object.entries(checked).filter(([key]) => !table.managed.has(key)));
+  // at bind time saw none) is left out, before the checks, rather than failing the completion.
+  const unmanaged = typeof columns === 'object' && columns !== null && !Array.isArray(columns)
+    ? Object.fromEntries(Object.entries(columns).filter(([key]) => !table.managed.has(key)))
+    : columns;
+  return checkColumns(table, 'legacy.onResult', unmanaged);
 }
 
 /**
