@@ -107,10 +107,21 @@ export const markFailed = `UPDATE "NotificationDelivery" SET "lastError" = $2, "
 export const releaseClaim = `UPDATE "NotificationDelivery" SET attempts = attempts - 1, "nextAttemptAt" = now() WHERE id = $1::bigint AND "deliveredAt" IS NULL`;
 
 /**
- * Notifications done (delivered or given up) over a week ago: long past every cursor, so their
- * source rows are never read again and the key they hold can go. Bounded per call.
+ * Notifications done (delivered or given up) over a week ago, and, for those copied from a
+ * source table, only once that source's cursor has passed their row: a row past the cursor is
+ * read again by every loop (the cursor stays behind while an old transaction runs, however long
+ * that is), and only the key it holds keeps that read from copying it, and delivering it, again.
+ * The cursor only moves forward, and only past rows already copied, so a key it has passed is
+ * never needed again whatever other loops do meanwhile. Dead letter notifications come from no
+ * table and age out alone. Bounded per call.
  */
 export const pruneDone = `DELETE FROM "NotificationDelivery" WHERE id IN (
-  SELECT id FROM "NotificationDelivery" WHERE COALESCE("deliveredAt", "gaveUpAt") < now() - interval '7 days' LIMIT 1000)`;
+  SELECT d.id FROM "NotificationDelivery" d
+   WHERE COALESCE(d."deliveredAt", d."gaveUpAt") < now() - interval '7 days'
+     AND CASE split_part(d.key, ':', 1)
+${SOURCES.map((source) => `           WHEN '${source.prefix}' THEN CASE WHEN split_part(d.key, ':', 2) ~ '^[0-9]{1,18}$'
+             THEN split_part(d.key, ':', 2)::bigint <= (SELECT position FROM "NotificationCursor" WHERE source = '${source.name}') END`).join('\n')}
+           ELSE true END
+   LIMIT 1000)`;
 
 export const countPending = `SELECT count(*)::int AS n FROM "NotificationDelivery" WHERE "deliveredAt" IS NULL AND "gaveUpAt" IS NULL`;

@@ -516,18 +516,61 @@ describe('configuration and commands', () => {
 });
 
 describe('notifications done a week ago', () => {
-  it('are pruned by the loop; newer ones, and those still to deliver, stay', async () => {
+  it('are pruned by the loop; newer ones, those still to deliver, and those past the cursor, stay', async () => {
+    // The cursors first (a loop's first round creates them), then one placed past ids 10..13.
+    await notifier(webhookAt(urlAt(await freePort()))).runOnce();
+    await pool.query(`UPDATE "NotificationCursor" SET position = 100 WHERE source = 'RolloutEvent'`);
     await pool.query(
       `INSERT INTO "NotificationDelivery" (key, kind, "occurredAt", notification, "deliveredAt", "gaveUpAt", "nextAttemptAt") VALUES
-         ('event:old-delivered', 'test', now(), '{}', now() - interval '8 days', NULL, now()),
-         ('event:old-given-up', 'test', now(), '{}', NULL, now() - interval '9 days', now()),
-         ('event:recent', 'test', now(), '{}', now() - interval '1 day', NULL, now()),
-         ('event:waiting', 'test', now() - interval '8 days', '{}', NULL, NULL, now() + interval '1 hour')`,
+         ('event:10', 'test', now(), '{}', now() - interval '8 days', NULL, now()),
+         ('event:11', 'test', now(), '{}', NULL, now() - interval '9 days', now()),
+         ('event:12', 'test', now(), '{}', now() - interval '1 day', NULL, now()),
+         ('event:13', 'test', now() - interval '8 days', '{}', NULL, NULL, now() + interval '1 hour'),
+         ('event:200', 'test', now(), '{}', now() - interval '8 days', NULL, now()),
+         ('dlq:test.noop__dlq:10:1', 'test', now(), '{}', now() - interval '8 days', NULL, now())`,
     );
     await notifier(webhookAt(urlAt(await freePort()))).runOnce();
     const keys = (await deliveries()).map((row) => row.key);
-    expect(keys).toEqual(expect.arrayContaining(['event:recent', 'event:waiting']));
-    expect(keys).not.toContain('event:old-delivered');
-    expect(keys).not.toContain('event:old-given-up');
+    expect(keys).toEqual(expect.arrayContaining(['event:12', 'event:13', 'event:200']));
+    expect(keys).not.toContain('event:10');
+    expect(keys).not.toContain('event:11');
+    expect(keys).not.toContain('dlq:test.noop__dlq:10:1');
+  });
+
+  it('are never delivered again, however long a transaction held the cursor back', async () => {
+    const receiver = await startReceiver();
+    // A long transaction with a transaction id (a migration, a batch job): it holds every
+    // snapshot's xmin back, so the cursor may not move past anything read while it runs.
+    const long = await pool.connect();
+    try {
+      await long.query('BEGIN');
+      await long.query('SELECT pg_current_xact_id()');
+      await kill('test.noop');
+      await roundsUntil('the first delivery', notifier(webhookAt(receiver.url)), () => receiver.received.length === 1);
+      const { rows: [event] } = await pool.query<{ id: string }>(`SELECT max(id)::text AS id FROM "RolloutEvent"`);
+      const position = async () => BigInt((await pool.query<{ p: string }>(`SELECT position::text AS p FROM "NotificationCursor" WHERE source = 'RolloutEvent'`)).rows[0]!.p);
+      expect(await position()).toBeLessThan(BigInt(event!.id));
+
+      // A week later, the transaction still open: a loop that starts then prunes first, then reads.
+      const aWeekLater = () => pool.query(`UPDATE "NotificationDelivery" SET "deliveredAt" = now() - interval '8 days' WHERE "deliveredAt" IS NOT NULL`);
+      await aWeekLater();
+      const later = notifier(webhookAt(receiver.url));
+      for (let i = 0; i < 3; i += 1) await later.runOnce();
+      expect(receiver.received).toHaveLength(1);
+      expect((await deliveries()).map((row) => row.key)).toEqual([`event:${event!.id}`]);
+
+      // Once the transaction ends the cursor passes the event, and then its delivery may go.
+      await long.query('COMMIT');
+      await roundsUntil('the cursor to pass the event', later, async () => (await position()) >= BigInt(event!.id));
+      await aWeekLater();
+      const latest = notifier(webhookAt(receiver.url));
+      for (let i = 0; i < 3; i += 1) await latest.runOnce();
+      expect(await deliveries()).toEqual([]);
+      expect(receiver.received).toHaveLength(1);
+    } finally {
+      await long.query('ROLLBACK').catch(() => undefined);
+      long.release();
+      await receiver.close();
+    }
   });
 });
