@@ -13,6 +13,13 @@ function send(message: ChildMessage): Promise<void> {
   return new Promise((resolve) => process.stdout.write(`${JSON.stringify(message)}\n`, () => resolve()));
 }
 
+// The worker that started this process is gone (its IPC channel closed, see ./executor.ts):
+// nobody reads the outcome, and the job is someone else's now (pg-boss hands it out again once
+// it expires, the legacy runner's stale recovery resets it). Going on would run it twice at
+// once, unowned; stop at once, reporting nothing. A transaction the handler had open is rolled
+// back as its connection drops.
+process.once('disconnect', () => process.exit(1));
+
 async function main(): Promise<number> {
   const job = JSON.parse(await text(process.stdin)) as ChildJob;
   const engine = job.engine ?? 'LEGACY';

@@ -71,10 +71,14 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
   const entry = options.entry ?? compiledEntry('isolation/child.js');
   const execArgv = options.memoryLimitMb ? [`--max-old-space-size=${options.memoryLimitMb}`] : [];
   const child = spawn(process.execPath, [...execArgv, entry], {
-    stdio: ['pipe', 'pipe', 'pipe'],
+    // The IPC channel carries nothing: it closes when this process dies, however it dies (a
+    // SIGKILL runs no shutdown to stop the child), and the child exits on that (./child.ts).
+    stdio: ['pipe', 'pipe', 'pipe', 'ipc'],
     // A child per job pays Node's start-up each time; V8's compile cache halves module loading.
     env: { NODE_COMPILE_CACHE: join(tmpdir(), 'cutover-compile-cache'), ...process.env, [CHILD_DATABASE_URL_ENV]: options.databaseUrl },
   });
+  // Pipes, as asked for above: spawn's types know that only of a three-entry stdio.
+  const [stdin, stdout, stderr] = [child.stdin!, child.stdout!, child.stderr!];
   const logs = new LogBuffer();
   const onLog = options.onLog;
   let result: { value: unknown } | undefined;
@@ -83,7 +87,7 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
   let interrupted = false;
   let heapExhausted = false;
 
-  createInterface({ input: child.stdout }).on('line', (line) => {
+  createInterface({ input: stdout }).on('line', (line) => {
     const message = parseChildLine(line);
     if (!message) {
       onLog?.({ message: line, stream: 'stdout' });
@@ -95,7 +99,7 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
     } else if (message.type === 'result') result ??= { value: message.result };
     else reportedFailure ??= message.error;
   });
-  createInterface({ input: child.stderr }).on('line', (line) => {
+  createInterface({ input: stderr }).on('line', (line) => {
     if (HEAP_EXHAUSTED.test(line)) heapExhausted = true;
     onLog?.({ message: line, stream: 'stderr' });
     logs.append(`[stderr] ${line}`);
@@ -115,8 +119,8 @@ export function executeInChild(job: ChildJob, options: ExecuteOptions): Promise<
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener('abort', onAbort, { once: true });
 
-  child.stdin.on('error', () => undefined); // a child that dies at once closes stdin under us
-  child.stdin.end(JSON.stringify(job));
+  stdin.on('error', () => undefined); // a child that dies at once closes stdin under us
+  stdin.end(JSON.stringify(job));
 
   return new Promise((resolve) => {
     child.on('error', (error) => logs.append(`[spawn] ${error.message}`));
