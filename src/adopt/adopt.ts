@@ -85,7 +85,10 @@ export function guardNames(table: LegacyTable): { trigger: string; fn: string } 
 
 /**
  * The guard (DESIGN §12): a row pg-boss owns may change status, start or finish only through
- * cutover's own connections (they carry \`cutover.writer\`, db/pool SESSION_OPTIONS). The team's
+ * cutover's own connections: their application_name is \`cutover\` or \`cutover-…\` (db/pool
+ * CUTOVER_APPLICATION), which a transaction pooler keeps per client, where the session setting
+ * \`cutover.writer\` that older cutover releases sent as a startup option never got through;
+ * that setting is still accepted, for a process of an older release beside a newer. The team's
  * runner, until its claim and stale cleanup say \`AND "engine" = 'LEGACY'\`, then fails loudly on
  * such a row instead of running a job twice or failing it under pg-boss's feet.
  */
@@ -98,7 +101,8 @@ function guardSql(table: LegacyTable): string {
 -- To remove it: DROP TRIGGER ${trigger} ON ${table.ref}; DROP FUNCTION ${fn}();
 CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $guard$
 BEGIN
-    IF OLD."engine" = 'PGBOSS' AND current_setting('cutover.writer', true) IS DISTINCT FROM 'on' AND (${watched}) THEN
+    IF OLD."engine" = 'PGBOSS' AND current_setting('cutover.writer', true) IS DISTINCT FROM 'on'
+       AND current_setting('application_name') !~ '^cutover(-|$)' AND (${watched}) THEN
         RAISE EXCEPTION 'cutover guard: row % of ${table.label.replace(/'/g, "''")} belongs to pg-boss (engine = PGBOSS); add AND "engine" = ''LEGACY'' to this query (claim, pending count, stale cleanup)', OLD.${col.id}
             USING HINT = 'cutover init prints the filters your runner needs';
     END IF;

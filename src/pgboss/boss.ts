@@ -1,5 +1,5 @@
 import { PgBoss, type CommandResponse, type ConstructorOptions } from 'pg-boss';
-import { createPool, SESSION_OPTIONS } from '../db/pool.js';
+import { createPool } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../support/log.js';
 
@@ -43,7 +43,7 @@ async function assertStartable(databaseUrl: string): Promise<void> {
   assertSupportedPgboss({ packageVersion: installed.version, schemaVersion: schema !== null && schema < installed.schema ? installed.schema : schema });
 }
 
-/** A started PgBoss sharing our config and logger; its own pool, sessions in UTC. */
+/** A started PgBoss sharing our config and logger; its own pool, no startup options (a pooler refuses them). */
 export async function startBoss(options: BossOptions): Promise<PgBoss> {
   await assertStartable(options.databaseUrl);
   const worker = options.role === 'worker';
@@ -51,8 +51,10 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     connectionString: options.databaseUrl,
     schema: PGBOSS_SCHEMA,
     max: options.max ?? 10,
+    // No startup options: a transaction pooler refuses them. pg-boss's tables are timestamptz,
+    // so its statements do not depend on the session's TimeZone; the name marks the
+    // connections as cutover's for the adoption guard, and poolers keep it.
     application_name: worker ? 'cutover-pgboss-worker' : 'cutover-pgboss',
-    options: SESSION_OPTIONS,
     migrate: true,
     supervise: worker,
     // pg-boss's cron pass is the clock of recurring jobs (ops/schedules.ts): every worker runs

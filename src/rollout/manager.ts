@@ -1,6 +1,6 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
-import { prepared } from '../db/prepared.js';
+import { disablePreparedStatements, prepared } from '../db/prepared.js';
 import { withTransaction } from '../db/transaction.js';
 import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type Tx } from '../db/sql.js';
 import { AdapterError, JobIdTakenError } from '../support/errors.js';
@@ -14,7 +14,7 @@ import type { FlagCache } from '../state/flags.js';
 import { pgbossPriority } from './priority.js';
 import { insertJobRows, type NewJobRow } from '../table/tracking.js';
 import { insertWithRows, NotComposable } from './dual-write.js';
-import { isPermissionDenied } from '../support/pg-errors.js';
+import { isConnectionStateError, isPermissionDenied, isPreparedStatementError } from '../support/pg-errors.js';
 
 export interface EnqueueOptions {
   /** Sticky routing key: the same key goes to the same engine while the flag is unchanged. @defaultValue the job id */
@@ -134,7 +134,9 @@ export class RolloutManager {
       // A legacy adapter that cannot write the row, or a producer without the grants pg-boss
       // needs, is not pg-boss refusing: falling back would hide the mistake for good.
       const misconfigured = error instanceof AdapterError || error instanceof JobIdTakenError || isPermissionDenied(error);
-      if (misconfigured || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
+      // Nor is our own connection failing (a prepared statement a pooler lost, a connection
+      // gone, a transaction aborted): pg-boss said nothing about the job, so it is thrown.
+      if (misconfigured || isConnectionStateError(error) || !toBoss.every((job) => job.route.flag?.fallbackToLegacy ?? true)) throw error;
       this.fallbacks += toBoss.length;
       this.options.log.warn({ type, jobs: toBoss.length, err: error, fallbacks: this.fallbacks }, 'pg-boss refused jobs; written to legacy instead');
       await insertJobRows(t, table, planned.map((job) => (job.route.engine === 'PGBOSS' ? row(job, 'LEGACY', 'fallback') : row(job, 'LEGACY', job.route.reason))));
@@ -144,8 +146,9 @@ export class RolloutManager {
     if (!callerTx) {
       // Rows and jobs as one statement need no transaction around them; a refusal then has
       // written nothing, and the fallback gets a transaction of its own. The common path pays
-      // one round trip, no BEGIN, COMMIT or savepoint.
-      try {
+      // one round trip, no BEGIN, COMMIT or savepoint. A failed statement wrote nothing, so one
+      // that met a transaction pooler's prepared-statement error is sent again, unnamed.
+      const routedOnPool = async (): Promise<EnqueueResult[]> => {
         if (this.composable) {
           try {
             return await routed(autocommit(this.options.pool), false);
@@ -156,6 +159,19 @@ export class RolloutManager {
           }
         }
         return await own(routed);
+      };
+      const attempt = async (): Promise<EnqueueResult[]> => {
+        try {
+          return await routedOnPool();
+        } catch (error) {
+          if (!isPreparedStatementError(error)) throw error;
+          disablePreparedStatements();
+          this.options.log.warn({ type }, 'a transaction pooler serves this database: statements run unnamed from now on');
+          return await routedOnPool();
+        }
+      };
+      try {
+        return await attempt();
       } catch (error) {
         return own((t) => fallback(t, error));
       }

@@ -8,6 +8,12 @@
 export const SQLSTATE = {
   /** Class 08: the connection failed or was lost. */
   connectionExceptionClass: '08',
+  /** Class 25: the statement is not allowed in the transaction's state (aborted, read-only, none open). */
+  invalidTransactionStateClass: '25',
+  /** A named prepared statement this connection does not have: behind a transaction pooler, it was prepared on another server connection. */
+  invalidSqlStatementName: '26000',
+  /** A named prepared statement this connection has already: behind a transaction pooler, another client prepared it there. */
+  duplicatePreparedStatement: '42P05',
   /** Class 22: a value Postgres cannot store (a NUL in text, too long for varchar(n), out of range). */
   dataExceptionClass: '22',
   divisionByZero: '22012',
@@ -73,4 +79,37 @@ export function isPermissionDenied(error: unknown): boolean {
 /** A relation the statement names does not exist (SQLSTATE 42P01). */
 export function isUndefinedTable(error: unknown): boolean {
   return sqlState(error) === SQLSTATE.undefinedTable;
+}
+
+/** A named prepared statement missing or already there (26000, 42P05): what a transaction pooler does to them. */
+export function isPreparedStatementError(error: unknown): boolean {
+  const state = sqlState(databaseError(error));
+  return state === SQLSTATE.invalidSqlStatementName || state === SQLSTATE.duplicatePreparedStatement;
+}
+
+/** The driver's words for a connection that went away under a query (it gives them no code). */
+const LOST_CONNECTION = /Connection terminated|connection (?:is )?(?:closed|ended)|Client has encountered a connection error/i;
+const NETWORK_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTCONN']);
+
+/**
+ * An error of our own connection's state, not an answer about the statement: a prepared
+ * statement the server connection lacks or has already (26000, 42P05), the connection lost
+ * (class 08, a network error, the driver's "Connection terminated"), the server shutting down
+ * (57P01..57P03), or a transaction in a state that refuses statements (class 25). Such an error
+ * says nothing about whether pg-boss would take the job.
+ */
+export function isConnectionStateError(error: unknown): boolean {
+  if (isPreparedStatementError(error)) return true;
+  for (const cause of causes(error)) {
+    const state = sqlState(cause);
+    if (state !== undefined) {
+      if (state.startsWith(SQLSTATE.connectionExceptionClass) || state.startsWith(SQLSTATE.invalidTransactionStateClass)) return true;
+      if (state === SQLSTATE.adminShutdown || state === SQLSTATE.crashShutdown || state === SQLSTATE.cannotConnectNow) return true;
+      continue;
+    }
+    const code = errorCode(cause);
+    if (code !== undefined && NETWORK_CODES.has(code)) return true;
+    if (cause instanceof Error && LOST_CONNECTION.test(cause.message)) return true;
+  }
+  return false;
 }
