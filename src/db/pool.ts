@@ -60,11 +60,10 @@ export function poolConfig(connectionString: string, options: PoolOptions = {}):
 }
 
 export function createPool(connectionString: string, options: PoolOptions = {}): pg.Pool {
-  const config = poolConfig(connectionString, options);
-  const pool = new pg.Pool(config);
+  const pool = new pg.Pool(poolConfig(connectionString, options));
   // An idle client losing its connection must not crash the process; the next query reports it.
   pool.on('error', () => undefined);
-  watchForPooler(pool, connectionString, config.max ?? 10);
+  watchForPooler(connectionString);
   return pool;
 }
 
