@@ -1,133 +1,46 @@
 #!/usr/bin/env node
-import { realpathSync } from 'node:fs';
-import { Readable } from 'node:stream';
+// The `cutover` binary. It checks the Node version before it loads anything else: the commands
+// (program.ts) import commander and the engines, which crash on an older Node with errors that
+// name neither version. Only node: built-ins are imported statically here.
+import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { Command, CommanderError } from 'commander';
-import { CutoverError, messageOf } from '../support/errors.js';
-import { redactSecrets } from '../support/log.js';
-import { registerDbCommands } from './db.js';
-import { registerStatusCommand } from './status.js';
-import { registerWorkerCommand } from './worker.js';
-import { registerEnqueueCommand } from './enqueue.js';
-import { registerRolloutCommands } from './rollout.js';
-import { registerDlqCommands } from './dlq.js';
-import { registerMigrateCommand } from './migrate.js';
-import { registerRollbackCommand } from './rollback.js';
-import { registerReconcileCommand } from './reconcile.js';
-import { registerPlanCommands } from './plan.js';
-import { registerDemoCommand } from './demo.js';
-import { registerInitCommand } from './init.js';
-import { registerDrainReportCommand, registerPreflightCommand } from './checks.js';
-import { registerFinalizeCommand } from './finalize.js';
-import { registerArchiveCommand } from './archive.js';
-import { registerJobsCommand } from './jobs.js';
-import { registerDashboardCommand } from './dashboard.js';
-import { registerMetricsCommand } from './metrics.js';
-import { registerNotifyCommand } from './notify.js';
-import { cliIo, withCliIo, type CliIo, type CliOutput } from './output.js';
+import type { ProgramIo } from './program.js';
 
-export function buildProgram(): Command {
-  const program = new Command('cutover')
-    .description('move a legacy Postgres job table onto pg-boss, with a way back at every step')
-    .option('--config <file>', 'cutover config: your legacy table\'s adapter and job registry (default: cutover.config.{ts,mjs,js} here, else the generic Job table)')
-    .option('--database-url <url>', 'Postgres connection string (default: DATABASE_URL, else the embedded Postgres in .cutover/)')
-    .option('--json', 'print one JSON document on stdout; logs stay on stderr')
-    .option('--yes', 'do destructive actions without asking')
-    .option('--verbose', 'debug logs and stack traces')
-    // One line per error (the contract), with the hint on it. Commander quotes what it rejects:
-    // a mistyped `--databse-url=mysql://root:pw@h` would print the password.
-    .configureOutput({
-      outputError: (text, write) => write(`${redactSecrets(text).trimEnd()} (run with --help for usage)\n`),
-      // Commander's defaults, read from this run's io instead of the process's streams.
-      writeOut: (text) => void cliIo().stdout.write(text),
-      writeErr: (text) => void cliIo().stderr.write(text),
-      getOutHelpWidth: () => helpWidth(cliIo().stdout),
-      getErrHelpWidth: () => helpWidth(cliIo().stderr),
-      getOutHasColors: () => hasColors(cliIo().stdout, cliIo().env),
-      getErrHasColors: () => hasColors(cliIo().stderr, cliIo().env),
-    })
-    .exitOverride();
-  registerInitCommand(program);
-  registerDbCommands(program);
-  registerStatusCommand(program);
-  registerEnqueueCommand(program);
-  registerJobsCommand(program);
-  registerRolloutCommands(program);
-  registerDlqCommands(program);
-  registerMigrateCommand(program);
-  registerRollbackCommand(program);
-  registerReconcileCommand(program);
-  registerPlanCommands(program);
-  registerPreflightCommand(program);
-  registerDrainReportCommand(program);
-  registerFinalizeCommand(program);
-  registerArchiveCommand(program);
-  registerDemoCommand(program);
-  registerWorkerCommand(program);
-  registerDashboardCommand(program);
-  registerMetricsCommand(program);
-  registerNotifyCommand(program);
-  for (const command of program.commands) command.exitOverride();
-  return program;
-}
-
-/** Error classes to exit codes, in one place (DESIGN §8). */
-export function exitCodeFor(error: unknown): number {
-  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : 2;
-  if (error instanceof CutoverError) return error.exitCode;
-  // Anything unforeseen (a driver error mid-command, a bug) is a runtime failure.
-  return 3;
-}
-
-function describe(error: unknown): string {
-  // Redacted whole before the first line is taken: a quoted password can span lines.
-  return redactSecrets(messageOf(error)).split('\n')[0] ?? '';
-}
-
-/** Commander's own rule: the terminal's width, else none (commander then wraps at 80). */
-function helpWidth(output: CliOutput): number {
-  // Commander's types promise a number; its own default returns undefined off a terminal too.
-  return (output.isTTY ? output.columns : undefined) as number;
-}
-
-/** Commander's own rule (NO_COLOR, FORCE_COLOR, CLICOLOR_FORCE, else a colour terminal), on this run's environment. */
-function hasColors(output: CliOutput, env: NodeJS.ProcessEnv): boolean {
-  if (env.NO_COLOR || env.FORCE_COLOR === '0' || env.FORCE_COLOR === 'false') return false;
-  if (env.FORCE_COLOR || env.CLICOLOR_FORCE !== undefined) return true;
-  return output.isTTY === true && output.hasColors?.() === true;
-}
-
-/** What runProgram reads and writes; without stdin, an empty one (never the caller's own). @defaultValue cwd: process.cwd() */
-export interface ProgramIo {
-  stdout: CliOutput;
-  stderr: CliOutput;
-  stdin?: CliIo['stdin'];
-  env: NodeJS.ProcessEnv;
-  cwd?: string;
-}
+export type { ProgramIo } from './program.js';
 
 /**
- * Runs `cutover <argv>` (the arguments after the program's name) and resolves to its exit
- * code; it never exits the process. Output, logs, environment and working directory are those
- * of `io`, so a caller (the tests) can run many commands in one process, even at once.
+ * The one-line refusal for Node `found` ("20.19.2") against package.json's engines range
+ * `range` (">=22.12"), or undefined when it is new enough. scripts/require-node.mjs says the
+ * same for the npm scripts; it is not in the published package, so the check lives here too.
  */
-export async function runProgram(argv: readonly string[], io: ProgramIo): Promise<number> {
-  const runIo: CliIo = { stdout: io.stdout, stderr: io.stderr, stdin: io.stdin ?? Readable.from([]), env: io.env, cwd: io.cwd ?? process.cwd() };
-  return withCliIo(runIo, async () => {
-    const program = buildProgram();
-    try {
-      await program.parseAsync(argv as string[], { from: 'user' });
-      return 0;
-    } catch (error) {
-      const code = exitCodeFor(error);
-      // Commander has already printed its own usage errors.
-      if (!(error instanceof CommanderError)) {
-        runIo.stderr.write(`cutover: ${describe(error)}\n`);
-        if (argv.includes('--verbose') && error instanceof Error && error.stack) runIo.stderr.write(`${redactSecrets(error.stack)}\n`);
-      }
-      return code;
+export function nodeRefusal(found: string, range: string): string | undefined {
+  const match = /(\d+)(?:\.(\d+))?(?:\.(\d+))?/.exec(range);
+  if (!match) return undefined;
+  const wanted = [Number(match[1]), Number(match[2] ?? 0), Number(match[3] ?? 0)];
+  const version = found.replace(/^v/, '');
+  const have = version.split('.').map(Number);
+  for (let i = 0; i < 3; i += 1) {
+    const part = have[i] ?? 0;
+    const least = wanted[i] ?? 0;
+    if (part > least) return undefined;
+    if (part < least) {
+      const shown = wanted[2] ? wanted.join('.') : `${wanted[0]}.${wanted[1]}`;
+      return `cutover needs Node >= ${shown}; this is Node ${version} (install Node ${wanted[0]} from https://nodejs.org/ or with \`nvm install ${wanted[0]}\`, and put it first on PATH)`;
     }
-  });
+  }
+  return undefined;
+}
+
+/** package.json's engines.node: the same file from src/cli and from dist/cli. */
+function enginesRange(): string {
+  const manifest = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { engines?: { node?: string } };
+  return manifest.engines?.node ?? '';
+}
+
+/** program.ts's runProgram, loaded on first use so that importing this module stays light. */
+export async function runProgram(argv: readonly string[], io: ProgramIo): Promise<number> {
+  const program = await import('./program.js');
+  return program.runProgram(argv, io);
 }
 
 /** Run as the binary (directly or through npm's bin link), not imported. */
@@ -142,7 +55,13 @@ function isEntryPoint(): boolean {
 }
 
 if (isEntryPoint()) {
-  process.exitCode = await runProgram(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() });
-  // Everything is closed by now; should a stray handle keep the loop alive, don't hang the shell.
-  setTimeout(() => process.exit(), 5000).unref();
+  const refusal = nodeRefusal(process.versions.node, enginesRange());
+  if (refusal) {
+    process.stderr.write(`${refusal}\n`);
+    process.exitCode = 1;
+  } else {
+    process.exitCode = await runProgram(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, stdin: process.stdin, env: process.env, cwd: process.cwd() });
+    // Everything is closed by now; should a stray handle keep the loop alive, don't hang the shell.
+    setTimeout(() => process.exit(), 5000).unref();
+  }
 }

@@ -1,24 +1,25 @@
-// The dashboard, driven in a real headless browser (Debian's chromium through
-// playwright-core; .ci/run installs it) against a database with a dual run in progress.
+// The dashboard, driven in a real headless browser (through playwright-core; test/helpers/browser.ts
+// finds it, by default the Chromium build an npm devDependency ships) against a database with a
+// dual run in progress.
 import { randomBytes } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import pg from 'pg';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { roleName } from '../../src/adopt/roles.js';
+import { launchTestBrowser } from '../helpers/browser.js';
 import { runCliInProcess } from '../helpers/cli.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { DEMO_REGISTRY, EVALUATION, seedDualRun, startDashboardCli, stopDashboard, type DualRun, type RunningDashboard } from './dashboard.shared.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const fixture = useEngineFixture({ registry: DEMO_REGISTRY });
 let browser: Browser;
 let dashboard: RunningDashboard | undefined;
 let run: DualRun;
 
 beforeAll(async () => {
-  // No fallback and no skip: without the browser this file fails, as the issue asks.
-  browser = await chromium.launch({ executablePath: CHROMIUM });
+  // No skip: without a browser this file fails, with the one-line reason none was found.
+  browser = await launchTestBrowser();
 });
 afterAll(async () => {
   await browser?.close();

@@ -7,6 +7,7 @@ import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/migrate.js';
 import { startEmbeddedPostgres } from '../../src/db/embedded.js';
 import { createLogger } from '../../src/support/log.js';
+import { resolveTestBrowser } from './browser.js';
 import { repoRoot } from './cli.js';
 
 declare module 'vitest' {
@@ -101,6 +102,11 @@ export default async function setup(project: TestProject): Promise<() => Promise
   process.stderr.write(`tests run on ${line}\n`);
   await mkdir(join(repoRoot, 'test-results'), { recursive: true });
   await writeFile(join(repoRoot, 'test-results', 'postgres.txt'), `${line}\n`);
+  // And which browser the dashboard's browser test drives (or why it will fail: it never skips).
+  const browser = await resolveTestBrowser();
+  const browserLine = browser.found ? `the dashboard's browser test drives ${browser.browser.description}` : browser.reason;
+  process.stderr.write(`${browserLine}\n`);
+  await writeFile(join(repoRoot, 'test-results', 'browser.txt'), `${browserLine}\n`);
 
   return async () => {
     await withClient(server.url, async (client) => {
