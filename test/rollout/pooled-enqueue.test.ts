@@ -1,7 +1,7 @@
 // Producers and a pg-boss worker behind a real transaction pooler (PgBouncer 1.18, pool_mode =
 // transaction, 4 server connections): at 100 % every job goes to pg-boss (no `fallback` from a
 // prepared statement the pooler lost), and the worker runs every one of them.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent, withBossWorker } from '../helpers/engines.js';
 import { fixtureRegistry, testPool } from '../helpers/jobs.js';
 import { startPgBouncer, type PgBouncer } from '../helpers/pgbouncer.js';
+import { killStragglers, startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const PRODUCERS = 3;
@@ -27,6 +28,7 @@ beforeAll(async () => {
   bouncer = await startPgBouncer();
   direct = testPool(database.url);
 });
+afterEach(killStragglers);
 afterAll(async () => {
   await direct?.end();
   await bouncer?.stop();
@@ -96,4 +98,34 @@ describe('behind PgBouncer in transaction mode', () => {
       );
     }
   });
+
+  it('the CLI worker on the pooled URL alone runs every job: none failed or dead-lettered unrun', async () => {
+    const pooledUrl = bouncer.urlFor(database.url);
+    await direct.query(`DELETE FROM "Job"`);
+    await direct.query(`DELETE FROM pgboss.job`);
+    const pool = createPool(pooledUrl, { max: 4, applicationName: 'cutover-test-producer' });
+    const boss = await startBoss({ databaseUrl: pooledUrl, log: quietLog, max: 4 });
+    const flags = new FlagCache({ pool, databaseUrl: database.url, log: quietLog, ttlMs: 5000 });
+    try {
+      const manager = new RolloutManager({ pool, boss, registry, flags, log: quietLog });
+      const sent = await manager.enqueueMany('test.noop', Array.from({ length: JOBS }, (_, i) => ({ payload: { i } })));
+      expect(sent.filter((r) => r.engine !== 'PGBOSS')).toEqual([]);
+    } finally {
+      await flags.close();
+      await boss.stop({ graceful: false, close: true });
+      await pool.end();
+    }
+    const worker = startCli(['worker', '--engine', 'pgboss', '--concurrency', '8', '--registry', fixtureRegistry, '--database-url', pooledUrl]);
+    await pollUntil(
+      'every job to complete',
+      async () => Number((await direct.query<{ n: string }>(`SELECT count(*) AS n FROM "Job" WHERE status = 'COMPLETED'`)).rows[0]!.n) === JOBS,
+      { timeoutMs: 90_000, intervalMs: 250 },
+    ).catch((error: unknown) => {
+      throw new Error(`${String(error)}\nworker stderr:\n${worker.stderr()}`);
+    });
+    worker.kill('SIGTERM');
+    expect((await worker.exited).code, worker.stderr()).toBe(0);
+    const { rows } = await direct.query<{ name: string; state: string; n: number }>(`SELECT name, state, count(*)::int AS n FROM pgboss.job GROUP BY 1, 2`);
+    expect(rows).toEqual([{ name: 'test.noop', state: 'completed', n: JOBS }]);
+  }, 150_000);
 });
