@@ -51,7 +51,9 @@ describe('the Node version guard', () => {
   it('stops the npm scripts and the built CLI at once under an older Node on this machine', () => {
     // Without an older Node here the check above, on faked versions, stands in for this one.
     const old = oldNode();
-    const runs = old ? [[script], [cliEntry, 'status'], [cliEntry, '--help']] : [];
+    // status names an unreachable server: should the guard let it through, it fails fast instead
+    // of starting an embedded Postgres.
+    const runs = old ? [[script], [cliEntry, 'status', '--database-url', 'postgres://127.0.0.1:1/none'], [cliEntry, '--help']] : [];
     for (const args of runs) {
       const result = spawnSync(old!.path, args, { cwd: repoRoot, encoding: 'utf8', timeout: 20_000 });
       expect(result.status, `${old!.path} ${args.join(' ')}: ${result.stderr}`).toBe(1);
