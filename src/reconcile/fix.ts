@@ -13,7 +13,7 @@ import { flipToLegacy } from '../table/handback.js';
 import { audit } from '../state/audit.js';
 import { killedTypes } from '../state/kill-switch.js';
 import { legacyPriority, pgbossPriority } from '../rollout/priority.js';
-import { findingQueries } from './reconcile.sql.js';
+import { findingQueries, inArchive } from './reconcile.sql.js';
 import { FINAL_PGBOSS_STATES, rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
 
 /** What `--fix` may repair: lost, orphan and drift. Stuck and double need a person. */
@@ -31,6 +31,11 @@ export interface FixContext {
   actor: string;
   types: readonly string[];
   graceSeconds: number;
+  /**
+   * The archive table, as `archiveAccess` found it. Orphans are adopted only when it is
+   * readable or absent: an unreadable archive may hold their rows. @defaultValue 'readable'
+   */
+  archive?: 'readable' | 'absent' | 'unreadable';
 }
 
 const PAGE = 500;
@@ -109,14 +114,28 @@ interface PgbossJobRow {
   completedOn: Date | null;
 }
 
-/** Adopts a pg-boss job that has no row: the row is made from the job, in its mapped state. */
+/**
+ * Adopts a pg-boss job that has no row, in the table or in its archive: the row is made from
+ * the job, in its mapped state.
+ */
 async function fixOrphans(context: FixContext): Promise<number> {
   const { table } = context;
   const { names } = table;
-  return repairAll(context, findingQueries(table).orphan, async (client, { id, type }) => {
+  const archive = context.archive ?? 'readable';
+  if (archive === 'unreadable') return 0;
+  // Asked again once the job is locked, in a statement of its own: its snapshot is newer than
+  // the lock's (a fix that waited on the lock read the table as it was before the wait), and
+  // it reads the table and the archive at once, so a row moved between the two by a
+  // concurrent archive (one statement: it leaves the row in exactly one) is found in one or
+  // the other. Off a uuid table this reads the archive whole, once per adopted job: few,
+  // since the orphans read already left out the archived ones.
+  const tracked = `SELECT EXISTS (SELECT 1 FROM ${table.ref} j WHERE j."pgbossJobId" = $1::uuid${table.idType === 'uuid' ? ` OR j.${table.col.id} = $1::uuid` : ''})
+    ${archive === 'readable' ? `OR EXISTS (${inArchive(table, '$1')})` : ''} AS tracked`;
+  return repairAll(context, findingQueries(table, archive === 'readable').orphan, async (client, { id, type }) => {
     const { rows } = await client.query<PgbossJobRow>(lockOrphanJob(table), [type, id]);
     const job = rows[0];
     if (!job) return 0;
+    if ((await client.query<{ tracked: boolean }>(tracked, [job.id])).rows[0]!.tracked) return 0;
     const payload = job.data ?? {};
     const unstarted = job.state === 'created' || job.state === 'retry';
     const failed = job.state === 'failed' || job.state === 'cancelled';
