@@ -115,8 +115,9 @@ export async function archive(options: ArchiveOptions): Promise<ArchiveResult> {
 
 /** The archive's columns, which must hold every column of the table (a column added later is added there too). */
 async function archiveColumns(pool: Pool, table: LegacyTable, target: string): Promise<string[]> {
-  const { rows } = await pool.query<{ exists: boolean; source: string[]; archived: string[] }>(
+  const { rows } = await pool.query<{ exists: boolean; readable: boolean | null; source: string[]; archived: string[] }>(
     `SELECT to_regclass($2) IS NOT NULL AS exists,
+            CASE WHEN to_regclass($2) IS NOT NULL THEN has_table_privilege(to_regclass($2), 'SELECT') END AS readable,
             ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum) AS source,
             ARRAY(SELECT attname::text FROM pg_attribute WHERE attrelid = to_regclass($2) AND attnum > 0 AND NOT attisdropped) AS archived`,
     [table.ref, target],
@@ -125,6 +126,9 @@ async function archiveColumns(pool: Pool, table: LegacyTable, target: string): P
   if (!row.exists) {
     const how = table.adapter.table === 'Job' && !table.adapter.schema ? 'run `cutover db migrate`' : 'run `cutover init`, then `cutover db migrate`';
     throw new SchemaNotReadyError(`the archive table ${target} does not exist: ${how}; nothing changed`);
+  }
+  if (!row.readable) {
+    throw new CheckFailedError(`archive reads ${target} for the rows it already holds: grant this role SELECT on it (besides INSERT); nothing changed`);
   }
   const archived = new Set(row.archived);
   const missing = row.source.filter((name) => !archived.has(name));
