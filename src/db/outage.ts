@@ -73,3 +73,46 @@ export class OutageLog {
 export function backoffMs(baseMs: number, failures: number, maxMs = 30_000): number {
   return Math.min(maxMs, baseMs * 2 ** Math.min(Math.max(0, failures - 1), 16));
 }
+
+export interface RetryThroughOutage {
+  /** Give up (rethrow the last connection error) once this time (ms since the epoch) has passed. */
+  until?: number;
+  /** Give up at once when aborted. */
+  signal?: AbortSignal;
+  /** First delay; it doubles up to 5 s. @defaultValue 100 */
+  firstDelayMs?: number;
+  /** Called before the first retry of a run of failures. */
+  onRetry?: (error: unknown) => void;
+}
+
+/**
+ * Runs `attempt` again, with backoff, for as long as it fails only because the database cannot
+ * be reached; any other error, or one past `until` or the signal, is thrown. For writes whose
+ * outcome is decided by a fence in the statement itself, so that running one again after an
+ * unanswered try is always safe.
+ */
+export async function retryThroughOutage<T>(attempt: () => Promise<T>, options: RetryThroughOutage = {}): Promise<T> {
+  for (let failures = 1; ; failures += 1) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isConnectionError(error)) throw error;
+      const delay = backoffMs(options.firstDelayMs ?? 100, failures, 5000);
+      if (options.signal?.aborted || (options.until !== undefined && Date.now() + delay > options.until)) throw error;
+      if (failures === 1) options.onRetry?.(error);
+      await sleepUnlessAborted(delay, options.signal);
+    }
+  }
+}
+
+function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+    function done(): void {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    }
+  });
+}

@@ -2,7 +2,9 @@
 // start_after, completed_on, output; the function pgboss.job_now(); the state values 'active',
 // 'completed' and 'retry'; that pg-boss's fenced complete sets exactly state, completed_on
 // (job_now()) and output, matched on name, id, state = 'active' and retry_count; that `fail`
-// retries while retry_count < retry_limit; and that a job in 'retry' waits for start_after.
+// retries while retry_count < retry_limit; that a job in 'retry' waits for start_after; and that
+// fetch adds one to retry_count only for a job whose started_on is set (columns started_on,
+// heartbeat_on).
 import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { Params } from '../table/rows.js';
@@ -75,3 +77,17 @@ export const exhaustRetries = `UPDATE ${PGBOSS_SCHEMA}.job SET retry_limit = ret
  */
 export const delayRetry = `UPDATE ${PGBOSS_SCHEMA}.job SET start_after = GREATEST(start_after, now() + make_interval(secs => $3))
       WHERE name = $1 AND id = $2 AND state = 'retry' AND retry_count = $4`;
+
+/**
+ * Gives fetched jobs back to their queue unrun, fenced to the attempt fetched, without spending
+ * an attempt: retry_count and retry_limit both go up by one. Raising retry_count is what keeps
+ * the release safe: pg-boss settles the batch after the handler returns (its complete or fail,
+ * fenced to the retry_count fetched), and a job released with its old retry_count and fetched
+ * again at once by another worker would be settled by that stale call while it runs there.
+ * `started_on` cleared makes pg-boss's next fetch keep retry_count as it is. Values: name, ids,
+ * `id:retry_count` of each. Returns the ids released.
+ */
+export const releaseUnrun = `UPDATE ${PGBOSS_SCHEMA}.job SET state = 'retry', retry_count = retry_count + 1, retry_limit = retry_limit + 1,
+        started_on = NULL, heartbeat_on = NULL, start_after = ${PGBOSS_SCHEMA}.job_now()
+      WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' AND (id::text || ':' || retry_count) = ANY($3::text[])
+      RETURNING id::text`;

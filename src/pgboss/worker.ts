@@ -12,6 +12,8 @@ import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js'
 import { storableResult } from '../jobs/result.js';
 import { clientDb } from './boss.js';
 import { lockFetchedAttempts } from '../pgboss-schema/reads.js';
+import { releaseUnrun } from '../pgboss-schema/settle.js';
+import { backoffMs, isConnectionError, retryThroughOutage } from '../db/outage.js';
 import { GroupCommit } from './group-commit.js';
 import { markStarted } from './mirror.js';
 import { ensureQueues } from './queues.js';
@@ -52,8 +54,11 @@ export interface BossWorkerStats {
 }
 
 
-/** A handler's outcome; `columns` is where the adapter puts a result on the row. */
-type Outcome = RunOutcome | { ok: true; result: unknown; columns: LegacyRow };
+/** An outcome ready to commit: a success's result made storable and placed in the row's columns. */
+type Settled = Exclude<RunOutcome, { ok: true }> | { ok: true; result: unknown; columns: LegacyRow };
+
+/** Tries at marking a fetched batch started, on errors other than a lost connection. */
+const START_TRIES = 3;
 
 /**
  * Runs registry handlers for pg-boss jobs, in process, or, for types that ask for
@@ -76,6 +81,8 @@ export class BossWorker {
   private readonly databaseUrl: string | undefined;
   /** Job processes running, so a stop returns only once each has exited. */
   private readonly children = new Set<Promise<RunOutcome>>();
+  /** Aborted once a stop has waited its timeout: writes still retrying through an outage give up. */
+  private readonly halted = new AbortController();
 
   constructor(private readonly options: BossWorkerOptions) {
     this.table = options.table ?? GENERIC_TABLE;
@@ -112,6 +119,7 @@ export class BossWorker {
   /** Stops fetching and lets running jobs finish up to `timeoutMs`; pg-boss retries the rest. */
   async stop(timeoutMs: number): Promise<BossWorkerStats> {
     await this.options.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
+    this.halted.abort();
     // pg-boss has aborted the signals of jobs still running: their processes get SIGTERM, then
     // SIGKILL after the grace. None may outlive the worker and go on working unowned.
     await Promise.allSettled(this.children);
@@ -120,13 +128,8 @@ export class BossWorker {
   }
 
   private async runBatch(definition: JobDefinition, fetched: BossJob[]): Promise<void> {
-    const started = await markStarted(
-      this.options.pool,
-      this.table,
-      definition.name,
-      fetched.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })),
-      this.workerId,
-    );
+    const started = await this.startBatch(definition.name, fetched);
+    if (!started) return;
     const jobs = started.killed ? await this.handBack(definition.name, fetched) : fetched;
     if (!jobs.length) return;
     const { rowIds } = started;
@@ -138,8 +141,42 @@ export class BossWorker {
     if (failed.length) throw (failed[0] as PromiseRejectedResult).reason;
   }
 
+  /**
+   * Marks a fetched batch started. A blip here (the database away for a moment, a lock timeout)
+   * must not cost an attempt: pg-boss would fail the whole batch, and a job with no retries left
+   * would be dead-lettered without having run. So a lost connection is retried while the claim
+   * surely holds (half the expiry: an expired job may already run elsewhere, and nothing here
+   * has started yet), another error a few times, and a batch that still cannot start goes back
+   * to its queue unrun (releaseUnrun). Undefined when released.
+   */
+  private async startBatch(name: string, fetched: BossJob[]): Promise<Awaited<ReturnType<typeof markStarted>> | undefined> {
+    const attempts = fetched.map((job) => ({ id: job.id, attempt: job.retryCount + 1 }));
+    const until = Date.now() + Math.min(...fetched.map((job) => job.expireInSeconds)) * 500;
+    let lastError: unknown;
+    for (let tries = 1; tries <= START_TRIES; tries += 1) {
+      try {
+        return await retryThroughOutage(() => markStarted(this.options.pool, this.table, name, attempts, this.workerId), {
+          until,
+          signal: this.halted.signal,
+          onRetry: () => this.log.warn({ type: name, jobs: fetched.length }, 'could not mark a fetched batch started: database unreachable; retrying while the claim holds'),
+        });
+      } catch (error) {
+        lastError = error;
+        if (isConnectionError(error) || this.halted.signal.aborted || tries === START_TRIES) break;
+        await new Promise((resolve) => setTimeout(resolve, backoffMs(100, tries)));
+      }
+    }
+    const released = await this.options.pool
+      .query<{ id: string }>(releaseUnrun, [name, fetched.map((job) => job.id), fetched.map((job) => `${job.id}:${job.retryCount}`)])
+      .catch(() => undefined);
+    // Not even that: pg-boss fails the batch (an attempt spent) or, unreachable too, expires it later.
+    if (!released) throw lastError;
+    this.log.warn({ type: name, jobs: released.rowCount, reason: messageOf(lastError) }, 'could not mark a fetched batch started; gave it back to its queue unrun, no attempt spent');
+    return undefined;
+  }
+
   private async runOne(definition: JobDefinition, job: BossJob, rowId: string): Promise<void> {
-    let outcome: Outcome;
+    let outcome: RunOutcome;
     try {
       // Validated here for isolated types too: a payload that can never run costs no process.
       const payload = await this.options.registry.validate(definition.name, job.data).catch((error: unknown) => {
@@ -215,30 +252,38 @@ export class BossWorker {
   }
 
   /** The mirror row and pg-boss's state change, both or neither. */
-  private async settle(definition: JobDefinition, job: BossJob, outcome: Outcome): Promise<void> {
-    if (outcome.ok) {
+  private async settle(definition: JobDefinition, job: BossJob, ran: RunOutcome): Promise<void> {
+    let outcome: Settled;
+    if (ran.ok) {
       // A success is final: a result JSON cannot encode (a BigInt, a cycle) is stored as far as
       // it can be, with a warning saying what changed, never failed and run again for it.
-      const storable = storableResult(outcome.result);
+      const storable = storableResult(ran.result);
       if (storable.notes.length) this.log.warn({ jobId: job.id, type: definition.name, notes: storable.notes }, 'job succeeded; its result was stored as far as it could be');
       const placed = placeResult(this.table, storable.value, { type: definition.name, payload: job.data });
       outcome = placed.ok ? { ok: true, result: storable.value, columns: placed.columns } : placed;
+    } else {
+      outcome = ran;
     }
     const willRetry = !outcome.ok && outcome.failure.kind !== 'non-retryable' && job.retryCount < job.retryLimit;
+    let retried = false;
     try {
-      if (outcome.ok) {
-        // Successes ready together commit together; see completeGroup.
-        const completed = await this.successes.submit({ definition, job, result: outcome.result, columns: outcome.columns ?? {} });
-        if (completed === 'lost') throw new ClaimLost();
-        if (completed !== 'completed') throw completed.error;
-      } else {
-        const { failure } = outcome;
-        await withTransaction(this.options.pool, (client) => storeFailure(this.settleContext, client, definition, job, failure, willRetry));
-      }
+      // Through an outage the outcome is committed when the database is back, however long that
+      // takes: the fence in each statement decides whether this worker still holds the attempt,
+      // so a commit after expiry writes nothing if pg-boss gave the job to another worker, and
+      // completes it if not. Giving up early would make pg-boss run a finished job again.
+      await retryThroughOutage(() => this.commitOutcome(definition, job, outcome, willRetry), {
+        signal: this.halted.signal,
+        onRetry: () => {
+          retried = true;
+          this.log.warn({ jobId: job.id, type: definition.name }, 'could not commit the outcome of a job: database unreachable; retrying until it is back');
+        },
+      });
     } catch (error) {
       if (error instanceof ClaimLost) {
         this.stats.claimsLost += 1;
-        this.log.warn({ jobId: job.id, attempt: job.retryCount + 1 }, 'claim lost (expired or settled elsewhere); this run\'s outcome is not written');
+        // A try whose answer the outage swallowed may have committed: the fence then refuses the next.
+        const why = retried ? 'claim lost (expired or settled elsewhere), or an earlier try whose answer was lost committed it' : 'claim lost (expired or settled elsewhere)';
+        this.log.warn({ jobId: job.id, attempt: job.retryCount + 1 }, `${why}; this run's outcome is not written now`);
         return;
       }
       this.log.error({ err: error, jobId: job.id }, 'could not commit the outcome of a job; pg-boss will retry it');
@@ -247,6 +292,18 @@ export class BossWorker {
     if (outcome.ok) this.stats.completed += 1;
     else if (willRetry) this.stats.retried += 1;
     else this.stats.failed += 1;
+  }
+
+  private async commitOutcome(definition: JobDefinition, job: BossJob, outcome: Settled, willRetry: boolean): Promise<void> {
+    if (!outcome.ok) {
+      const { failure } = outcome;
+      await withTransaction(this.options.pool, (client) => storeFailure(this.settleContext, client, definition, job, failure, willRetry));
+      return;
+    }
+    // Successes ready together commit together; see completeGroup.
+    const completed = await this.successes.submit({ definition, job, result: outcome.result, columns: outcome.columns });
+    if (completed === 'lost') throw new ClaimLost();
+    if (completed !== 'completed') throw completed.error;
   }
 
 }
