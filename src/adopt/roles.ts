@@ -211,7 +211,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     operator: [
       schema,
       { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: legacy, why: 'migrate and rollback flip rows; reconcile --fix adopts orphans, copies final states, re-sends lost jobs; archive moves finished rows out' },
-      { privileges: 'INSERT', on: `TABLE ${target.archive}`, why: 'archive: where finished rows go' },
+      { privileges: 'SELECT, INSERT', on: `TABLE ${target.archive}`, why: 'archive: where finished rows go, and which it already holds; reconcile: which jobs are archived, not orphans' },
       { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('RolloutFlag'), why: 'rollout set/kill/unkill; rollback and plan abort set the kill switch first' },
       { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('RolloutFinal'), why: 'finalize, and --unfinalize' },
       { privileges: 'SELECT', on: cutoverTable('WorkerHeartbeat'), why: 'preflight: live workers per type and their versions' },

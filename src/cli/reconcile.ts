@@ -38,6 +38,8 @@ function render(report: ReconcileReport, minSample: number): string[] {
     lines.push(`  ${name.padEnd(7)} ${count}`);
     for (const finding of sample.slice(0, 5)) lines.push(`    ${finding.id} ${finding.type}: ${finding.detail}`);
   }
+  // Not a finding: pg-boss keeps a finished job for its retention while archive has moved its row.
+  if (report.archived) lines.push(`  archived ${report.archived} (pg-boss still keeps these finished jobs; their rows are in the archive)`);
   if (report.fixed) lines.push(`Fixed: lost ${report.fixed.lost}, orphan ${report.fixed.orphan}, drift ${report.fixed.drift}`);
   lines.push('', `Outcomes (jobs created in the last ${formatDuration(report.window.sinceSeconds)}, per logical job; latency from creation to success):`);
   const fmt = (value: number | null, unit = '') => (value === null ? '-' : `${value}${unit}`);
