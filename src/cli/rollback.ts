@@ -25,6 +25,10 @@ function rollbackLines(summary: RollbackSummary, drain: boolean): string[] {
       ? `would move ${summary.moved} unstarted job(s) back to legacy and set the kill switch on ${summary.killSwitch.join(', ')} (dry run: nothing written)`
       : `moved ${summary.moved} unstarted job(s) back to legacy in ${summary.seconds}s; kill switch on: ${summary.killSwitch.join(', ')}`,
   ];
+  if (summary.untracked) lines.push(`${summary.untracked} of them had no row (finalized with tracking off) and got one through the adapter's toRow`);
+  for (const { type, jobs, reason } of summary.homeless) {
+    lines.push(`NOT MOVED: ${jobs}+ job(s) of ${type} have no row and the table refused one (${reason}); they stay in pg-boss unrun while the kill switch is on`);
+  }
   if (summary.stillActive.length) {
     lines.push(`${summary.stillActive.length} job(s) still running on pg-boss${drain ? ' after the drain timeout' : ''}; they finish there (check with: cutover reconcile)`);
   } else if (drain) lines.push('drained: no pg-boss job is running');
@@ -61,6 +65,10 @@ export function registerRollbackCommand(program: Command): void {
             ...(flags.type ? { types: [flags.type] } : {}),
           });
           const drainTimedOut = () => {
+            if (summary.homeless.length) {
+              const jobs = summary.homeless.reduce((sum, entry) => sum + entry.jobs, 0);
+              throw new CheckFailedError(`${jobs}+ pg-boss job(s) without a row could not be moved back (${summary.homeless.map((entry) => entry.type).join(', ')}): fix the adapter's toRow or the table, then run rollback again; they stay unrun meanwhile`);
+            }
             if (flags.drain && summary.stillActive.length && !summary.dryRun) {
               throw new CheckFailedError(`${summary.stillActive.length} pg-boss job(s) still active after ${flags.timeout}s`);
             }

@@ -6,7 +6,7 @@ import { ensureQueues } from '../pgboss/queues.js';
 import { audit } from '../state/audit.js';
 import { killedTypes } from '../state/kill-switch.js';
 import { DEFAULT_FLAG } from '../state/flags.js';
-import { pgbossPriority } from '../rollout/priority.js';
+import { pgbossPriority } from '../table/priority.js';
 import { pgbossIdFor } from '../table/ids.js';
 import { tableOf, type OpsContext } from '../table/context.js';
 import { lockJobTypes } from './locks.js';

@@ -1,6 +1,6 @@
 import type { PoolClient } from '../db/pool.js';
 import type { LegacyTable } from '../table/table.js';
-import { activeJobs as activeJobsSql, countUnstarted as countUnstartedSql, lockUnstartedJobs as lockUnstartedJobsSql } from '../pgboss-schema/moves.js';
+import { activeJobs as activeJobsSql, countUnstarted as countUnstartedSql, lockUnstartedJobs as lockUnstartedJobsSql, lockUntrackedUnstartedJobs as lockUntrackedSql } from '../pgboss-schema/moves.js';
 
 export interface UnstartedJob {
   id: string;
@@ -19,6 +19,21 @@ export interface UnstartedJob {
  */
 export async function lockUnstartedJobs(client: PoolClient, table: LegacyTable, name: string, size: number): Promise<UnstartedJob[]> {
   const { rows } = await client.query<UnstartedJob>(lockUnstartedJobsSql(table), [name, size]);
+  return rows;
+}
+
+export interface UntrackedUnstartedJob extends UnstartedJob {
+  name: string;
+  data: unknown;
+  /** pg-boss's priority. */
+  priority: number;
+  retryLimit: number;
+  createdOn: Date;
+}
+
+/** pg-boss jobs of one queue not yet started that have no row at all, locked as lockUnstartedJobs locks. */
+export async function lockUntrackedUnstartedJobs(client: PoolClient, table: LegacyTable, name: string, size: number): Promise<UntrackedUnstartedJob[]> {
+  const { rows } = await client.query<UntrackedUnstartedJob>(lockUntrackedSql(table), [name, size]);
   return rows;
 }
 

@@ -5,8 +5,9 @@ import { audit } from '../state/audit.js';
 import { changeFlag, DEFAULT_FLAG } from '../state/flags.js';
 import { tableOf, type OpsContext } from '../table/context.js';
 import { lockJobTypes } from './locks.js';
-import { flipToLegacy } from '../table/handback.js';
-import { activeJobs, countUnstarted, lockUnstartedJobs } from './rollback.sql.js';
+import { flipToLegacy, homeUntracked } from '../table/handback.js';
+import { legacyPriority } from '../table/priority.js';
+import { activeJobs, countUnstarted, lockUnstartedJobs, lockUntrackedUnstartedJobs } from './rollback.sql.js';
 
 export interface RollbackOptions extends OpsContext {
   reason?: string;
@@ -34,6 +35,13 @@ export interface RollbackSummary {
   killSwitch: string[];
   moved: number;
   byType: Record<string, number>;
+  /** Of `moved`, jobs that had no row (sent after `finalize --tracking off`): given one through the adapter's toRow. */
+  untracked: number;
+  /**
+   * Unstarted jobs without a row for which the table refused one (per type, with the reason):
+   * left in pg-boss unrun; under the kill switch workers do not run them.
+   */
+  homeless: { type: string; jobs: number; reason: string }[];
   /** pg-boss jobs still running after the drain (or now, without --drain): they finish on pg-boss. */
   stillActive: { id: string; type: string }[];
   drained: boolean;
@@ -52,7 +60,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
   const { pool, registry, log } = options;
   const types = options.types?.length ? [...options.types] : registry.names();
   const killTargets = options.types?.length ? types : [DEFAULT_FLAG];
-  const summary: RollbackSummary = { dryRun: options.dryRun ?? false, killSwitch: killTargets, moved: 0, byType: {}, stillActive: [], drained: false, seconds: 0 };
+  const summary: RollbackSummary = { dryRun: options.dryRun ?? false, killSwitch: killTargets, moved: 0, untracked: 0, homeless: [], byType: {}, stillActive: [], drained: false, seconds: 0 };
 
   if (options.dryRun) {
     summary.byType = await countUnstarted(pool, tableOf(options), types);
@@ -78,6 +86,18 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
           summary.moved += moved;
           summary.byType[type] = (summary.byType[type] ?? 0) + moved;
         }
+        for (;;) {
+          const untracked = await moveUntrackedBatch(options, type, options.batchSize ?? 500);
+          if ('refused' in untracked) {
+            if (!summary.homeless.some((entry) => entry.type === type)) summary.homeless.push({ type, ...untracked.refused });
+            log.error({ type, jobs: untracked.refused.jobs, reason: untracked.refused.reason }, 'pg-boss jobs with no row could not be given one in the legacy table: left in pg-boss unrun (the kill switch keeps workers from running them)');
+            break;
+          }
+          if (!untracked.moved) break;
+          summary.moved += untracked.moved;
+          summary.untracked += untracked.moved;
+          summary.byType[type] = (summary.byType[type] ?? 0) + untracked.moved;
+        }
       }
     };
     await sweep();
@@ -94,7 +114,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
     actor: options.actor,
     action: 'rollback',
     jobType: options.types?.length ? types.join(',') : DEFAULT_FLAG,
-    after: { moved: summary.moved, byType: summary.byType, stillActive: summary.stillActive.length },
+    after: { moved: summary.moved, byType: summary.byType, untracked: summary.untracked, homeless: summary.homeless, stillActive: summary.stillActive.length },
     reason: options.reason ?? null,
   });
   log.info({ moved: summary.moved, stillActive: summary.stillActive.length }, 'rollback finished');
@@ -113,6 +133,29 @@ async function moveBatch(options: RollbackOptions, type: string, size: number): 
     // Delete last: only jobs whose row now waits on legacy leave pg-boss.
     if (flipped.size) await options.boss.deleteJob(type, [...flipped], { db: clientDb(client) });
     return flipped.size;
+  });
+}
+
+/**
+ * Jobs with no row at all get one first (homeUntracked, through the adapter's toRow), which
+ * then flips and leaves pg-boss like any other, all in one transaction. When the table refuses
+ * such rows nothing of the batch changes: the jobs stay in pg-boss, unrun under the kill switch.
+ */
+async function moveUntrackedBatch(options: RollbackOptions, type: string, size: number): Promise<{ moved: number } | { refused: { jobs: number; reason: string } }> {
+  const table = tableOf(options);
+  return withTransaction(options.pool, async (client) => {
+    const jobs = await lockUntrackedUnstartedJobs(client, table, type, size);
+    if (!jobs.length) return { moved: 0 };
+    const home = await homeUntracked(client, table, jobs.map((job) => ({ pgbossId: job.id, name: job.name, data: job.data, priority: legacyPriority(job.priority), retryLimit: job.retryLimit, createdOn: job.createdOn })));
+    if (home.refused !== undefined) return { refused: { jobs: jobs.length, reason: home.refused } };
+    const flipped = await flipToLegacy(
+      client,
+      table,
+      jobs.filter((job) => home.homed.has(job.id)).map((job) => ({ pgbossId: job.id, attempts: job.attempts, runAfter: job.startAfter })),
+      'rolledback',
+    );
+    if (flipped.size) await options.boss.deleteJob(type, [...flipped], { db: clientDb(client) });
+    return { moved: flipped.size };
   });
 }
 

@@ -85,9 +85,9 @@ export const delayRetry = `UPDATE ${PGBOSS_SCHEMA}.job SET start_after = GREATES
  * fenced to the retry_count fetched), and a job released with its old retry_count and fetched
  * again at once by another worker would be settled by that stale call while it runs there.
  * `started_on` cleared makes pg-boss's next fetch keep retry_count as it is. Values: name, ids,
- * `id:retry_count` of each. Returns the ids released.
+ * `id:retry_count` of each, seconds before it may be fetched again. Returns the ids released.
  */
 export const releaseUnrun = `UPDATE ${PGBOSS_SCHEMA}.job SET state = 'retry', retry_count = retry_count + 1, retry_limit = retry_limit + 1,
-        started_on = NULL, heartbeat_on = NULL, start_after = ${PGBOSS_SCHEMA}.job_now()
+        started_on = NULL, heartbeat_on = NULL, start_after = ${PGBOSS_SCHEMA}.job_now() + make_interval(secs => $4::float8)
       WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' AND (id::text || ':' || retry_count) = ANY($3::text[])
       RETURNING id::text`;

@@ -7,7 +7,8 @@ import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
 import { defaultWorkerId } from '../table/worker-id.js';
 import type { LegacyRow } from '../table/adapter.js';
-import { flipToLegacy } from '../table/handback.js';
+import { flipToLegacy, homeUntracked } from '../table/handback.js';
+import { legacyPriority } from '../table/priority.js';
 import { GENERIC_TABLE, placeResult, type LegacyTable } from '../table/table.js';
 import { storableResult } from '../jobs/result.js';
 import { clientDb } from './boss.js';
@@ -56,6 +57,9 @@ export interface BossWorkerStats {
 
 /** An outcome ready to commit: a success's result made storable and placed in the row's columns. */
 type Settled = Exclude<RunOutcome, { ok: true }> | { ok: true; result: unknown; columns: LegacyRow };
+
+/** How long a fetched job with no legacy home waits in its queue under a kill switch before it is fetched (and looked at) again. */
+const KILLED_WAIT_SECONDS = 300;
 
 /** Tries at marking a fetched batch started, on errors other than a lost connection. */
 const START_TRIES = 3;
@@ -167,7 +171,7 @@ export class BossWorker {
       }
     }
     const released = await this.options.pool
-      .query<{ id: string }>(releaseUnrun, [name, fetched.map((job) => job.id), fetched.map((job) => `${job.id}:${job.retryCount}`)])
+      .query<{ id: string }>(releaseUnrun, [name, fetched.map((job) => job.id), fetched.map((job) => `${job.id}:${job.retryCount}`), 0])
       .catch(() => undefined);
     // Not even that: pg-boss fails the batch (an attempt spent) or, unreachable too, expires it later.
     if (!released) throw lastError;
@@ -227,28 +231,43 @@ export class BossWorker {
   /**
    * Hand-back (DESIGN §12): a job fetched while its type's kill switch is on does not run
    * here, however late its producer's transaction committed. In one transaction its row goes
-   * back to legacy PENDING and the job leaves pg-boss, fenced to the attempt fetched. The kill
-   * switch is read by markStarted, in the statement that would have started the batch. Returns
-   * the jobs that have no legacy home and so run here after all.
+   * back to legacy PENDING and the job leaves pg-boss, fenced to the attempt fetched; a job with
+   * no row (sent after `finalize --tracking off`) is first given one through the adapter's
+   * toRow. The kill switch is read by markStarted, in the statement that would have started the
+   * batch. A job that still has no legacy home (its row is final, or the table refused one)
+   * does not run either: it goes back to its queue unrun, to wait out the kill switch. Returns
+   * the jobs that can run: none.
    */
   private async handBack(name: string, jobs: BossJob[]): Promise<BossJob[]> {
     const { pool, boss } = this.options;
-    const handedBack = await withTransaction(pool, async (client) => {
+    const { handedBack, refused } = await withTransaction(pool, async (client) => {
       const { rows: held } = await client.query<{ id: string; retry_count: number }>(
         lockFetchedAttempts,
         [name, jobs.map((job) => job.id), jobs.map((job) => `${job.id}:${job.retryCount}`)],
       );
       // A fetch that claims a job again counts the run before it in retry_count: that many attempts were made.
-      const flipped = await flipToLegacy(client, this.table, held.map((job) => ({ pgbossId: job.id, attempts: job.retry_count, runAfter: null })), 'handedback');
+      const attempts = new Map(held.map((job) => [job.id, job.retry_count]));
+      const returning = (ids: Iterable<string>) => [...ids].map((id) => ({ pgbossId: id, attempts: attempts.get(id)!, runAfter: null }));
+      const flipped = await flipToLegacy(client, this.table, returning(attempts.keys()), 'handedback');
+      const untracked = jobs.filter((job) => attempts.has(job.id) && !flipped.has(job.id));
+      const home = await homeUntracked(client, this.table, untracked.map((job) => ({ pgbossId: job.id, name, data: job.data, priority: legacyPriority(job.priority), retryLimit: job.retryLimit, createdOn: job.createdOn })));
+      for (const id of await flipToLegacy(client, this.table, returning(home.homed), 'handedback')) flipped.add(id);
       if (flipped.size) await boss.deleteJob(name, [...flipped], { db: clientDb(client) });
-      return flipped;
+      return { handedBack: flipped, refused: home.refused };
     });
     if (handedBack.size) {
       this.stats.handedBack += handedBack.size;
       this.log.warn({ type: name, jobs: handedBack.size }, 'kill switch is on: handed fetched jobs back to legacy unrun');
     }
-    // A job whose row could not flip (it has none, or it is final) has no legacy home: it runs here.
-    return jobs.filter((job) => !handedBack.has(job.id));
+    const homeless = jobs.filter((job) => !handedBack.has(job.id));
+    if (homeless.length) {
+      const { rows } = await pool.query<{ id: string }>(releaseUnrun, [name, homeless.map((job) => job.id), homeless.map((job) => `${job.id}:${job.retryCount}`), KILLED_WAIT_SECONDS]);
+      this.log.error(
+        { type: name, jobs: rows.length, ...(refused ? { reason: refused } : {}) },
+        `kill switch is on and these fetched jobs have no legacy home (${refused ? 'the table refused a row' : 'their row is final'}): not run, back in their queue for ${KILLED_WAIT_SECONDS}s`,
+      );
+    }
+    return [];
   }
 
   /** The mirror row and pg-boss's state change, both or neither. */

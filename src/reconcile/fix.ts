@@ -12,7 +12,7 @@ import { insertCarried } from '../pgboss/carry.js';
 import { flipToLegacy } from '../table/handback.js';
 import { audit } from '../state/audit.js';
 import { killedTypes } from '../state/kill-switch.js';
-import { legacyPriority, pgbossPriority } from '../rollout/priority.js';
+import { legacyPriority, pgbossPriority } from '../table/priority.js';
 import { findingQueries, inArchive } from './reconcile.sql.js';
 import { FINAL_PGBOSS_STATES, rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
 

@@ -11,7 +11,7 @@ import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
 import { decideRoute, type EnvOverride, type Route, type RouteReason } from './decide.js';
 import type { FlagCache } from '../state/flags.js';
-import { pgbossPriority } from './priority.js';
+import { pgbossPriority } from '../table/priority.js';
 import { insertJobRows, type NewJobRow } from '../table/tracking.js';
 import { insertWithRows, NotComposable } from './dual-write.js';
 import { isConnectionStateError, isPermissionDenied, isPreparedStatementError } from '../support/pg-errors.js';

@@ -3,7 +3,7 @@
 // when the fix started.
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
-import { pgbossPriority } from '../../src/rollout/priority.js';
+import { pgbossPriority } from '../../src/table/priority.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { useEngineFixture } from '../helpers/fixture.js';
 import { bossState, type Producer } from '../helpers/engines.js';

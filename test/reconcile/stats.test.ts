@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { compareSuccessRates } from '../../src/reconcile/stats.js';
-import { pgbossPriority } from '../../src/rollout/priority.js';
+import { pgbossPriority } from '../../src/table/priority.js';
 import { pgbossIdFor } from '../../src/table/ids.js';
 import { retryDelaySeconds } from '../../src/jobs/define.js';
 import { parsePercent } from '../../src/state/flags.js';
