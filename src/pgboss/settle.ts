@@ -61,7 +61,17 @@ function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, 
  */
 export async function completeGroup(context: SettleContext, group: Success[]): Promise<GroupOutcome[]> {
   const outcomes = new Map<Success, GroupOutcome>();
-  for (const [name, members] of groupBy(group, (member) => member.definition.name)) {
+  for (const [name, queued] of groupBy(group, (member) => member.definition.name)) {
+    // Two attempts of one job (a worker that fetched its own expired job again): pg-boss holds
+    // at most the later one, and the statement must see each job once, or the row could take
+    // the stale attempt's result. The earlier attempt lost its claim.
+    const latest = new Map<string, Success>();
+    for (const member of queued) {
+      const seen = latest.get(member.job.id);
+      if (!seen || member.job.retryCount > seen.job.retryCount) latest.set(member.job.id, member);
+    }
+    for (const member of queued) if (latest.get(member.job.id) !== member) outcomes.set(member, 'lost');
+    const members = [...latest.values()];
     let completed: Set<string>;
     try {
       completed = await completeMirrored(

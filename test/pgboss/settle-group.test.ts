@@ -69,3 +69,22 @@ describe('group commit of successes', () => {
     expect(rows.find((row) => row.id === jobs[2]!.id)).toMatchObject({ result: { n: 2 }, error: null });
   });
 });
+
+describe('a group holding two attempts of one job', () => {
+  // A worker whose attempt expired and that fetched the same job again can have both runs
+  // finish together: only the attempt pg-boss holds may complete, and only its result is kept.
+  it('completes the attempt pg-boss holds, with its result, and reports the stale one lost', async () => {
+    const context: SettleContext = { boss: producer.boss, pool, table: GENERIC_TABLE, log: quietLog };
+    const [stale] = await fetchThree('test.noop');
+    await reclaimJob({ pool }, { queue: 'test.noop', id: stale!.id });
+    const current = { ...stale!, retryCount: stale!.retryCount + 1 };
+    const definition = registry.require('test.noop');
+    const outcome = await completeGroup(context, [
+      { definition, job: current, result: { attempt: 'current' }, columns: { result: { attempt: 'current' } } },
+      { definition, job: stale!, result: { attempt: 'stale' }, columns: { result: { attempt: 'stale' } } },
+    ]);
+    expect(outcome).toEqual(['completed', 'lost']);
+    expect(await state('test.noop', stale!.id)).toMatchObject({ state: 'completed', output: { attempt: 'current' } });
+    expect((await jobRows(pool, '"pgbossJobId" = $1', [stale!.id]))[0]).toMatchObject({ status: 'COMPLETED', result: { attempt: 'current' } });
+  });
+});
