@@ -126,50 +126,75 @@ export interface MigrateOptions {
 }
 
 /**
- * Applies pending migrations in name order, each once, each in its own transaction, under a
- * session advisory lock: a second applier waits, then finds nothing left to do. A migration
- * whose file changed after it was applied stops everything before any SQL runs.
+ * Applies pending migrations in name order, each once, each in its own transaction. Each
+ * transaction takes a transaction-scoped advisory lock first and then looks again whether its
+ * migration is applied: a second applier waits for the first's migration to commit, then
+ * finds it done. Transaction-scoped, so the lock holds behind a transaction pooler too (a
+ * session lock there would be taken on a pooled server connection and outlive this command).
+ * A migration whose file changed after it was applied stops everything before any SQL runs.
  */
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const files = await readMigrations(options.dirs ?? builtinMigrationDirs);
   const client = new pg.Client(poolConfig(options.databaseUrl, { applicationName: 'cutover-migrate' }));
+  client.on('error', () => undefined);
   await client.connect();
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
-    await client.query(createMigrationsTable);
-    const applied = await appliedMigrations(client);
-    verifyApplied(files, applied);
+    const applied = await locked(client, async () => {
+      await client.query(createMigrationsTable);
+      const rows = await appliedMigrations(client);
+      verifyApplied(files, rows);
+      return rows;
+    });
     const result: MigrateResult = { applied: [], alreadyApplied: [] };
     for (const file of files) {
-      if (applied.has(file.name)) {
+      if (applied.has(file.name) || !(await applyOne(client, file))) {
         result.alreadyApplied.push(file.name);
         continue;
       }
-      await applyOne(client, file);
       options.log?.info({ migration: file.name }, 'applied migration');
       result.applied.push(file.name);
     }
     return result;
   } finally {
-    // Closing the session releases the advisory lock even if unlocking fails.
     await client.end().catch(() => undefined);
   }
 }
 
-async function applyOne(client: pg.Client, file: MigrationFile): Promise<void> {
-  const startedAt = new Date();
+/** One transaction under the appliers' lock; rolled back if `work` throws. */
+async function locked<T>(client: pg.Client, work: () => Promise<T>): Promise<T> {
   await client.query('BEGIN');
   try {
-    // No parameters: the simple query protocol runs a multi-statement script as written.
-    await client.query(file.sql);
-    await client.query(
-      `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
-       VALUES ($1, $2, now(), $3, $4, 1)`,
-      [randomUUID(), file.checksum, file.name, startedAt],
-    );
+    await client.query('SELECT pg_advisory_xact_lock($1)', [MIGRATION_LOCK_KEY.toString()]);
+    const value = await work();
     await client.query('COMMIT');
+    return value;
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Applies one migration unless another applier did since we looked; false if it did. */
+async function applyOne(client: pg.Client, file: MigrationFile): Promise<boolean> {
+  const startedAt = new Date();
+  try {
+    return await locked(client, async () => {
+      const now = (await appliedMigrations(client)).get(file.name);
+      if (now) {
+        verifyApplied([file], new Map([[file.name, now]]));
+        return false;
+      }
+      // No parameters: the simple query protocol runs a multi-statement script as written.
+      await client.query(file.sql);
+      await client.query(
+        `INSERT INTO "_prisma_migrations" (id, checksum, finished_at, migration_name, started_at, applied_steps_count)
+         VALUES ($1, $2, now(), $3, $4, 1)`,
+        [randomUUID(), file.checksum, file.name, startedAt],
+      );
+      return true;
+    });
+  } catch (error) {
+    if (error instanceof RuntimeFailure) throw error;
     const reason = messageOf(error);
     throw new RuntimeFailure(`migration ${file.name} failed and was rolled back: ${reason}`, { cause: error });
   }

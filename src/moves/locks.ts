@@ -1,14 +1,18 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
-import { poolConfig } from '../db/pool.js';
+import { openLockHolder } from '../state/leases.js';
 import { CheckFailedError } from '../support/errors.js';
+import type { Logger } from '../support/log.js';
 
 /**
- * Session advisory locks, one per job type, held by migrate and rollback for their whole run
- * so two operators can't move the same type both ways at once. Try-locks: the second operator
- * is told at once, never left waiting. Keyed by hashtext in a namespace of our own.
+ * Locks, one per job type, held by migrate and rollback for their whole run so two operators
+ * can't move the same type both ways at once. Try-locks: the second operator is told at once,
+ * never left waiting. Keyed by hashtext in a namespace of our own. On a session (directly, or
+ * the DIRECT_URL the caller passes) they are session advisory locks; behind a transaction
+ * pooler they are leases (state/leases.ts), since a session lock taken there outlives the command.
  */
 export interface TypeLocks {
+  /** 'session' or 'lease': how the locks are held. */
+  readonly kind: 'session' | 'lease';
   release(): Promise<void>;
 }
 
@@ -17,9 +21,14 @@ export interface LockWait {
   waitSeconds?: number;
   /** Called once per type that is held by someone else when first tried. */
   onWait?: (type: string) => void;
+  /** Where a lease that could not be renewed, or was lost, is reported. */
+  log?: Logger;
 }
 
 const RETRY_MS = 200;
+
+/** The first key of the type locks; the second is hashtext(type). */
+export const TYPE_LOCK_SPACE = 'cutover.ops';
 
 /**
  * Migrate runs take the locks shared (two migrates at once are safe: SKIP LOCKED keeps their
@@ -28,17 +37,14 @@ const RETRY_MS = 200;
  * stops at its next batch once it sees the kill switch the rollback has already set.
  */
 export async function lockJobTypes(databaseUrl: string, types: readonly string[], command: 'migrate' | 'rollback', wait: LockWait = {}): Promise<TypeLocks> {
-  const lockFunction = command === 'migrate' ? 'pg_try_advisory_lock_shared' : 'pg_try_advisory_lock';
-  const client = new pg.Client(poolConfig(databaseUrl, { applicationName: `cutover-${command}` }));
-  client.on('error', () => undefined);
-  await client.connect();
+  const mode = command === 'migrate' ? 'shared' : 'exclusive';
+  const holder = await openLockHolder(databaseUrl, { applicationName: `cutover-${command}`, log: wait.log });
   try {
     const deadline = Date.now() + (wait.waitSeconds ?? 0) * 1000;
     // Sorted, so two runs that both wait can never hold each other's next lock.
     for (const type of [...new Set(types)].sort()) {
       for (let tries = 0; ; tries += 1) {
-        const { rows } = await client.query<{ locked: boolean }>(`SELECT ${lockFunction}(hashtext('cutover.ops'), hashtext($1)) AS locked`, [type]);
-        if (rows[0]?.locked) break;
+        if (await holder.tryTake({ space: TYPE_LOCK_SPACE, name: type }, mode)) break;
         if (Date.now() >= deadline) {
           const other = command === 'migrate' ? 'a rollback' : 'a migrate or another rollback';
           const waited = tries ? ` after waiting ${wait.waitSeconds}s` : '';
@@ -49,9 +55,8 @@ export async function lockJobTypes(databaseUrl: string, types: readonly string[]
       }
     }
   } catch (error) {
-    await client.end().catch(() => undefined);
+    await holder.release();
     throw error;
   }
-  // Ending the session releases every lock it holds, even if the process dies first.
-  return { release: () => client.end().catch(() => undefined) };
+  return { kind: holder.kind, release: () => holder.release() };
 }

@@ -1,7 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
-import { poolConfig, type Pool, type Queryable } from '../db/pool.js';
+import type { Pool, Queryable } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
 import { CheckFailedError, PgbossRequiredError, PlanRunVanishedError, UsageError } from '../support/errors.js';
 import { engineOutcome } from '../reconcile/compare.js';
@@ -10,6 +9,7 @@ import { tableOf, type OpsContext } from '../table/context.js';
 import { rollback } from '../moves/rollback.js';
 import { audit } from '../state/audit.js';
 import { changeFlag, DEFAULT_FLAG, readFlags } from '../state/flags.js';
+import { openLockHolder } from '../state/leases.js';
 import { PLAN_LOCK_CLASS, type StoredPlanRun } from '../observe/state.js';
 import { evaluateGates, type GateResult, type GateStatus } from './gates.js';
 import { describeStep, planSchema, type Plan } from './plan.js';
@@ -290,12 +290,11 @@ export async function runPlan(
   plan: Plan,
   options: { signal?: AbortSignal; tickMs?: number; onTick?: (result: TickResult) => void } = {},
 ): Promise<PlanRun> {
-  const lock = new pg.Client(poolConfig(context.databaseUrl, { applicationName: 'cutover-plan' }));
-  lock.on('error', () => undefined);
-  await lock.connect();
+  // A session lock on a session (directly, or on the DIRECT_URL passed as databaseUrl); a lease
+  // behind a transaction pooler, where a session lock would outlive this controller.
+  const lock = await openLockHolder(context.databaseUrl, { applicationName: 'cutover-plan', log: context.log });
   try {
-    const { rows } = await lock.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(hashtext($2), hashtext($1)) AS locked`, [plan.jobType, PLAN_LOCK_CLASS]);
-    if (!rows[0]?.locked) throw new CheckFailedError(`another controller is driving a plan for ${plan.jobType}`);
+    if (!(await lock.tryTake({ space: PLAN_LOCK_CLASS, name: plan.jobType }, 'exclusive'))) throw new CheckFailedError(`another controller is driving a plan for ${plan.jobType}`);
     let run = await startPlan(context, plan);
     for (;;) {
       // Re-read each tick: `plan advance` and `plan abort` change the run from other processes.
@@ -306,6 +305,6 @@ export async function runPlan(
       if (result.event !== 'advanced') await sleep(options.tickMs ?? 1000, undefined, { signal: options.signal }).catch(() => undefined);
     }
   } finally {
-    await lock.end().catch(() => undefined);
+    await lock.release();
   }
 }

@@ -8,7 +8,7 @@ import { runCli } from '../helpers/cli.js';
 
 let database: TestDatabase;
 /** What `cutover db migrate` applies to an empty database, in order. */
-const BUILTIN = ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index', '0005_cutover_rollout_end', '0006_job_archive', '0007_notifications'];
+const BUILTIN = ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index', '0005_cutover_rollout_end', '0006_job_archive', '0007_notifications', '0009_leases'];
 beforeAll(async () => (database = await createEmptyDatabase()));
 afterAll(async () => database.drop());
 

@@ -33,7 +33,7 @@ async function recorded(url: string): Promise<{ migration_name: string; checksum
 }
 
 /** The generic table's migrations, then cutover's later tables (prisma/cutover-migrations). */
-const BUILTIN = ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index', '0005_cutover_rollout_end', '0006_job_archive', '0007_notifications'];
+const BUILTIN = ['0001_legacy', '0002_cutover', '0003_cutover_tables', '0004_backlog_index', '0005_cutover_rollout_end', '0006_job_archive', '0007_notifications', '0009_leases'];
 
 describe('migration applier', () => {
   it('applies every migration once, in order, recording Prisma checksums', async () => {
