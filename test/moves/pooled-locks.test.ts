@@ -114,6 +114,19 @@ describe('locks behind PgBouncer in transaction mode', () => {
     await unkill();
   }, 60_000);
 
+  it('db migrate through the pooler leaves no lock behind, and a second one right after it runs', async () => {
+    for (let run = 0; run < 2; run += 1) {
+      const migrated = await runCliInProcess(['db', 'migrate', '--json'], { env: { DATABASE_URL: pooledUrl } });
+      expect(migrated.code, migrated.stderr).toBe(0);
+      expect(JSON.parse(migrated.stdout)).toMatchObject({ applied: [] });
+      // The applier's lock is one bigint key (objsubid 1); none may stay on a pooled server connection.
+      const { rows } = await direct.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+      );
+      expect(rows[0]!.n).toBe(0);
+    }
+  }, 60_000);
+
   it("a plan controller's lock: a second controller is refused, and none is left once it stops", async () => {
     const context = (databaseUrl: string): PlanContext => ({ pool: direct, databaseUrl, registry, log: quietLog, actor: 'test' });
     const soak = planSchema.parse({ name: 'soak', jobType: 'test.noop', steps: [{ setWeight: 10 }, { pause: { duration: '1h' } }, { setWeight: 20 }] });
