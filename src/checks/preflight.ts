@@ -12,6 +12,7 @@ import { readFlags } from '../state/flags.js';
 import { toJob, typeSql, type LegacyTable } from '../table/table.js';
 import { formatDuration } from '../support/duration.js';
 import { isPermissionDenied } from '../support/pg-errors.js';
+import { isTransactionPooler, LEASE_TTL_SECONDS } from '../state/leases.js';
 
 /**
  * `cutover preflight`: what teams report going wrong in queue migrations, checked before the
@@ -42,6 +43,8 @@ export interface PreflightOptions {
   /** The migration folders this database should have applied. */
   migrationDirs: readonly string[];
   databaseUrl: string;
+  /** DIRECT_URL, when one is configured: the session for LISTEN, `db migrate` and long locks. */
+  directUrl?: string | undefined;
   /** Only these types; else every registered type and every type seen in the legacy table. */
   types?: readonly string[];
   /** How far back the legacy table is read for types, run times and payloads. @defaultValue 30 days */
@@ -68,6 +71,35 @@ async function migrationsCheck(options: PreflightOptions): Promise<Check> {
   if (open.length) return flag('fail', 'migrations', null, open.map((entry) => `${entry.name} ${entry.state}`).join(', '), 'run `cutover db migrate` (and `cutover db status` for details)');
   if (foreign.length) return flag('warn', 'migrations', null, `applied here but not in this checkout: ${foreign.map((entry) => entry.name).join(', ')}`, 'check that this cutover and its config match what migrated the database');
   return pass('migrations', null, `${entries.length} applied`);
+}
+
+/** What needs a session, and what each part does without one (RUNBOOK.md §1). */
+const NEEDS_SESSION =
+  'pg-boss workers LISTEN on it (without: they poll, ~1 s pickup instead of milliseconds, and re-read flags on their TTL); ' +
+  '`db migrate` runs its DDL on it; migrate, rollback and plan controllers hold their locks on it ' +
+  `(without: leases, and a killed command's lock frees after up to ${LEASE_TTL_SECONDS} s instead of at once)`;
+const WORKS_POOLED = 'producers (enqueue), the legacy runner, reconcile, status, dlq, rollout and the dashboard work through the pooler as they are';
+
+/**
+ * A transaction pooler between this URL and Postgres (db/pooler.ts: statements of one client
+ * answered by different backends): which parts then need DIRECT_URL, and what works without it.
+ */
+async function poolerCheck(options: PreflightOptions): Promise<Check> {
+  const pooled = await isTransactionPooler(options.databaseUrl);
+  if (!pooled) return pass('connection', null, 'a session: no transaction pooler between this URL and Postgres');
+  if (options.directUrl !== undefined) {
+    if (await isTransactionPooler(options.directUrl)) {
+      return flag('fail', 'connection', null, 'a transaction pooler, and DIRECT_URL is one too', `point DIRECT_URL at Postgres itself (or a session-mode pooler): ${NEEDS_SESSION}`);
+    }
+    return pass('connection', null, `a transaction pooler; DIRECT_URL is a session: ${NEEDS_SESSION.replace(/ \(without:[^)]*\)/g, '')}; ${WORKS_POOLED}`);
+  }
+  return flag(
+    'warn',
+    'connection',
+    null,
+    'a transaction pooler (statements outside a transaction answered by different server connections), and no DIRECT_URL',
+    `give DIRECT_URL, a session to the same database: ${NEEDS_SESSION}; ${WORKS_POOLED}`,
+  );
 }
 
 async function pgbossSchemaCheck(pool: Pool): Promise<Check> {
@@ -262,6 +294,7 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
   const types = (options.types?.length ? options.types : registry.names()).filter((type) => registered.has(type));
   const installed = await pgbossInstalled(pool);
   const checks: Check[] = [
+    await poolerCheck(options),
     await migrationsCheck(options),
     await pgbossSchemaCheck(pool),
     ...registryChecks(seenInScope, options, window),

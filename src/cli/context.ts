@@ -12,6 +12,8 @@ export { actorOf } from '../runtime/context.js';
 export interface GlobalOptions {
   config?: string;
   databaseUrl?: string;
+  /** A session for what a transaction pooler cannot carry (directUrlOption). */
+  directUrl?: string;
   json?: boolean;
   yes?: boolean;
   verbose?: boolean;
@@ -75,7 +77,12 @@ export async function withContext<T>(command: Command, run: (context: CommandCon
   const options = globalOptions(command);
   assertPlainInput(command);
   const project = await loadConfigFile(options.config, cliIo().cwd);
-  const config = loadConfig({ env: cliIo().env, cwd: cliIo().cwd, ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }) });
+  const config = loadConfig({
+    env: cliIo().env,
+    cwd: cliIo().cwd,
+    ...(options.databaseUrl === undefined ? {} : { databaseUrl: options.databaseUrl }),
+    ...(options.directUrl === undefined ? {} : { directUrl: options.directUrl }),
+  });
   const log = contextLogger(options, config);
   const controller = new AbortController();
   let db: Database | undefined;

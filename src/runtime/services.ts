@@ -78,7 +78,11 @@ export async function explainFailure(error: unknown, where: { pool: Pool; url: s
  * which the log says, since a command then changed more than the operator may expect. A role
  * without the right to install it is told who can.
  */
-export async function openBoss(pool: Pool, options: BossOptions & { command: string }): Promise<PgBoss> {
+export async function openBoss(
+  pool: Pool,
+  // `listen`: false when the worker has no session to LISTEN on (a pooler's URL, no DIRECT_URL); startBoss's to honour.
+  options: BossOptions & { command: string; listen?: boolean },
+): Promise<PgBoss> {
   const installed = await pgbossInstalled(pool);
   try {
     const boss = await startBoss(options);
@@ -107,6 +111,15 @@ export async function openBoss(pool: Pool, options: BossOptions & { command: str
   }
 }
 
+/**
+ * Where the locks of long commands (migrate, rollback, a plan's controller) are held: the
+ * direct URL when one is configured, so they are session locks that a kill -9 releases at
+ * once; else the one URL, where they are leases if it is a transaction pooler's (state/leases.ts).
+ */
+export function lockUrl(context: Pick<RuntimeContext, 'config' | 'db'>): string {
+  return context.config.directUrl ?? context.db.url;
+}
+
 /** The long-lived pieces a command needs, opened lazily and always closed. */
 export async function withServices<T>(
   context: RuntimeContext,
@@ -133,7 +146,8 @@ export async function withServices<T>(
     table,
     boss: () => (boss ??= openBoss(pool, { databaseUrl: context.db.url, log, max: 4, command: context.command })),
     async ops(actor) {
-      return { pool, databaseUrl: context.db.url, boss: await services.boss(), registry, table, log, actor: actorOf({ actor }) };
+      // The URL locks are held on (OpsContext.databaseUrl): the session when there is one.
+      return { pool, databaseUrl: lockUrl(context), boss: await services.boss(), registry, table, log, actor: actorOf({ actor }) };
     },
     async manager() {
       flags ??= new FlagCache({ pool, log, ttlMs: context.config.flagTtlMs });

@@ -9,6 +9,7 @@ import { FlagCache } from '../state/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import type { LegacyTable } from '../table/table.js';
 import { createPool, type Pool } from '../db/pool.js';
+import { isTransactionPooler } from '../state/leases.js';
 import { loadRegistry } from '../jobs/registry.js';
 import { LegacyRunner, type RunnerStats } from '../legacy/runner.js';
 import { BossWorker, type BossWorkerStats } from '../pgboss/worker.js';
@@ -56,12 +57,13 @@ async function startRecurring(options: {
   registry: JobRegistry;
   table: LegacyTable;
   log: Logger;
-  databaseUrl: string;
+  /** Where the flag cache LISTENs; undefined: it re-reads flags every TTL only. */
+  listenUrl: string | undefined;
   config: Config;
 }): Promise<() => Promise<void>> {
   const { boss, pool, registry, table, log } = options;
   if (!registry.names().some((type) => registry.require(type).schedule)) return async () => undefined;
-  const flags = new FlagCache({ pool, databaseUrl: options.databaseUrl, log, ttlMs: options.config.flagTtlMs });
+  const flags = new FlagCache({ pool, ...(options.listenUrl ? { databaseUrl: options.listenUrl } : {}), log, ttlMs: options.config.flagTtlMs });
   await flags.listen();
   const manager = new RolloutManager({ pool, boss, registry, table, flags, log, env: options.config.envOverride });
   const stop = await startSchedules({ boss, manager, registry, pool, table, log });
@@ -105,6 +107,23 @@ function mirrorSettledOnTimer(options: {
   };
 }
 
+/**
+ * Where a worker LISTENs: DIRECT_URL when given, else the one URL if it is a session. Behind a
+ * transaction pooler a LISTEN is made on whichever server connection served it and heard by
+ * whoever uses that connection next, so without DIRECT_URL the worker does not listen: it polls
+ * for new jobs and re-reads flags every TTL, and says so once.
+ */
+async function sessionForListen(context: RuntimeContext): Promise<string | undefined> {
+  if (context.config.directUrl) return context.config.directUrl;
+  // A failed probe (the database away at start) is taken for a session, as before poolers were looked for.
+  if (!(await isTransactionPooler(context.db.url).catch(() => false))) return context.db.url;
+  context.log.warn(
+    { flagTtlMs: context.config.flagTtlMs },
+    'DATABASE_URL is a transaction pooler and no DIRECT_URL is given: this worker does not LISTEN; it polls for new jobs and re-reads rollout flags on their TTL (give DIRECT_URL for low pickup latency)',
+  );
+  return undefined;
+}
+
 interface Assembly {
   context: RuntimeContext;
   options: WorkerOptions;
@@ -122,7 +141,9 @@ async function runBossWorker({ context, options, registry, webhook, what, ready 
   const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
   try {
     const table = await ready(pool);
-    const boss = await openBoss(pool, { databaseUrl: db.url, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval, command: what });
+    const listenUrl = await sessionForListen(context);
+    // pg-boss 12 takes one connection string for its queries and its LISTEN: the session when there is one.
+    const boss = await openBoss(pool, { databaseUrl: listenUrl ?? db.url, listen: listenUrl !== undefined, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval, command: what });
     const worker = new BossWorker({ boss, pool, registry, table, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
     try {
       await worker.start();
@@ -131,7 +152,7 @@ async function runBossWorker({ context, options, registry, webhook, what, ready 
       throw await explainFailure(error, { pool, url: db.url, command: what });
     }
     const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
-    const stopSchedules = await startRecurring({ boss, pool, registry, table, log, databaseUrl: db.url, config });
+    const stopSchedules = await startRecurring({ boss, pool, registry, table, log, listenUrl, config });
     const stopMirroring = mirrorSettledOnTimer({ pool, registry, table, log, workerId: worker.workerId, types: registry.names(), intervalSeconds: options.superviseInterval });
     // Only with a webhook configured; on a pool of its own, so a receiver that is down never holds the worker's connections.
     const notifier = startConfiguredNotifier(webhook, { url: db.url, log });

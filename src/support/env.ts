@@ -28,6 +28,7 @@ const bool = z.enum(['true', 'false', '1', '0'], { error: "must be 'true' or 'fa
 
 const envSchema = z.object({
   DATABASE_URL: postgresUrl.optional(),
+  DIRECT_URL: postgresUrl.optional(),
   CUTOVER_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   CUTOVER_HOME: z.string().min(1).optional(),
   PGBOSS_ROLLOUT_PERCENTAGE: percent.optional(),
@@ -41,8 +42,14 @@ const envSchema = z.object({
 });
 
 export interface Config {
-  /** Undefined means: use the embedded Postgres in `dataDir`. */
+  /** Undefined means: use the embedded Postgres in `dataDir`. May be a transaction pooler's. */
   databaseUrl: string | undefined;
+  /**
+   * A session to the same database (DIRECT_URL, `--direct-url`), for what a transaction pooler
+   * cannot carry: LISTEN, `db migrate`, the locks of long commands. Undefined: everything uses
+   * `databaseUrl` (leases instead of session locks when that is a pooler's).
+   */
+  directUrl: string | undefined;
   logLevel: z.infer<typeof envSchema>['CUTOVER_LOG_LEVEL'];
   /** Where the embedded Postgres keeps its data. @defaultValue `<cwd>/.cutover` */
   dataDir: string;
@@ -59,6 +66,7 @@ export interface ConfigInput {
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   databaseUrl?: string;
+  directUrl?: string;
 }
 
 /** Environment and flags to a typed Config; a bad value is a UsageError naming the variable. */
@@ -77,7 +85,7 @@ export function loadConfig(input: ConfigInput = {}): Config {
     const key = String(issue?.path[0] ?? 'environment');
     const value = String(raw[key] ?? '');
     // Other variables are echoed to help fix them, still through redactSecrets in case one holds a credential.
-    const got = key === 'DATABASE_URL' ? rejectedUrl(value) : `got '${redactSecrets(value)}'`;
+    const got = key === 'DATABASE_URL' || key === 'DIRECT_URL' ? rejectedUrl(value) : `got '${redactSecrets(value)}'`;
     throw new UsageError(`${key} ${issue?.message ?? 'is invalid'}, ${got}`);
   }
   let databaseUrl = parsed.data.DATABASE_URL;
@@ -86,11 +94,22 @@ export function loadConfig(input: ConfigInput = {}): Config {
     if (!flag.success) throw new UsageError(`--database-url ${POSTGRES_RULE}, ${rejectedUrl(input.databaseUrl)}`);
     databaseUrl = flag.data;
   }
+  let directUrl = parsed.data.DIRECT_URL;
+  if (input.directUrl !== undefined) {
+    const flag = postgresUrl.safeParse(input.directUrl);
+    if (!flag.success) throw new UsageError(`--direct-url ${POSTGRES_RULE}, ${rejectedUrl(input.directUrl)}`);
+    directUrl = flag.data;
+  }
+  // The embedded Postgres is a session of its own; a direct URL beside it would be another database.
+  if (directUrl !== undefined && databaseUrl === undefined) {
+    throw new UsageError('DIRECT_URL (or --direct-url) is set but DATABASE_URL (or --database-url) is not: give both (the direct URL is a session to the same database), or DATABASE_URL alone');
+  }
   const envOverride: Config['envOverride'] = {};
   if (parsed.data.PGBOSS_ROLLOUT_PERCENTAGE !== undefined) envOverride.percent = parsed.data.PGBOSS_ROLLOUT_PERCENTAGE;
   if (parsed.data.USE_PGBOSS !== undefined) envOverride.usePgboss = parsed.data.USE_PGBOSS;
   return {
     databaseUrl,
+    directUrl,
     logLevel: parsed.data.CUTOVER_LOG_LEVEL,
     dataDir: parsed.data.CUTOVER_HOME ?? `${cwd}/.cutover`,
     envOverride,
