@@ -24,7 +24,10 @@
  *   - stall: one of J's executions stalled on purpose past its timeout and expiry (chaos.stall's
  *            first run), so pg-boss expired it and ran it again;
  *   - crash: the Postgres crash (from stop to accepting connections again) overlaps
- *            [start, end]: an outcome that could not be committed is retried.
+ *            [start, end]: an outcome that could not be committed is retried;
+ *   - failed: a legacy run of J failed for a reason its row records (not a designed failure,
+ *            not a dead worker's recovery): a timeout on a machine too busy to run the job in
+ *            time, say; its retry is the type's policy. Reported with the errors.
  * Otherwise they are unexplained, and the run fails. (1 s of slack on `end`: completedAt is
  * stored to the millisecond, the harness's clock reads are not atomic with the kills.)
  *
@@ -53,7 +56,7 @@ export async function computeVerdict(db, { events, definitions, flagTtlMs, stall
     db.query(`SELECT k::text AS k, type, mode, engine FROM "ChaosLedger"`),
     db.query(
       `SELECT id::text AS id, type, status::text AS status, engine::text AS engine, attempts, "maxAttempts",
-              COALESCE("originalJobId", id)::text AS root, "routeReason", ("completedAt" AT TIME ZONE 'UTC') AS "completedAt"
+              COALESCE("originalJobId", id)::text AS root, "routeReason", ("completedAt" AT TIME ZONE 'UTC') AS "completedAt", error
          FROM "Job"`,
     ),
     db.query(`SELECT k::text AS k, "jobId", engine, attempt, pid, "workerPid", "designedFail", stall, at FROM "ChaosExec" ORDER BY at, id`),
@@ -77,7 +80,7 @@ export async function computeVerdict(db, { events, definitions, flagTtlMs, stall
 
   const result = {
     logical: { enqueued: logical.length, byMode: countBy(logical, (entry) => entry.mode), completed: 0, failedForGood: 0, lost: 0, lostSample: [], unledgeredRows: unledgered.length, uncertain: ledger.rows.length - logical.length },
-    executions: { total: execs.rows.length, byEngine: countBy(execs.rows, (e) => e.engine), extra: 0, byDesign: 0, explained: { kill: 0, stall: 0, crash: 0 }, unexplained: 0, unexplainedSample: [] },
+    executions: { total: execs.rows.length, byEngine: countBy(execs.rows, (e) => e.engine), extra: 0, byDesign: 0, explained: { kill: 0, stall: 0, crash: 0, failed: 0 }, failedSample: [], unexplained: 0, unexplainedSample: [] },
     chainsPastAttempts: { count: 0, sample: [] },
     completedThenRun: { count: 0, sample: [] },
     earlyRetries: { count: 0, sample: [] },
@@ -132,10 +135,17 @@ export async function computeVerdict(db, { events, definitions, flagTtlMs, stall
           : crashes.some((crash) => ms(crash.at) <= end && ms(crash.endedAt) >= start)
             ? 'crash'
             : undefined;
+      // A legacy run that failed for a reason its row records, other than a designed failure or
+      // a dead worker's recovery (which needs a kill to explain it): a job timing out on a
+      // machine too busy to run it in time, say. Its retry is the type's policy.
+      const recordedFailures = rows.filter((row) => row.engine === 'LEGACY' && row.status === 'FAILED' && row.error && !/presumed dead|designed failure/i.test(row.error));
       if (cause) result.executions.explained[cause] += leftover;
-      else {
+      else if (recordedFailures.length >= leftover) {
+        result.executions.explained.failed += leftover;
+        push(result.executions.failedSample, { k: entry.k, type: entry.type, errors: recordedFailures.map((row) => row.error), runs: describeRuns(runs) });
+      } else {
         result.executions.unexplained += leftover;
-        push(result.executions.unexplainedSample, { k: entry.k, type: entry.type, runs: describeRuns(runs), rows: rows.map((row) => `${row.id} ${row.engine} ${row.status} ${row.routeReason ?? ''}`) });
+        push(result.executions.unexplainedSample, { k: entry.k, type: entry.type, runs: describeRuns(runs), rows: rows.map((row) => `${row.id} ${row.engine} ${row.status} ${row.routeReason ?? ''} ${row.error ?? ''}`.trimEnd()) });
       }
     }
 

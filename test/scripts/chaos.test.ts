@@ -79,7 +79,7 @@ describe('chaos run (reduced)', () => {
     expect(failed, `failed checks:\n${JSON.stringify({ failed, invariants: report.invariants, lost: report.logical.lostSample, unexplained: report.executions.unexplainedSample, pastAttempts: report.chainsPastAttempts.sample }, null, 2)}\n${log}`).toEqual([]);
     expect(report.logical.lost).toBe(0);
     expect(report.executions.unexplained).toBe(0);
-    expect(report.executions.extra).toBe(report.executions.byDesign + report.executions.explained.kill + report.executions.explained.stall + report.executions.explained.crash);
+    expect(report.executions.extra).toBe(report.executions.byDesign + report.executions.explained.kill + report.executions.explained.stall + report.executions.explained.crash + report.executions.explained.failed);
     expect(report.chainsPastAttempts.count).toBe(0);
     expect(report.reconcile.total).toBe(0);
     expect(report.ok).toBe(true);
