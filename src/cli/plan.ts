@@ -24,7 +24,7 @@ import { configuredWebhook, startConfiguredNotifier } from '../runtime/notifier.
 import { renderPreflight, runPreflight } from './checks.js';
 import { actorOf, withContext, type CommandContext } from './context.js';
 import { formatTable, printJson, printLines } from './output.js';
-import { withServices, type Services } from '../runtime/services.js';
+import { lockUrl, withServices, type Services } from '../runtime/services.js';
 import { registryOption } from './options.js';
 
 interface PlanFlags {
@@ -38,7 +38,7 @@ interface PlanFlags {
 async function planContext(context: CommandContext, services: Services, flags: PlanFlags, withBoss: boolean): Promise<PlanContext> {
   return {
     pool: services.pool,
-    databaseUrl: context.db.url,
+    databaseUrl: lockUrl(context),
     registry: services.registry,
     table: services.table,
     log: context.log,

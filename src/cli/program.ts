@@ -23,6 +23,7 @@ import { registerJobsCommand } from './jobs.js';
 import { registerDashboardCommand } from './dashboard.js';
 import { registerMetricsCommand } from './metrics.js';
 import { registerNotifyCommand } from './notify.js';
+import { directUrlOption } from './options.js';
 import { cliIo, withCliIo, type CliIo, type CliOutput } from './output.js';
 
 export function buildProgram(): Command {
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
     .description('move a legacy Postgres job table onto pg-boss, with a way back at every step')
     .option('--config <file>', 'cutover config: your legacy table\'s adapter and job registry (default: cutover.config.{ts,mjs,js} here, else the generic Job table)')
     .option('--database-url <url>', 'Postgres connection string (default: DATABASE_URL, else the embedded Postgres in .cutover/)')
+    .addOption(directUrlOption())
     .option('--json', 'print one JSON document on stdout; logs stay on stderr')
     .option('--yes', 'do destructive actions without asking')
     .option('--verbose', 'debug logs and stack traces')

@@ -144,7 +144,7 @@ export async function migrateBacklog(options: MigrateOptions): Promise<MigrateSu
     return summary;
   }
 
-  const locks = await lockJobTypes(options.databaseUrl, lockTypes, 'migrate');
+  const locks = await lockJobTypes(options.databaseUrl, lockTypes, 'migrate', { log: options.log });
   try {
     await ensureQueues(options.boss, registry, log, (filter.types ?? registry.names()).filter((type) => registry.get(type)));
     let budget = options.limit ?? Number.POSITIVE_INFINITY;

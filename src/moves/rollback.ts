@@ -74,6 +74,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
     await changeFlag(pool, { jobType, killSwitch: true }, { actor: options.actor, action: 'flag.kill', reason: options.reason ?? 'rollback' });
   }
   const locks = await lockJobTypes(options.databaseUrl, types, 'rollback', {
+    log,
     waitSeconds: options.timeoutSeconds ?? 300,
     onWait: (type) => log.warn({ type }, 'kill switch is on; waiting for a running migrate to stop'),
   });

@@ -21,6 +21,11 @@ export interface BossOptions {
   max?: number;
   /** How often a worker expires jobs whose owner died. @defaultValue 30 */
   superviseIntervalSeconds?: number;
+  /**
+   * Whether a worker LISTENs for new jobs. Off behind a transaction pooler without a direct URL:
+   * a LISTEN there holds on to a server connection another client gets next. @defaultValue true
+   */
+  listen?: boolean;
   /** Passed through for distributed Postgres (CockroachDB, YugabyteDB, Citus). */
   backend?: ConstructorOptions['backend'];
 }
@@ -60,7 +65,7 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     // pg-boss's cron pass is the clock of recurring jobs (ops/schedules.ts): every worker runs
     // it, and they share one pass (pg-boss claims it), so a tick is filed once however many run.
     schedule: worker,
-    useListenNotify: worker,
+    useListenNotify: worker && options.listen !== false,
     // Expiry of jobs whose worker died runs in the per-queue monitor pass, which runs at most
     // every monitorIntervalSeconds: both set together bound how soon such a job is retried.
     superviseIntervalSeconds: options.superviseIntervalSeconds ?? 30,

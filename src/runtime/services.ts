@@ -80,8 +80,7 @@ export async function explainFailure(error: unknown, where: { pool: Pool; url: s
  */
 export async function openBoss(
   pool: Pool,
-  // `listen`: false when the worker has no session to LISTEN on (a pooler's URL, no DIRECT_URL); startBoss's to honour.
-  options: BossOptions & { command: string; listen?: boolean },
+  options: BossOptions & { command: string },
 ): Promise<PgBoss> {
   const installed = await pgbossInstalled(pool);
   try {

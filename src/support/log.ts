@@ -23,7 +23,7 @@ export interface PrettyOptions {
 }
 
 /** Keys whose values never reach a log line, wherever they appear in a logged object. */
-const secretKeys = ['password', 'connectionString', 'databaseUrl', 'url', 'DATABASE_URL'];
+const secretKeys = ['password', 'connectionString', 'databaseUrl', 'directUrl', 'url', 'DATABASE_URL', 'DIRECT_URL'];
 const redactPaths = secretKeys.flatMap((key) => [key, `*.${key}`, `*.*.${key}`]);
 
 /**
