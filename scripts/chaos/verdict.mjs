@@ -18,8 +18,8 @@
  * [start, end] = [J's first execution start, J's final completion (its last row's completedAt,
  * or its last execution start if later)]:
  *   - kill:  a worker that ran one of J's executions (ChaosExec.workerPid: the legacy runner,
- *            or the pg-boss worker) was kill -9'd at or after that execution started and no
- *            later than `end`: its claim was lost, so the job comes back (stale-row recovery,
+ *            or the pg-boss worker) was kill -9'd at or after that execution started (its
+ *            record may land up to RECORD_LAG_MS after the kill) and no later than `end`: its claim was lost, so the job comes back (stale-row recovery,
  *            pg-boss expiry) and runs again;
  *   - stall: one of J's executions stalled on purpose past its timeout and expiry (chaos.stall's
  *            first run), so pg-boss expired it and ran it again;
@@ -47,6 +47,11 @@
  */
 
 const WORKER_KINDS = new Set(['legacy', 'pgboss']);
+// An execution's `at` is Postgres's clock when its INSERT ran, not when the handler sent it: a
+// statement already in the socket when its worker is killed is still run, and on a loaded
+// machine Postgres may get to it after the kill was noted (seed 303 at 10,000 jobs). A killed process starts
+// nothing, so a run its pid recorded shortly after the kill began before it.
+const RECORD_LAG_MS = 5000;
 const SAMPLE = 10;
 
 const ms = (date) => (date instanceof Date ? date.getTime() : new Date(date).getTime());
@@ -130,7 +135,7 @@ export async function computeVerdict(db, { events, definitions, flagTtlMs, stall
     if (leftover > 0) {
       const cause = runs.some((run) => run.stall)
         ? 'stall'
-        : runs.some((run) => kills.some((kill) => kill.pid === run.workerPid && ms(kill.at) >= ms(run.at) && ms(kill.at) <= end))
+        : runs.some((run) => kills.some((kill) => kill.pid === run.workerPid && ms(kill.at) >= ms(run.at) - RECORD_LAG_MS && ms(kill.at) <= end))
           ? 'kill'
           : crashes.some((crash) => ms(crash.at) <= end && ms(crash.endedAt) >= start)
             ? 'crash'
