@@ -102,6 +102,25 @@ async function poolerCheck(options: PreflightOptions): Promise<Check> {
   );
 }
 
+/**
+ * An adoption guard written by an older cutover knows cutover's writes only by the session
+ * setting `cutover.writer`, which cutover no longer sends (a transaction pooler refuses startup
+ * options): such a guard refuses cutover's own updates of rows pg-boss owns. Found by the
+ * guard's own error text in the table's trigger functions.
+ */
+async function guardCheck(pool: Pool, table: LegacyTable): Promise<Check> {
+  const { rows } = await pool.query<{ source: string }>(
+    `SELECT p.prosrc AS source FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+      WHERE t.tgrelid = to_regclass($1) AND NOT t.tgisinternal AND p.prosrc LIKE '%cutover guard%'`,
+    [table.ref],
+  );
+  if (!rows.length) return pass('adoption guard', null, 'none on this table');
+  if (rows.some((row) => !row.source.includes('application_name'))) {
+    return flag('fail', 'adoption guard', null, `the guard on ${table.label} predates this cutover and refuses its writes to rows pg-boss owns`, 'run `cutover init` again and apply what it writes with `cutover db migrate`');
+  }
+  return pass('adoption guard', null, 'recognises cutover\'s connections by application_name');
+}
+
 async function pgbossSchemaCheck(pool: Pool): Promise<Check> {
   const expected = expectedPgbossSchema();
   if (!(await pgbossInstalled(pool))) {
@@ -296,6 +315,7 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
   const checks: Check[] = [
     await poolerCheck(options),
     await migrationsCheck(options),
+    await guardCheck(options.pool, options.table),
     await pgbossSchemaCheck(pool),
     ...registryChecks(seenInScope, options, window),
     ...(installed ? await queueChecks(pool, types) : []),
