@@ -214,6 +214,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       { privileges: 'SELECT, INSERT', on: `TABLE ${target.archive}`, why: 'archive: where finished rows go, and which it already holds; reconcile: which jobs are archived, not orphans' },
       { privileges: 'SELECT, INSERT, UPDATE', on: cutoverTable('RolloutFlag'), why: 'rollout set/kill/unkill; rollback and plan abort set the kill switch first' },
       { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('RolloutFinal'), why: 'finalize, and --unfinalize' },
+      { privileges: 'SELECT, INSERT, UPDATE, DELETE', on: cutoverTable('CutoverLease'), why: 'the locks of migrate, rollback and plan controllers: leases behind a transaction pooler, and a session lock\'s check for a live lease' },
       { privileges: 'SELECT', on: cutoverTable('WorkerHeartbeat'), why: 'preflight: live workers per type and their versions' },
       { privileges: 'SELECT', on: cutoverTable('_prisma_migrations'), why: 'preflight (and plan start): which migrations are applied' },
       { privileges: 'SELECT', on: cutoverTable('RolloutEvent'), why: 'rollout history' },
