@@ -29,6 +29,8 @@ export interface EmbeddedOptions {
   log: Logger;
   /** @defaultValue 30000 */
   startTimeoutMs?: number;
+  /** Server connections allowed. @defaultValue Postgres's own, 100 */
+  maxConnections?: number;
 }
 
 async function freePort(): Promise<number> {
@@ -202,7 +204,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const logFile = await open(join(dataDir, 'postgres.log'), 'a');
   const child = spawn(
     postgres,
-    ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off'],
+    ['-D', pgdata, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', ...(options.maxConnections ? ['-c', `max_connections=${options.maxConnections}`] : [])],
     { detached: true, stdio: ['ignore', logFile.fd, logFile.fd], ...user },
   );
   await logFile.close();

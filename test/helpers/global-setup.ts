@@ -42,7 +42,9 @@ async function provideServer(log: ReturnType<typeof createLogger>): Promise<Serv
   const dataDir = await mkdtemp(join(tmpdir(), 'cutover-test-'));
   // As root the server runs as `postgres`, which must be able to enter the directory.
   await chmod(dataDir, 0o755);
-  const server = await startEmbeddedPostgres({ dataDir, log });
+  // Two files at a time, each with its pools, pg-boss's, its CLI children and PgBouncers' server
+  // connections: more than Postgres's default 100 at the peaks of a full run.
+  const server = await startEmbeddedPostgres({ dataDir, log, maxConnections: 400 });
   return {
     url: server.url,
     source: 'embedded',
