@@ -134,11 +134,10 @@ export class BossWorker {
   private async runBatch(definition: JobDefinition, fetched: BossJob[]): Promise<void> {
     const started = await this.startBatch(definition.name, fetched);
     if (!started) return;
-    const jobs = started.killed ? await this.handBack(definition.name, fetched) : fetched;
-    if (!jobs.length) return;
+    if (started.killed) return this.handBack(definition.name, fetched);
     const { rowIds } = started;
     // A job without a row of its own (sent around cutover) answers to its pg-boss id.
-    const settled = await Promise.allSettled(jobs.map((job) => this.runOne(definition, job, rowIds.get(job.id) ?? job.id)));
+    const settled = await Promise.allSettled(fetched.map((job) => this.runOne(definition, job, rowIds.get(job.id) ?? job.id)));
     const failed = settled.filter((outcome) => outcome.status === 'rejected');
     // Throwing makes pg-boss fail (and retry) whichever jobs of the batch are still active:
     // exactly those whose mirror and state change could not be committed.
@@ -155,7 +154,8 @@ export class BossWorker {
    */
   private async startBatch(name: string, fetched: BossJob[]): Promise<Awaited<ReturnType<typeof markStarted>> | undefined> {
     const attempts = fetched.map((job) => ({ id: job.id, attempt: job.retryCount + 1 }));
-    const until = Date.now() + Math.min(...fetched.map((job) => job.expireInSeconds)) * 500;
+    // pg-boss's own default expiry where a job does not say (15 minutes).
+    const until = Date.now() + Math.min(...fetched.map((job) => job.expireInSeconds || 900)) * 500;
     let lastError: unknown;
     for (let tries = 1; tries <= START_TRIES; tries += 1) {
       try {
@@ -235,10 +235,9 @@ export class BossWorker {
    * no row (sent after `finalize --tracking off`) is first given one through the adapter's
    * toRow. The kill switch is read by markStarted, in the statement that would have started the
    * batch. A job that still has no legacy home (its row is final, or the table refused one)
-   * does not run either: it goes back to its queue unrun, to wait out the kill switch. Returns
-   * the jobs that can run: none.
+   * does not run either: it goes back to its queue unrun, to wait out the kill switch.
    */
-  private async handBack(name: string, jobs: BossJob[]): Promise<BossJob[]> {
+  private async handBack(name: string, jobs: BossJob[]): Promise<void> {
     const { pool, boss } = this.options;
     const { handedBack, refused } = await withTransaction(pool, async (client) => {
       const { rows: held } = await client.query<{ id: string; retry_count: number }>(
@@ -267,7 +266,6 @@ export class BossWorker {
         `kill switch is on and these fetched jobs have no legacy home (${refused ? 'the table refused a row' : 'their row is final'}): not run, back in their queue for ${KILLED_WAIT_SECONDS}s`,
       );
     }
-    return [];
   }
 
   /** The mirror row and pg-boss's state change, both or neither. */
