@@ -324,7 +324,9 @@ export function isConnectionError(error) {
   const code = error?.code;
   const message = String(error?.message ?? '');
   return (
-    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '08000', '08003', '08006', '08001', '08004', '53300'].includes(code) ||
+    // Class 08 whole: PgBouncer answers 08P01 while it cannot reach the server ("server login has been failing").
+    ['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', '57P01', '57P02', '57P03', '53300'].includes(code) ||
+    (typeof code === 'string' && code.startsWith('08')) ||
     /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|the database system is (starting up|in recovery mode|shutting down)/i.test(message)
   );
 }

@@ -74,7 +74,8 @@ const pool = createPool(config.url, { max: 16, applicationName: 'chaos-producer'
 const boss = await startBoss({ databaseUrl: config.url, log, max: 4 });
 const registry = await loadRegistry(registryModule);
 await ensureQueues(boss, registry, log);
-const flags = new FlagCache({ pool, databaseUrl: config.url, log, ttlMs: config.flagTtlMs });
+// Behind a transaction pooler with no direct URL the cache does not LISTEN: it re-reads the flags on their TTL.
+const flags = new FlagCache({ pool, ...(config.pooled ? {} : { databaseUrl: config.url }), log, ttlMs: config.flagTtlMs });
 await flags.listen();
 const manager = new RolloutManager({ pool, boss, registry, flags, log });
 

@@ -1,4 +1,4 @@
-// npm run chaos [-- --jobs N --seconds S --seed X --drain D --json --keep --plan]
+// npm run chaos [-- --jobs N --seconds S --seed X --drain D --json --keep --plan --pooler]
 //
 // A fault-injection run that proves no job is lost. On one Postgres (its own embedded server,
 // or a fresh database on DATABASE_URL's server), with real processes:
@@ -22,6 +22,9 @@
 // explained, no chain ran past its attempts, reconcile is clean, and the DESIGN §12 invariants
 // held (a success never runs again, retries keep their time, nothing runs on pg-boss under the
 // kill switch, rollback is never blocked, no process dies of a Postgres restart); else exit 1.
+// With --pooler (or CUTOVER_CHAOS_POOLER=1) every cutover process (workers, producer, operator
+// commands, db migrate) connects through a real PgBouncer in transaction mode (scripts/pgbouncer.ts)
+// and gets no DIRECT_URL; only the harness's own bookkeeping reads Postgres directly.
 // Every process it started is killed at the end, whatever happened, and its temp dirs are
 // removed (kept with --keep, for a look at the database and the logs).
 import { randomInt } from 'node:crypto';
@@ -35,6 +38,7 @@ import { loadRegistry } from '../../dist/jobs/registry.js';
 import { CHAOS_SCHEMA, ChaosPostgres, FLAG_TTL_MS, Processes, ResilientDb, log, prng, registryModule, sleep } from './lib.mjs';
 import { computeVerdict } from './verdict.mjs';
 import { STALL_MS } from './registry.mjs';
+import { startPgBouncer } from '../pgbouncer.ts';
 
 const producerEntry = fileURLToPath(new URL('./producer.mjs', import.meta.url));
 
@@ -47,6 +51,7 @@ const { values: argv } = parseArgs({
     json: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
     plan: { type: 'boolean', default: false },
+    pooler: { type: 'boolean', default: process.env.CUTOVER_CHAOS_POOLER === '1' },
   },
 });
 const JOBS = Number(argv.jobs);
@@ -165,6 +170,7 @@ async function main() {
     return task;
   };
   let postgres;
+  let pooler;
   let db;
   let phase = 'setup';
   const onSignal = (signal) => {
@@ -181,6 +187,7 @@ async function main() {
     // A run that failed half-way still leaves its record of what it did.
     if (db && !eventsRecorded) await Promise.race([recordEvents(db, events).catch(() => undefined), sleep(10_000)]);
     await db?.end();
+    await pooler?.stop().catch((error) => say(`could not stop PgBouncer: ${error.message}`));
     if (postgres) await postgres.stop({ keep: argv.keep }).catch((error) => say(`could not stop Postgres: ${error.message}`));
     if (argv.keep) say(`kept: logs in ${logDir}${postgres?.dataDir ? `, data in ${postgres.dataDir}` : ''}`);
     else await rm(logDir, { recursive: true, force: true });
@@ -190,7 +197,10 @@ async function main() {
 
   try {
     postgres = await ChaosPostgres.start({ databaseUrl: process.env.DATABASE_URL, name: `cutover_chaos_${SEED}_${process.pid}` });
-    const url = postgres.url;
+    // A pool of 40 server connections for some 10 processes: they share them, as behind a real pooler.
+    pooler = argv.pooler ? await startPgBouncer({ serverUrl: postgres.url, poolSize: 40 }) : undefined;
+    const url = pooler ? pooler.urlFor(postgres.url) : postgres.url;
+    if (pooler) say(`PgBouncer in transaction mode on port ${pooler.port}: every cutover process connects through it, with no DIRECT_URL`);
     say(postgres.external ? 'Postgres: DATABASE_URL (a fresh database on it); the Postgres crash is skipped: that server is not ours to crash' : `Postgres: embedded, in ${postgres.dataDir}`);
     const plan = drawPlan(planRandom, postgres.canCrash);
 
@@ -215,7 +225,7 @@ async function main() {
     };
 
     await must('db-migrate', ['db', 'migrate']);
-    db = new ResilientDb(url);
+    db = new ResilientDb(postgres.url);
     await db.query(CHAOS_SCHEMA);
     await must('rollout', ['rollout', 'set', String(plan.initialPercent), '--reason', 'chaos: start', '--registry', registryModule]);
     await must('rollout', ['rollout', 'set', '100', '--type', 'chaos.stall', '--reason', 'chaos: stall jobs go to pg-boss', '--registry', registryModule]);
@@ -245,7 +255,7 @@ async function main() {
     await Promise.all(workers.map(startWorker));
 
     // The producer, restarted (resuming its plan) should it die on its own, which is a finding too.
-    const producerConfig = { url, seed: producerSeed, flagTtlMs: FLAG_TTL_MS, jobs: JOBS, windowSeconds: SECONDS * 0.9, stallAt: plan.stallAt, burst: plan.burst, startedAt: Date.now() };
+    const producerConfig = { url, pooled: pooler !== undefined, seed: producerSeed, flagTtlMs: FLAG_TTL_MS, jobs: JOBS, windowSeconds: SECONDS * 0.9, stallAt: plan.stallAt, burst: plan.burst, startedAt: Date.now() };
     const producerSummaries = [];
     let producer;
     let producerFinished;
@@ -513,7 +523,7 @@ async function main() {
       seed: SEED,
       jobs: JOBS,
       seconds: SECONDS,
-      postgres: postgres.external ? 'DATABASE_URL (crash skipped: not ours to crash)' : 'embedded',
+      postgres: `${postgres.external ? 'DATABASE_URL (crash skipped: not ours to crash)' : 'embedded'}${pooler ? ', through PgBouncer (transaction mode)' : ''}`,
       durations: { setup: setupSeconds, chaos: chaosSeconds, drain: drainSeconds, reconcile: reconcileSeconds, total: seconds(t0) },
       logical: verdict.logical,
       drainLeftovers: leftovers,
