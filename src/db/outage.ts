@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../support/log.js';
 import { messageOf } from '../support/errors.js';
 import { errorCode, sqlState, SQLSTATE } from '../support/pg-errors.js';
@@ -100,19 +101,8 @@ export async function retryThroughOutage<T>(attempt: () => Promise<T>, options: 
       const delay = backoffMs(options.firstDelayMs ?? 100, failures, 5000);
       if (options.signal?.aborted || (options.until !== undefined && Date.now() + delay > options.until)) throw error;
       if (failures === 1) options.onRetry?.(error);
-      await sleepUnlessAborted(delay, options.signal);
+      // An abort ends the wait; the next try's failure then throws.
+      await sleep(delay, undefined, { signal: options.signal }).catch(() => undefined);
     }
   }
-}
-
-function sleepUnlessAborted(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve) => {
-    const timer = setTimeout(done, ms);
-    signal?.addEventListener('abort', done, { once: true });
-    function done(): void {
-      clearTimeout(timer);
-      signal?.removeEventListener('abort', done);
-      resolve();
-    }
-  });
 }

@@ -7,7 +7,8 @@ import { tableOf, type OpsContext } from '../table/context.js';
 import { lockJobTypes } from './locks.js';
 import { flipToLegacy, homeUntracked } from '../table/handback.js';
 import { legacyPriority } from '../table/priority.js';
-import { activeJobs, countUnstarted, lockUnstartedJobs, lockUntrackedUnstartedJobs } from './rollback.sql.js';
+import { activeJobs, countUnstarted, lockUnstartedJobs, lockUntrackedUnstartedJobs, type UnstartedJob } from './rollback.sql.js';
+import type { PoolClient } from '../db/pool.js';
 
 export interface RollbackOptions extends OpsContext {
   reason?: string;
@@ -125,16 +126,16 @@ export async function rollback(options: RollbackOptions): Promise<RollbackSummar
 async function moveBatch(options: RollbackOptions, type: string, size: number): Promise<number> {
   return withTransaction(options.pool, async (client) => {
     const jobs = await lockUnstartedJobs(client, tableOf(options), type, size);
-    const flipped = await flipToLegacy(
-      client,
-      tableOf(options),
-      jobs.map((job) => ({ pgbossId: job.id, attempts: job.attempts, runAfter: job.startAfter })),
-      'rolledback',
-    );
-    // Delete last: only jobs whose row now waits on legacy leave pg-boss.
-    if (flipped.size) await options.boss.deleteJob(type, [...flipped], { db: clientDb(client) });
-    return flipped.size;
+    return sendBack(client, options, type, jobs);
   });
+}
+
+/** The jobs' rows flipped to legacy PENDING, then, last, the jobs whose rows flipped leave pg-boss. */
+async function sendBack(client: PoolClient, options: RollbackOptions, type: string, jobs: readonly UnstartedJob[]): Promise<number> {
+  const flipped = await flipToLegacy(client, tableOf(options), jobs.map((job) => ({ pgbossId: job.id, attempts: job.attempts, runAfter: job.startAfter })), 'rolledback');
+  // Delete last: only jobs whose row now waits on legacy leave pg-boss.
+  if (flipped.size) await options.boss.deleteJob(type, [...flipped], { db: clientDb(client) });
+  return flipped.size;
 }
 
 /**
@@ -149,14 +150,7 @@ async function moveUntrackedBatch(options: RollbackOptions, type: string, size: 
     if (!jobs.length) return { moved: 0 };
     const home = await homeUntracked(client, table, jobs.map((job) => ({ pgbossId: job.id, name: job.name, data: job.data, priority: legacyPriority(job.priority), retryLimit: job.retryLimit, createdOn: job.createdOn })));
     if (home.refused !== undefined) return { refused: { jobs: jobs.length, reason: home.refused } };
-    const flipped = await flipToLegacy(
-      client,
-      table,
-      jobs.filter((job) => home.homed.has(job.id)).map((job) => ({ pgbossId: job.id, attempts: job.attempts, runAfter: job.startAfter })),
-      'rolledback',
-    );
-    if (flipped.size) await options.boss.deleteJob(type, [...flipped], { db: clientDb(client) });
-    return { moved: flipped.size };
+    return { moved: await sendBack(client, options, type, jobs.filter((job) => home.homed.has(job.id))) };
   });
 }
 

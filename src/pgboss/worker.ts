@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { withTransaction } from '../db/transaction.js';
@@ -167,16 +168,19 @@ export class BossWorker {
       } catch (error) {
         lastError = error;
         if (isConnectionError(error) || this.halted.signal.aborted || tries === START_TRIES) break;
-        await new Promise((resolve) => setTimeout(resolve, backoffMs(100, tries)));
+        await sleep(backoffMs(100, tries));
       }
     }
-    const released = await this.options.pool
-      .query<{ id: string }>(releaseUnrun, [name, fetched.map((job) => job.id), fetched.map((job) => `${job.id}:${job.retryCount}`), 0])
-      .catch(() => undefined);
+    const released = await this.releaseUnrun(name, fetched, 0).catch(() => undefined);
     // Not even that: pg-boss fails the batch (an attempt spent) or, unreachable too, expires it later.
     if (!released) throw lastError;
     this.log.warn({ type: name, jobs: released.rowCount, reason: messageOf(lastError) }, 'could not mark a fetched batch started; gave it back to its queue unrun, no attempt spent');
     return undefined;
+  }
+
+  /** Fetched jobs back to their queue unrun, no attempt spent, fetchable again after `waitSeconds` (releaseUnrun). */
+  private releaseUnrun(name: string, jobs: readonly BossJob[], waitSeconds: number) {
+    return this.options.pool.query<{ id: string }>(releaseUnrun, [name, jobs.map((job) => job.id), jobs.map((job) => `${job.id}:${job.retryCount}`), waitSeconds]);
   }
 
   private async runOne(definition: JobDefinition, job: BossJob, rowId: string): Promise<void> {
@@ -260,9 +264,9 @@ export class BossWorker {
     }
     const homeless = jobs.filter((job) => !handedBack.has(job.id));
     if (homeless.length) {
-      const { rows } = await pool.query<{ id: string }>(releaseUnrun, [name, homeless.map((job) => job.id), homeless.map((job) => `${job.id}:${job.retryCount}`), KILLED_WAIT_SECONDS]);
+      const { rowCount } = await this.releaseUnrun(name, homeless, KILLED_WAIT_SECONDS);
       this.log.error(
-        { type: name, jobs: rows.length, ...(refused ? { reason: refused } : {}) },
+        { type: name, jobs: rowCount, ...(refused ? { reason: refused } : {}) },
         `kill switch is on and these fetched jobs have no legacy home (${refused ? 'the table refused a row' : 'their row is final'}): not run, back in their queue for ${KILLED_WAIT_SECONDS}s`,
       );
     }
