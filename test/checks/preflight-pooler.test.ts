@@ -1,32 +1,22 @@
 // Preflight on a URL behind a real transaction pooler (PgBouncer 1.18, pool_mode = transaction):
 // it names the pooler, says what needs DIRECT_URL and what works without it.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Check } from '../../src/checks/preflight.js';
 import { preflight } from '../../src/checks/preflight.js';
 import { builtinMigrationDirs } from '../../src/db/migrate.js';
 import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry } from '../../src/jobs/registry.js';
 import { GENERIC_TABLE } from '../../src/table/table.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { fixtureRegistry, testPool } from '../helpers/jobs.js';
+import type { TestDatabase } from '../helpers/database.js';
+import { fixtureRegistry } from '../helpers/jobs.js';
 import { runCliInProcess } from '../helpers/cli.js';
-import { startPgBouncer, type PgBouncer } from '../helpers/pgbouncer.js';
+import { usePooledDatabase } from '../helpers/fixture.js';
 
+const pooled = usePooledDatabase();
 let database: TestDatabase;
-let bouncer: PgBouncer;
 let pool: Pool;
 let pooledUrl: string;
-beforeAll(async () => {
-  database = await createTestDatabase();
-  bouncer = await startPgBouncer();
-  pooledUrl = bouncer.urlFor(database.url);
-  pool = testPool(database.url);
-});
-afterAll(async () => {
-  await pool?.end();
-  await bouncer?.stop();
-  await database?.drop();
-});
+beforeAll(() => ({ database, direct: pool, pooledUrl } = pooled));
 
 async function connectionCheck(env: NodeJS.ProcessEnv): Promise<Check | undefined> {
   const result = await runCliInProcess(['preflight', '--json', '--type', 'test.noop', '--registry', fixtureRegistry], { env });

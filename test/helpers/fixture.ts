@@ -1,10 +1,11 @@
-import { afterEach, beforeAll, beforeEach } from 'vitest';
+import { afterAll, afterEach, beforeAll, beforeEach } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 import type { PlanContext } from '../../src/plans/plan-runner.js';
 import { quietLog, setPercent, startProducer, type Producer } from './engines.js';
 import { fixtureRegistry, testPool } from './jobs.js';
+import { startPgBouncer, type PgBouncer } from './pgbouncer.js';
 
 export interface DatabaseFixture {
   database: TestDatabase;
@@ -55,4 +56,30 @@ export function useEngineFixture(options: { ttlMs?: number; percent?: number; re
 /** A plan runner's context over the engine fixture, as the plan tests drive it (settles in 200 ms). */
 export function planContextOf(fixture: EngineFixture): PlanContext {
   return { pool: fixture.pool, databaseUrl: fixture.database.url, registry: fixture.registry, log: quietLog, actor: 'test', boss: fixture.producer.boss, settleMs: 200 };
+}
+
+export interface PooledDatabaseFixture {
+  database: TestDatabase;
+  bouncer: PgBouncer;
+  /** The database's own URL through PgBouncer in transaction mode. */
+  pooledUrl: string;
+  /** A pool on the database directly, for the test's own reads. */
+  direct: Pool;
+}
+
+/** Per file: a fresh migrated database, a real PgBouncer in front of it, and a direct pool; all closed afterwards. */
+export function usePooledDatabase(): PooledDatabaseFixture {
+  const fixture = {} as PooledDatabaseFixture;
+  beforeAll(async () => {
+    fixture.database = await createTestDatabase();
+    fixture.bouncer = await startPgBouncer();
+    fixture.pooledUrl = fixture.bouncer.urlFor(fixture.database.url);
+    fixture.direct = testPool(fixture.database.url);
+  });
+  afterAll(async () => {
+    await fixture.direct?.end();
+    await fixture.bouncer?.stop();
+    await fixture.database?.drop();
+  });
+  return fixture;
 }

@@ -1,39 +1,31 @@
 // The locks of long commands behind a real transaction pooler (PgBouncer 1.18, pool_mode =
 // transaction): a session advisory lock taken there stays on the pooled server connection after
 // the command exits, so they must be leases without DIRECT_URL, and session locks on it with one.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { lockJobTypes } from '../../src/moves/locks.js';
 import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { runPlan, type PlanContext } from '../../src/plans/plan-runner.js';
 import { planSchema } from '../../src/plans/plan.js';
 import { PLAN_LOCK_CLASS } from '../../src/observe/state.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { TestDatabase } from '../helpers/database.js';
 import { quietLog } from '../helpers/engines.js';
-import { addLegacyJobs, fixtureRegistry, testPool } from '../helpers/jobs.js';
+import { addLegacyJobs, fixtureRegistry } from '../helpers/jobs.js';
 import { runCliInProcess } from '../helpers/cli.js';
-import { startPgBouncer, type PgBouncer } from '../helpers/pgbouncer.js';
+import { usePooledDatabase } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/wait.js';
 
 // The type locks' key space (moves/locks.ts), spelled out so the test reads the same lock on any version.
 const TYPE_LOCK_SPACE = 'cutover.ops';
 
+const pooled = usePooledDatabase();
 let database: TestDatabase;
-let bouncer: PgBouncer;
 let direct: Pool;
 let pooledUrl: string;
 let registry: JobRegistry;
 beforeAll(async () => {
+  ({ database, direct, pooledUrl } = pooled);
   registry = await loadRegistry(fixtureRegistry);
-  database = await createTestDatabase();
-  bouncer = await startPgBouncer();
-  pooledUrl = bouncer.urlFor(database.url);
-  direct = testPool(database.url);
-});
-afterAll(async () => {
-  await direct?.end();
-  await bouncer?.stop();
-  await database?.drop();
 });
 
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => runCliInProcess([...args, '--registry', fixtureRegistry], { env: { DATABASE_URL: pooledUrl, ...env } });

@@ -1,39 +1,34 @@
 // Producers and a pg-boss worker behind a real transaction pooler (PgBouncer 1.18, pool_mode =
 // transaction, 4 server connections): at 100 % every job goes to pg-boss (no `fallback` from a
 // prepared statement the pooler lost), and the worker runs every one of them.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createPool, type Pool } from '../../src/db/pool.js';
 import { loadRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { ensureQueues } from '../../src/pgboss/queues.js';
 import { RolloutManager } from '../../src/rollout/manager.js';
 import { FlagCache } from '../../src/state/flags.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import type { TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent, withBossWorker } from '../helpers/engines.js';
-import { fixtureRegistry, testPool } from '../helpers/jobs.js';
-import { startPgBouncer, type PgBouncer } from '../helpers/pgbouncer.js';
+import { fixtureRegistry } from '../helpers/jobs.js';
+import { usePooledDatabase } from '../helpers/fixture.js';
+import type { PgBouncer } from '../helpers/pgbouncer.js';
 import { killStragglers, startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const PRODUCERS = 3;
 const JOBS = 240;
 
+const pooled = usePooledDatabase();
 let database: TestDatabase;
 let bouncer: PgBouncer;
 let direct: Pool;
 let registry: JobRegistry;
 beforeAll(async () => {
+  ({ database, bouncer, direct } = pooled);
   registry = await loadRegistry(fixtureRegistry);
-  database = await createTestDatabase();
-  bouncer = await startPgBouncer();
-  direct = testPool(database.url);
 });
 afterEach(killStragglers);
-afterAll(async () => {
-  await direct?.end();
-  await bouncer?.stop();
-  await database?.drop();
-});
 
 describe('behind PgBouncer in transaction mode', () => {
   it('several producers enqueue at 100 % with no fallback, and a pooled worker runs every job', async () => {
