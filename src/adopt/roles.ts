@@ -237,6 +237,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
         why: 'flags, finalized types, audit log, plans, last reconcile, quarantine, live workers',
       })),
       { privileges: 'SELECT', on: cutoverTable('_prisma_migrations'), why: 'preflight: which migrations are applied' },
+      { privileges: 'SELECT', on: cutoverTable('CutoverLease'), why: "plans: a controller behind a transaction pooler holds a lease, not a lock pg_locks shows" },
       { privileges: 'USAGE', on: `SCHEMA ${PGBOSS}`, why: "pg-boss's schema" },
       { privileges: 'SELECT', on: pgboss('queue'), why: 'queues' },
       { privileges: 'SELECT', on: pgboss('schedule'), why: 'recurring jobs and their next tick' },

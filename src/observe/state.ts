@@ -5,6 +5,7 @@ import { effectiveRoute, type EffectiveRoute, type EnvOverride } from '../rollou
 import type { Flag } from '../state/flags.js';
 import { PGBOSS_SCHEMA } from '../state/schema-check.js';
 import type { LegacyTable } from '../table/table.js';
+import { isUndefinedTable } from '../support/pg-errors.js';
 import {
   DEFAULT_WINDOW,
   readJobCounts,
@@ -52,11 +53,21 @@ export interface LastReconcile {
   fixed: Record<string, number> | null;
 }
 
-/** The session holding a plan's controller lock (see runPlan), if any: a plan nobody drives stands still. */
+/**
+ * Who holds a plan's controller lock (see runPlan), if anyone: a plan nobody drives stands still.
+ * A controller on a session (directly, or with DIRECT_URL) holds a session advisory lock; one
+ * behind a transaction pooler without DIRECT_URL holds a lease row instead (state/leases.ts),
+ * which pg_locks never shows.
+ */
 export interface Controller {
+  kind: 'session' | 'lease';
+  /** The session's backend pid; for a lease, the controller process's own pid on its host. */
   pid: number;
   application: string | null;
+  /** When the session connected, or when the lease was taken. */
   since: string | null;
+  /** A lease's holder (`cutover-plan@host:pid:…`); null for a session. */
+  holder: string | null;
 }
 
 /** A RolloutPlanRun row as stored (the plan is its JSON, parsed by the plans room), with its controller. */
@@ -186,36 +197,56 @@ async function readOverview(db: Queryable, want: { flags: boolean; reconcile: bo
 }
 
 interface PlanRunRow extends Omit<StoredPlanRun, 'controller'> {
+  controllerKind: 'session' | 'lease' | null;
   controllerPid: number | null;
   controllerApplication: string | null;
   controllerSince: Date | null;
+  controllerHolder: string | null;
 }
 
 /**
- * Plan runs with the session holding each active one's controller lock, in one statement. A
- * two-key advisory lock shows in pg_locks as classid/objid (oids: the int4 keys cast) with objsubid 2.
+ * The controller of an active run: the session holding its advisory lock (a two-key advisory
+ * lock shows in pg_locks as classid/objid, the int4 keys cast to oid, with objsubid 2), else a
+ * live lease of the same key. A lease's holder is `application@host:pid:nonce` (openLockHolder).
  */
-async function readPlanRuns(db: Queryable, which: 'active' | { recent: number }): Promise<StoredPlanRun[]> {
-  const active = which === 'active';
-  const { rows } = await db.query<PlanRunRow>(
-    `SELECT r.id, r."planName", r."jobType", r.plan, r."currentStep", r.state, r."stepStartedAt", r."startedAt", r."finishedAt", r.reason,
-            c.pid AS "controllerPid", c.application AS "controllerApplication", c.since AS "controllerSince"
-       FROM "RolloutPlanRun" r
-       LEFT JOIN LATERAL (
-         SELECT l.pid, a.application_name AS application, a.backend_start AS since
+const sessionController = `
+         SELECT 'session' AS kind, l.pid, a.application_name AS application, a.backend_start AS since, NULL::text AS holder
            FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid
           WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.classid = hashtext($1)::oid AND l.objid = hashtext(r."jobType")::oid
+            AND l.classid = hashtext($1)::oid AND l.objid = hashtext(r."jobType")::oid`;
+const leaseController = `
+         SELECT 'lease' AS kind, substring(c.holder FROM ':(\\d+):[^:]*$')::int AS pid, split_part(c.holder, '@', 1) AS application, c."takenAt" AS since, c.holder
+           FROM "CutoverLease" c
+          WHERE c.space = $1 AND c.name = r."jobType" AND c.mode = 'exclusive' AND c."expiresAt" > now()`;
+
+function planRunsSql(withLeases: boolean): string {
+  return `SELECT r.id, r."planName", r."jobType", r.plan, r."currentStep", r.state, r."stepStartedAt", r."startedAt", r."finishedAt", r.reason,
+            c.kind AS "controllerKind", c.pid AS "controllerPid", c.application AS "controllerApplication", c.since AS "controllerSince", c.holder AS "controllerHolder"
+       FROM "RolloutPlanRun" r
+       LEFT JOIN LATERAL (
+         SELECT * FROM (${sessionController}${withLeases ? `\n          UNION ALL${leaseController}` : ''}) held
           LIMIT 1
        ) c ON r.state IN ('running', 'paused')
       WHERE NOT $2::boolean OR r.state IN ('running', 'paused')
       ORDER BY r."startedAt" DESC
-      LIMIT $3`,
-    [PLAN_LOCK_CLASS, active, active ? null : which.recent],
-  );
-  return rows.map(({ controllerPid, controllerApplication, controllerSince, ...run }) => ({
+      LIMIT $3`;
+}
+
+/** Plan runs with each active one's controller, in one statement. */
+async function readPlanRuns(db: Queryable, which: 'active' | { recent: number }): Promise<StoredPlanRun[]> {
+  const active = which === 'active';
+  const values = [PLAN_LOCK_CLASS, active, active ? null : which.recent];
+  const { rows } = await db.query<PlanRunRow>(planRunsSql(true), values).catch((error: unknown) => {
+    // A database migrated before leases existed has none: its controllers hold session locks.
+    if (isUndefinedTable(error)) return db.query<PlanRunRow>(planRunsSql(false), values);
+    throw error;
+  });
+  return rows.map(({ controllerKind, controllerPid, controllerApplication, controllerSince, controllerHolder, ...run }) => ({
     ...run,
-    controller: controllerPid === null ? null : { pid: controllerPid, application: controllerApplication, since: controllerSince?.toISOString() ?? null },
+    controller:
+      controllerKind === null
+        ? null
+        : { kind: controllerKind, pid: controllerPid ?? 0, application: controllerApplication, since: controllerSince?.toISOString() ?? null, holder: controllerHolder },
   }));
 }
 
