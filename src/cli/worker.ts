@@ -2,6 +2,7 @@ import { Option, type Command } from 'commander';
 import { UsageError } from '../support/errors.js';
 import { runWorker, WORKER_DATABASE_WAIT_SECONDS, type WorkerOptions } from '../runtime/worker.js';
 import { summaryInterval } from '../runtime/worker-summary.js';
+import { DEFAULT_PROBE_HOST } from '../runtime/probes.js';
 import { withContext } from './context.js';
 import { registryOption } from './options.js';
 import { commaList, integerIn } from './parse.js';
@@ -18,6 +19,9 @@ export function registerWorkerCommand(program: Command): void {
     .addOption(registryOption())
     .option('--shutdown-timeout <s>', 'seconds to let running jobs finish on shutdown', integerIn(0, 3600), 30)
     .option('--supervise-interval <s>', 'pg-boss: how often to expire and retry jobs of dead workers', integerIn(1, 3600), 30)
+    .option('--probe-port <port>', 'serve health probes /livez, /readyz, /startupz on this port (1-65535)', integerIn(1, 65_535))
+    // Every interface by default: in a container the kubelet or Compose probes the container's address, not its loopback.
+    .option('--probe-host <host>', `the probes' address (default ${DEFAULT_PROBE_HOST}, every interface, as containers need)`)
     .action(async (options: Omit<WorkerOptions, 'summaryMs'>, command: Command) => {
       // Options of the other engine would be ignored; an operator who typed one expects it to count.
       if (options.engine === 'pgboss' && options.pollMs !== undefined) {
@@ -25,6 +29,9 @@ export function registerWorkerCommand(program: Command): void {
       }
       if (options.engine === 'legacy' && command.getOptionValueSource('superviseInterval') === 'cli') {
         throw new UsageError('--supervise-interval is for pg-boss workers (the legacy runner recovers stale rows by heartbeat): drop it, or use --engine pgboss');
+      }
+      if (options.probeHost !== undefined && options.probePort === undefined) {
+        throw new UsageError('--probe-host says where the probes listen; give --probe-port too, or drop it');
       }
       // Read before anything starts: a bad value is a usage error, not a worker that half-started.
       const summaryMs = summaryInterval();

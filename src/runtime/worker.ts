@@ -17,6 +17,7 @@ import type { NotifySettings } from '../notify/notify.js';
 import type { RuntimeContext } from './context.js';
 import { configuredWebhook, startConfiguredNotifier } from './notifier.js';
 import { startSchedules } from './schedules.js';
+import { databaseProbe, WorkerProbes } from './probes.js';
 import { explainFailure, openBoss, readyTable } from './services.js';
 import { summaryToStderr, withWorkerSummary, workerActivity } from './worker-summary.js';
 
@@ -41,6 +42,10 @@ export interface WorkerOptions {
   summaryMs?: number | undefined;
   /** Where the summary's lines go. @defaultValue stderr */
   writeSummary?: (line: string) => void;
+  /** Serve /livez, /readyz and /startupz on this port; none when undefined. */
+  probePort?: number | undefined;
+  /** The probes' address. @defaultValue DEFAULT_PROBE_HOST (every interface, for containers) */
+  probeHost?: string | undefined;
 }
 
 /** What a worker did, by engine: its id and the engine's counts since it started. */
@@ -65,6 +70,8 @@ async function startRecurring(options: {
   if (!registry.names().some((type) => registry.require(type).schedule)) return async () => undefined;
   const flags = new FlagCache({ pool, ...(options.listenUrl ? { databaseUrl: options.listenUrl } : {}), log, ttlMs: options.config.flagTtlMs });
   await flags.listen();
+  // Read once now: the worker is ready (/readyz) only with the flags its ticks are routed by in hand.
+  await flags.get('*');
   const manager = new RolloutManager({ pool, boss, registry, table, flags, log, env: options.config.envOverride });
   const stop = await startSchedules({ boss, manager, registry, pool, table, log });
   return async () => {
@@ -133,10 +140,12 @@ interface Assembly {
   what: string;
   /** The legacy table, once the schema is known to be there; a failure says why in one line. */
   ready: (pool: Pool) => Promise<LegacyTable>;
+  /** With `--probe-port`: told when the engine and the flags are ready. */
+  probes: WorkerProbes | undefined;
 }
 
 /** A pg-boss worker with its heartbeat, recurring jobs, settled-state sweep and notifier, until the signal. */
-async function runBossWorker({ context, options, registry, webhook, what, ready }: Assembly): Promise<WorkerStats> {
+async function runBossWorker({ context, options, registry, webhook, what, ready, probes }: Assembly): Promise<WorkerStats> {
   const { db, log, signal, config } = context;
   const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
   try {
@@ -152,7 +161,9 @@ async function runBossWorker({ context, options, registry, webhook, what, ready 
       throw await explainFailure(error, { pool, url: db.url, command: what });
     }
     const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
+    probes?.markEngineStarted();
     const stopSchedules = await startRecurring({ boss, pool, registry, table, log, listenUrl, config });
+    probes?.markFlagsLoaded();
     const stopMirroring = mirrorSettledOnTimer({ pool, registry, table, log, workerId: worker.workerId, types: registry.names(), intervalSeconds: options.superviseInterval });
     // Only with a webhook configured; on a pool of its own, so a receiver that is down never holds the worker's connections.
     const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
@@ -172,7 +183,7 @@ async function runBossWorker({ context, options, registry, webhook, what, ready 
 }
 
 /** The legacy runner with its heartbeat and notifier, until the signal. */
-async function runLegacyWorker({ context, options, registry, webhook, ready }: Assembly): Promise<WorkerStats> {
+async function runLegacyWorker({ context, options, registry, webhook, ready, probes }: Assembly): Promise<WorkerStats> {
   const { db, log, signal } = context;
   const pool = createPool(db.url, { max: 4, applicationName: 'cutover-legacy-runner' });
   try {
@@ -190,6 +201,9 @@ async function runLegacyWorker({ context, options, registry, webhook, ready }: A
     });
     const stopBeating = await startHeartbeat(pool, { workerId: runner.workerId, engine: 'LEGACY', types: options.types ?? registry.names() }, { log });
     const notifier = startConfiguredNotifier(webhook, { url: db.url, log });
+    // The runner polls from its first line on, and routes nothing, so it reads no flags.
+    probes?.markEngineStarted();
+    probes?.markFlagsLoaded();
     const stats = await withWorkerSummary(options.summaryMs, () => workerActivity(pool, table, runner.workerId, 'LEGACY'), log, () => runner.run(signal), options.writeSummary ?? summaryToStderr).finally(async () => {
       await notifier?.stop();
       await stopBeating();
@@ -218,6 +232,43 @@ export async function runWorker(context: RuntimeContext, options: WorkerOptions)
       throw await explainFailure(error, { pool, url: context.db.url, command: what });
     }
   };
-  const assembly = { context, options, registry, webhook, what, ready };
-  return options.engine === 'pgboss' ? runBossWorker(assembly) : runLegacyWorker(assembly);
+  const probes = options.probePort === undefined ? undefined : await startProbes(context, options.probePort, options);
+  try {
+    const assembly = { context, options, registry, webhook, what, ready, probes: probes?.probes };
+    return await (options.engine === 'pgboss' ? runBossWorker(assembly) : runLegacyWorker(assembly));
+  } finally {
+    await probes?.stop();
+  }
+}
+
+/**
+ * The probes, listening before the engine starts (/livez answers, /startupz says starting) and
+ * answering 503 on /readyz from the stop signal on, while running jobs finish; closed last.
+ */
+async function startProbes(context: RuntimeContext, port: number, options: WorkerOptions): Promise<{ probes: WorkerProbes; stop: () => Promise<void> }> {
+  const database = databaseProbe(context.db.url);
+  const probes = new WorkerProbes({
+    port,
+    ...(options.probeHost === undefined ? {} : { host: options.probeHost }),
+    checkDatabase: database.check,
+    engine: options.engine === 'pgboss' ? 'pg-boss' : 'the legacy runner',
+    log: context.log,
+  });
+  const drain = () => probes.markDraining();
+  try {
+    await probes.listen();
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  if (context.signal.aborted) drain();
+  else context.signal.addEventListener('abort', drain, { once: true });
+  return {
+    probes,
+    stop: async () => {
+      context.signal.removeEventListener('abort', drain);
+      await probes.close();
+      await database.close();
+    },
+  };
 }
