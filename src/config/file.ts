@@ -49,6 +49,7 @@ const adapterSchema = z.strictObject({
       logs: identifier,
       durationInSeconds: identifier,
       runAt: identifier,
+      failedAt: identifier,
     })
     .partial()
     .optional(),
@@ -58,6 +59,9 @@ const adapterSchema = z.strictObject({
   onResult: fn('(result, job) => columns').optional(),
   newId: fn('() => string').optional(),
   retries: z.enum(['new-row', 'same-row'], { error: "must be 'new-row' or 'same-row'" }).optional(),
+  state: z.enum(['status', 'derived'], { error: "must be 'status' (a status column) or 'derived' (no status column: state from completedAt, attempts and maxAttempts)" }).optional(),
+  completedAtMeans: z.enum(['finished', 'succeeded'], { error: "must be 'finished' or 'succeeded'" }).optional(),
+  attemptsCount: z.enum(['runs', 'failed-runs'], { error: "must be 'runs' or 'failed-runs'" }).optional(),
 });
 
 const configSchema = z.strictObject({

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import { backlogOrderSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnSuccessSql, backlogOrderSql, failureTimesSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
 import { LegacyRetryConflictError } from '../support/errors.js';
 
 /** The row is due: its scheduled time (the adapter's `runAt`, which may be empty) or cutover's `runAfter` has come. */
@@ -45,6 +45,9 @@ export async function heartbeat(db: Queryable, table: LegacyTable, workerId: str
 
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - j.${table.col.startedAt}))`);
 
+/** Where attempts count failed runs only, the claim's count of this run is taken back on success. */
+const successAttempts = (table: LegacyTable) => (table.attemptsCount === 'failed-runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : '');
+
 /**
  * `result` is the columns the adapter's onResult made of the job's result. False when the row is no longer ours
  * (recovered as stale meanwhile): nothing is written.
@@ -57,7 +60,7 @@ export async function completeLegacyJob(db: Queryable, table: LegacyTable, id: s
   const keepLogs = table.names.logs !== undefined && !(table.names.logs in result);
   const { rowCount } = await db.query(
     `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
-            "heartbeatAt" = NULL, ${col.updatedAt} = now()${keepLogs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${successAttempts(table)}${keepLogs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
        FROM ${assigned.from}
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
@@ -83,7 +86,7 @@ export async function completeLegacyJobWithoutResult(
   const params = new Params();
   const { rowCount } = await db.query(
     `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = ${params.add(note)}, ${col.completedAt} = now(),
-            "heartbeatAt" = NULL, ${col.updatedAt} = now()${logs !== null && col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${successAttempts(table)}${logs !== null && col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
   );
@@ -97,7 +100,7 @@ export async function failLegacyJob(db: Queryable, table: LegacyTable, id: strin
   const params = new Params();
   const owner = params.add(workerId, 'text');
   const { rows } = await db.query<TypedRow>(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.failed}, ${col.error} = ${params.add(error)}, ${col.completedAt} = now(),
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.failed}, ${col.error} = ${params.add(error)}${failureTimesSql(table)},
             "heartbeatAt" = NULL, ${col.updatedAt} = now()${col.logs ? setIf(col.logs, `COALESCE(${params.add(logs, 'text')}, j.${col.logs})`) : ''}${duration(table)}
       WHERE j.${col.id} = ${params.add(id)} AND (${owner} IS NULL OR j."workerId" = ${owner}) AND j.${col.status} = ${status.running}
       RETURNING j.*, ${typeSql(table)} AS cutover_type`,

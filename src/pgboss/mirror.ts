@@ -3,7 +3,7 @@ import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
-import type { LegacyTable } from '../table/table.js';
+import { attemptsOnSuccessSql, failureTimesSql, type LegacyTable } from '../table/table.js';
 import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/settle.js';
 
 /**
@@ -29,7 +29,7 @@ export async function markStarted(
   const { rows } = await db.query<{ killed: boolean; started: { pgbossJobId: string; rowId: string }[] }>(prepared(
     `WITH killed AS (SELECT ${killSwitchOnSql('$4')} AS killed),
      started AS (
-       UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
+       UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = ${attemptsOnSuccessSql(table, 't.attempt')}, ${col.startedAt} = now(),
               ${col.completedAt} = NULL, "workerId" = $3, ${col.updatedAt} = now()
          FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
         WHERE j."pgbossJobId" = ANY($1::uuid[]) AND j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
@@ -82,8 +82,8 @@ export async function completeMirrored(db: Queryable, table: LegacyTable, name: 
 export async function markFailed(db: Queryable, table: LegacyTable, id: string, error: string, attempt: number, willRetry: boolean): Promise<number> {
   const { col, status } = table;
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = $3,
-            ${col.completedAt} = ${willRetry ? 'NULL' : 'now()'}, ${col.updatedAt} = now()${willRetry ? setIf(col.durationInSeconds, 'NULL') : duration(table)}
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = $3${willRetry ? `, ${col.completedAt} = NULL${setIf(col.failedAt, 'now()')}` : failureTimesSql(table)},
+            ${col.updatedAt} = now()${willRetry ? setIf(col.durationInSeconds, 'NULL') : duration(table)}
       WHERE j."pgbossJobId" = $1 AND j.engine = 'PGBOSS'`,
     [id, error, attempt],
   );

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { JobArguments, JobTypes, UntypedJobs } from '../jobs/define.js';
 
 /** The four legacy states every legacy job table has, under whatever names it gives them. */
 export type LegacyStatus = 'pending' | 'running' | 'completed' | 'failed';
@@ -28,6 +29,8 @@ export interface LegacyColumns {
   durationInSeconds?: string;
   /** When a job may run (`run_at`, `scheduledFor`): the claim waits for it, migrate and rollback carry it. */
   runAt?: string;
+  /** When a run last failed (`lastFailedAttemptAt`): stamped on every failed run, never on a success. */
+  failedAt?: string;
 }
 
 /** A legacy row read as a job: what the mapper sends to pg-boss. */
@@ -44,7 +47,7 @@ export type LegacyRow = Record<string, unknown>;
  * How cutover reads and writes a team's own legacy job table. Only `table`, `jobType`,
  * `toJob` and `toRow` are required; column and status names default to the generic table's.
  */
-export interface LegacyAdapter {
+export interface LegacyAdapter<Types extends JobTypes = UntypedJobs> {
   /** @defaultValue 'public' */
   schema?: string;
   table: string;
@@ -56,7 +59,7 @@ export interface LegacyAdapter {
   /** The mapper: a row (all its columns) to the job it stands for. */
   toJob(row: LegacyRow): LegacyJob;
   /** The domain columns of a row for a new job (dual-write tracking rows, adopted orphans). */
-  toRow(type: string, payload: unknown): LegacyRow;
+  toRow(...[type, payload]: JobArguments<Types>): LegacyRow;
   /** Where a finished job's result goes: columns to set on its row. @defaultValue nothing is kept */
   onResult?(result: unknown, job: LegacyJob): LegacyRow;
   /**
@@ -69,6 +72,28 @@ export interface LegacyAdapter {
    * same row put back to pending with its attempts counted on. @defaultValue 'new-row'
    */
   retries?: 'new-row' | 'same-row';
+  /**
+   * Where a row's state lives: the status column, or, for a table that has none, the team's own
+   * columns. `'derived'`: a row has succeeded when `columns.completedAt` is set, failed for good
+   * when `columns.attempts` has reached `columns.maxAttempts`, and waits otherwise (until
+   * `columns.runAt`). The states cutover needs beyond those (its own "running", a row pg-boss
+   * owns) go to a status column of cutover's own, `cutoverStatus` unless `columns.status` names
+   * another: `cutover init` adds it, backfilled from each row's derived state, and a trigger
+   * derives it again whenever the team's own code writes a row, so the team's columns keep
+   * their meaning and its runner needs no status. @defaultValue 'status'
+   */
+  state?: 'status' | 'derived';
+  /**
+   * What `columns.completedAt` means: the row finished, either way, or it succeeded (then a
+   * failure never sets it). @defaultValue 'finished'; 'succeeded' with `state: 'derived'`
+   */
+  completedAtMeans?: 'finished' | 'succeeded';
+  /**
+   * What `columns.attempts` counts: every run (the one under way included, as cutover's own
+   * runner counts), or only the runs that failed (a success leaves it as it was).
+   * @defaultValue 'runs'
+   */
+  attemptsCount?: 'runs' | 'failed-runs';
 }
 
 export interface CutoverConfig {
@@ -99,6 +124,9 @@ export interface NotificationsConfig {
 export function defineConfig(config: CutoverConfig): CutoverConfig {
   return config;
 }
+
+/** The status column cutover adds for itself to a table with derived state (`state: 'derived'`). */
+export const CUTOVER_STATUS_COLUMN = 'cutoverStatus';
 
 export const DEFAULT_STATUS: Record<LegacyStatus, string> = { pending: 'PENDING', running: 'RUNNING', completed: 'COMPLETED', failed: 'FAILED' };
 

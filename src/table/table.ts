@@ -6,19 +6,19 @@ import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { maxAttempts } from '../jobs/define.js';
 import { looksLikeUuid } from './ids.js';
-import { DEFAULT_COLUMNS, DEFAULT_STATUS, genericAdapter, type LegacyAdapter, type LegacyColumns, type LegacyJob, type LegacyRow, type LegacyStatus } from './adapter.js';
+import { CUTOVER_STATUS_COLUMN, DEFAULT_COLUMNS, DEFAULT_STATUS, genericAdapter, type LegacyAdapter, type LegacyColumns, type LegacyJob, type LegacyRow, type LegacyStatus } from './adapter.js';
 
 /** Columns cutover adds to the legacy table (`cutover init`, migration 0002 for the generic one). */
 export const CUTOVER_COLUMNS = ['engine', 'pgbossJobId', 'routeReason', 'bucket', 'workerId', 'heartbeatAt', 'runAfter'] as const;
 
 /** Columns cutover itself sets on the rows it writes; toRow and onResult may not return them. */
-const MANAGED_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'logs', 'durationInSeconds', 'priority', 'maxAttempts'] as const;
+const MANAGED_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'logs', 'durationInSeconds', 'priority', 'maxAttempts', 'failedAt'] as const;
 
 /**
  * Columns the completion statements of both engines assign: an onResult column among them would
  * be assigned twice. `logs` is not one: a result that carries its own logs takes their place.
  */
-const COMPLETION_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'durationInSeconds'] as const;
+const COMPLETION_ROLES = ['id', 'status', 'attempts', 'createdAt', 'updatedAt', 'startedAt', 'completedAt', 'originalJobId', 'error', 'durationInSeconds', 'failedAt'] as const;
 
 /** What the catalog says about one column of the table. */
 export interface CatalogColumn {
@@ -88,6 +88,12 @@ export interface LegacyTable {
   /** The id column's sequence (serial or identity), for ids of rows cutover creates. */
   readonly idSequence: string | null;
   readonly idIdentityAlways: boolean;
+  /** Where the state lives: the team's status column, or derived from its columns into cutover's own (adapter `state`). */
+  readonly state: 'status' | 'derived';
+  /** Whether a failure sets `completedAt` too (it means "finished"), or only a success does. */
+  readonly completedOnFailure: boolean;
+  /** What `attempts` counts: every run, or the failed ones only. */
+  readonly attemptsCount: 'runs' | 'failed-runs';
 }
 
 /**
@@ -124,7 +130,7 @@ export function backlogOrderSql(table: LegacyTable, alias = 'j'): string {
 }
 
 function resolveColumns(adapter: LegacyAdapter): LegacyColumns {
-  const merged: Record<string, string | undefined> = { ...DEFAULT_COLUMNS, ...adapter.columns };
+  const merged: Record<string, string | undefined> = { ...DEFAULT_COLUMNS, ...(adapter.state === 'derived' ? { status: CUTOVER_STATUS_COLUMN } : {}), ...adapter.columns };
   // Same-row retries have no chain to point at: no originalJobId unless the adapter names one.
   if (adapter.retries === 'same-row' && adapter.columns?.originalJobId === undefined) delete merged.originalJobId;
   for (const key of Object.keys(merged)) if (merged[key] === undefined) delete merged[key];
@@ -147,7 +153,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
   const missing = new Map<string, string>();
   for (const [role, name] of Object.entries(names) as [keyof LegacyColumns, string][]) {
     // A column the adapter names must exist (a typo is an error); a default name may be added by init.
-    const addable = adapter.columns?.[role] === undefined ? ADDABLE[role] : undefined;
+    const addable = adapter.columns?.[role] === undefined ? addableFor(adapter)[role] : undefined;
     if (byName.has(name) || addable === undefined) {
       require(`legacy.columns.${role}`, name);
       continue;
@@ -158,11 +164,22 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     missing.set(name, addable || byName.get(names.id)?.type || 'TEXT');
   }
   if (typeof adapter.jobType !== 'string') require('legacy.jobType.column', adapter.jobType.column);
+  if (adapter.state === 'derived') {
+    // The derived state reads these three: each must be a column the team's table has.
+    for (const role of ['completedAt', 'attempts', 'maxAttempts'] as const) {
+      if (adapter.columns?.[role] === undefined) {
+        throw new AdapterError(`legacy.columns.${role}: a table with state: 'derived' must name the column that says ${DERIVED_ROLE_MEANING[role]}`);
+      }
+    }
+    if (adapter.completedAtMeans === 'finished') {
+      throw new AdapterError(`legacy.completedAtMeans: with state: 'derived' the completedAt column says a row succeeded ('succeeded'), got 'finished'`);
+    }
+  }
 
   const statusValue = { ...DEFAULT_STATUS, ...adapter.status };
-  const statusColumn = byName.get(names.status)!;
+  const statusColumn = byName.get(names.status);
   for (const [state, value] of Object.entries(statusValue)) {
-    if (statusColumn.labels && !statusColumn.labels.includes(value)) {
+    if (statusColumn?.labels && !statusColumn.labels.includes(value)) {
       throw new AdapterError(`legacy.status.${state}: '${value}' is not a value of ${statusColumn.type} (${statusColumn.labels.join(', ')})`);
     }
   }
@@ -205,7 +222,48 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     missing,
     idSequence: byName.get(names.id)?.sequence ?? null,
     idIdentityAlways: byName.get(names.id)?.identityAlways ?? false,
+    state: adapter.state ?? 'status',
+    completedOnFailure: (adapter.completedAtMeans ?? (adapter.state === 'derived' ? 'succeeded' : 'finished')) === 'finished',
+    attemptsCount: adapter.attemptsCount ?? 'runs',
   };
+}
+
+const DERIVED_ROLE_MEANING = { completedAt: 'a row succeeded (succeededAt)', attempts: 'how often it ran or failed', maxAttempts: 'how often it may' } as const;
+
+/** ADDABLE, and for a table with derived state cutover's own status column. */
+function addableFor(adapter: LegacyAdapter): Partial<Record<keyof LegacyColumns, string>> {
+  if (adapter.state !== 'derived') return ADDABLE;
+  const pending = quoteLiteral(adapter.status?.pending ?? DEFAULT_STATUS.pending);
+  return { ...ADDABLE, status: `TEXT NOT NULL DEFAULT ${pending}` };
+}
+
+/**
+ * A row's state as a table with derived state defines it, as a status value (SQL, over the
+ * row `alias`, e.g. `NEW`): succeeded when completedAt is set, failed when its attempts are
+ * used up, waiting otherwise. Null for a table with a status column of its own.
+ */
+export function derivedStatusSql(table: LegacyTable, alias: string): string | null {
+  if (table.state !== 'derived') return null;
+  const { col, status } = table;
+  return `CASE WHEN ${alias}.${col.completedAt} IS NOT NULL THEN ${status.completed} WHEN ${alias}.${col.attempts} >= ${alias}.${col.maxAttempts!} THEN ${status.failed} ELSE ${status.pending} END`;
+}
+
+/**
+ * The assignments that record a failed run on its row (each led by a comma): the finish time
+ * where completedAt means "finished" (cleared where it means "succeeded", so a failed row never
+ * reads as a success to the team's queries), and the failure time where the table keeps one.
+ */
+export function failureTimesSql(table: LegacyTable): string {
+  const { col } = table;
+  return `, ${col.completedAt} = ${table.completedOnFailure ? 'now()' : 'NULL'}${col.failedAt ? `, ${col.failedAt} = now()` : ''}`;
+}
+
+/**
+ * The attempts a row keeps once its run under way succeeds, given the run number `attempt`
+ * (SQL): the run counted, or, where only failed runs count, the runs before it.
+ */
+export function attemptsOnSuccessSql(table: LegacyTable, attempt: string): string {
+  return table.attemptsCount === 'failed-runs' ? `GREATEST(${attempt} - 1, 0)` : attempt;
 }
 
 /**
