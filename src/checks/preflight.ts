@@ -13,6 +13,7 @@ import { toJob, typeSql, type LegacyTable } from '../table/table.js';
 import { formatDuration } from '../support/duration.js';
 import { isPermissionDenied } from '../support/pg-errors.js';
 import { isTransactionPooler, LEASE_TTL_SECONDS } from '../state/leases.js';
+import { pgbossHealthChecks } from './pgboss-health.js';
 
 /**
  * `cutover preflight`: what teams report going wrong in queue migrations, checked before the
@@ -319,6 +320,7 @@ export async function preflight(options: PreflightOptions): Promise<PreflightRep
     await pgbossSchemaCheck(pool),
     ...registryChecks(seenInScope, options, window),
     ...(installed ? await queueChecks(pool, types) : []),
+    ...(installed ? await pgbossHealthChecks(pool, registry, types) : []),
     ...(await runTimeChecks(pool, table, options, types, window)),
     ...(await payloadChecks(pool, table, options, types)),
     ...(await workerChecks(pool, table, options, types)),

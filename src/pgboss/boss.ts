@@ -1,5 +1,5 @@
 import { PgBoss, type CommandResponse, type ConstructorOptions } from 'pg-boss';
-import { createPool } from '../db/pool.js';
+import { createPool, type Queryable } from '../db/pool.js';
 import { OutageLog } from '../db/outage.js';
 import type { Logger } from '../support/log.js';
 
@@ -66,6 +66,11 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
     // it, and they share one pass (pg-boss claims it), so a tick is filed once however many run.
     schedule: worker,
     useListenNotify: worker && options.listen !== false,
+    // A worker's warnings (slow supervision queries, queue backlogs, clock skew) go to
+    // pgboss.warning as well as to the event: /metrics counts them there by type, so every
+    // dashboard reports every worker's, and a restart loses none. The pg-boss worker role may
+    // write them (adopt/roles.ts); producers and operator commands run no supervision.
+    persistWarnings: worker,
     // Expiry of jobs whose worker died runs in the per-queue monitor pass, which runs at most
     // every monitorIntervalSeconds: both set together bound how soon such a job is retried.
     superviseIntervalSeconds: options.superviseIntervalSeconds ?? 30,
@@ -78,6 +83,15 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
   boss.on('warning', (warning: unknown) => options.log.warn({ warning }, 'pg-boss warning'));
   await boss.start();
   return boss;
+}
+
+/**
+ * A PgBoss over our pool that is never started: for pg-boss's own read-only checks (schema drift,
+ * background migrations, queue options), which run their SQL on the `db` they are given and start
+ * nothing (no supervision, no registration, no migration).
+ */
+export function inspectingBoss(pool: Queryable): PgBoss {
+  return new PgBoss({ db: { executeSql: (text: string, values?: unknown[]) => pool.query(text, values) }, schema: PGBOSS_SCHEMA });
 }
 
 /** pg-boss's `{ db }` over one of our pool clients: one adapter, in db/sql.ts. */

@@ -46,6 +46,13 @@ export interface DeadLetterRetry {
  * is deleted and the mirror row set PENDING only once the job is verifiably waiting (or
  * running) in its queue under its own id (DESIGN §12 "Delete last"); otherwise that job's
  * transaction rolls back and it is reported with the reason, and the others go on.
+ *
+ * Not pg-boss 12's own `redrive`: its move is atomic (one statement inserts and deletes), but it
+ * re-creates each dead letter as a new job under a fresh id (`gen_random_uuid()`, plans.js
+ * redriveJobs) and leaves the failed original failed. The mirror row knows its job by
+ * `pgbossJobId`, so the redriven job would run with no row to mirror to (reconcile would call it
+ * an orphan) while the row stays FAILED; and a redrive that conflicts fails the copy in place
+ * rather than keeping it waiting. Retrying the failed job under its own id keeps the row's link.
  */
 export async function retryDeadLetters(pool: Pool, boss: PgBoss, table: LegacyTable, letters: readonly DeadLetter[], actor: string): Promise<DeadLetterRetry> {
   const outcome: DeadLetterRetry = { retried: [], notRetried: [] };

@@ -29,7 +29,54 @@ export function queueOptions(definition: JobDefinition): Omit<Queue, 'name'> {
   };
 }
 
+/** What a worker's start sets back from the definition when it differs (pg-boss's updateQueue takes these). */
 const comparable = ['retryLimit', 'retryDelay', 'retryBackoff', 'expireInSeconds', 'deadLetter', 'notify'] as const;
+
+/**
+ * What cutover relies on of a queue that its definition does not set, so pg-boss's defaults
+ * (12.38): the standard policy (one job per send, no singleton or stately dedup that would drop a
+ * routed job), 14 days before an unstarted job is deleted (dlq retry renews a retried job's
+ * keep_until from the queue's retention) and 7 days before a finished one is. A queue someone
+ * created by hand, or with other options, keeps what it was created with: pg-boss's createQueue
+ * leaves an existing queue alone.
+ */
+export const QUEUE_DEFAULTS = { policy: 'standard', retentionSeconds: 14 * 86_400, deleteAfterSeconds: 7 * 86_400 } as const;
+
+/** The options a queue of the definition's type should have live: queueOptions plus what cutover relies on of pg-boss's defaults. */
+export function expectedQueue(definition: JobDefinition): Omit<Queue, 'name'> {
+  return { ...QUEUE_DEFAULTS, ...queueOptions(definition) };
+}
+
+/** The options compared by queueDifferences, in the order they are named. */
+export const QUEUE_OPTIONS_COMPARED = ['policy', ...comparable, 'retentionSeconds', 'deleteAfterSeconds'] as const;
+export type ComparedQueueOption = (typeof QUEUE_OPTIONS_COMPARED)[number];
+
+export interface QueueDifference {
+  option: ComparedQueueOption;
+  live: unknown;
+  wanted: unknown;
+  /** Whether a pg-boss worker's start sets it back (ensureQueues); policy and retention it leaves. */
+  updatedAtStart: boolean;
+}
+
+/** Where a live queue's options differ from what its definition implies (pg-boss reads an unset dead letter as null). */
+export function queueDifferences(definition: JobDefinition, live: Omit<Queue, 'name'>): QueueDifference[] {
+  const wanted = expectedQueue(definition);
+  const updatable: ReadonlySet<string> = new Set(comparable);
+  return QUEUE_OPTIONS_COMPARED.filter((key) => (live[key] ?? null) !== (wanted[key] ?? null)).map((option) => ({
+    option,
+    live: live[option] ?? null,
+    wanted: wanted[option] ?? null,
+    updatedAtStart: updatable.has(option),
+  }));
+}
+
+/** One line per difference: `queue evaluation.process: retryLimit 2 live, 3 in the registry`. */
+export function describeQueueDifference(queue: string, difference: QueueDifference): string {
+  const shown = (value: unknown) => (value === null ? 'none' : typeof value === 'string' ? value : JSON.stringify(value));
+  const source = difference.option in QUEUE_DEFAULTS ? "pg-boss's default, which cutover relies on" : 'in the registry';
+  return `queue ${queue}: ${difference.option} ${shown(difference.live)} live, ${shown(difference.wanted)} ${source}`;
+}
 
 /**
  * One queue per job type plus its dead letter queue, idempotently. A queue whose options
@@ -47,7 +94,7 @@ export async function ensureQueues(boss: PgBoss, registry: JobRegistry, log: Log
       log.info({ queue: type }, 'created pg-boss queue');
       continue;
     }
-    const drifted = comparable.filter((key) => (existing as Queue)[key] !== wanted[key]);
+    const drifted = queueDifferences(definition, existing).filter((difference) => difference.updatedAtStart).map((difference) => difference.option);
     if (!drifted.length) continue;
     try {
       await boss.updateQueue(type, {
