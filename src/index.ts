@@ -42,3 +42,7 @@ export { loadConfigFile } from './config/file.js';
 export type { ProjectConfig } from './config/file.js';
 export { adoptionSql, writeAdoptionMigration } from './adopt/adopt.js';
 export { AdapterError } from './support/errors.js';
+export { createCutover } from './runtime/create.js';
+export type { Cutover, CreateCutoverOptions, CutoverConfigOf, CutoverWorker, CutoverWorkerOptions } from './runtime/create.js';
+export type { WorkerStats } from './runtime/worker.js';
+export type { AnyJobDefinition, JobArguments, JobName, JobTypes, JobTypesOf, UntypedJobs } from './jobs/define.js';

@@ -51,9 +51,14 @@ export interface JobContext {
   log(message: string, fields?: Record<string, unknown>): void;
 }
 
-export interface JobDefinition<Payload = unknown, Result = unknown> {
-  name: string;
-  schema: StandardSchemaV1<unknown, Payload>;
+/**
+ * `Name` is the type's name as a literal and `Input` the schema's input type, both kept by
+ * defineJob so a registry of definitions types `enqueue` (see JobTypesOf); a definition built by
+ * hand without them takes any name and, at enqueue, its `Payload`.
+ */
+export interface JobDefinition<Payload = unknown, Result = unknown, Name extends string = string, Input = unknown> {
+  name: Name;
+  schema: StandardSchemaV1<Input, Payload>;
   handler: (payload: Payload, context: JobContext) => Promise<Result>;
   retry: RetryPolicy;
   timeoutSeconds: number;
@@ -66,9 +71,9 @@ export interface JobDefinition<Payload = unknown, Result = unknown> {
   schedule?: JobSchedule;
 }
 
-export interface JobDefinitionInput<Payload, Result> {
-  name: string;
-  schema: StandardSchemaV1<unknown, Payload>;
+export interface JobDefinitionInput<Payload, Result, Input = unknown, Name extends string = string> {
+  name: Name;
+  schema: StandardSchemaV1<Input, Payload>;
   handler: (payload: Payload, context: JobContext) => Promise<Result>;
   /** @defaultValue `{ limit: 2, delaySeconds: 5, backoff: true }` */
   retry?: Partial<RetryPolicy>;
@@ -94,7 +99,9 @@ export const DEFAULT_RETRY: RetryPolicy = { limit: 2, delaySeconds: 5, backoff: 
 const jobName = /^[A-Za-z0-9_.-]{1,100}$/;
 
 /** One definition that both engines run the same way. */
-export function defineJob<Payload, Result>(input: JobDefinitionInput<Payload, Result>): JobDefinition<Payload, Result> {
+export function defineJob<Payload, Result, const Name extends string = string, Input = unknown>(
+  input: JobDefinitionInput<Payload, Result, Input, Name>,
+): JobDefinition<Payload, Result, Name, Input> {
   if (!jobName.test(input.name)) {
     throw new TypeError(`job name must be 1-100 letters, digits, '.', '_' or '-', got '${input.name}'`);
   }
@@ -207,3 +214,30 @@ export function retryDelaySeconds(retry: RetryPolicy, attempt: number, failure: 
  */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type AnyJobDefinition = JobDefinition<any, unknown>;
+
+/**
+ * What each job type takes, by name: `input`, what `enqueue` accepts (the schema's input), and
+ * `payload`, what handlers and the legacy adapter's `toRow` get (the schema's output).
+ */
+export type JobTypes = Record<string, { input: unknown; payload: unknown }>;
+
+/** Job types not known to the compiler (a registry loaded from a module path): any name, any payload. */
+export type UntypedJobs = Record<string, { input: unknown; payload: unknown }>;
+
+/** The job type names of `Types`. */
+export type JobName<Types extends JobTypes> = Extract<keyof Types, string>;
+
+/** What `enqueue` takes for one definition: its schema's input, else (a schema typed only by its output) its payload. */
+type InputOf<Definition extends AnyJobDefinition> =
+  unknown extends StandardSchemaV1.InferInput<Definition['schema']> ? StandardSchemaV1.InferOutput<Definition['schema']> : StandardSchemaV1.InferInput<Definition['schema']>;
+
+/**
+ * The JobTypes of a list of definitions made with defineJob: `createRegistry([a, b])` is typed
+ * by it. A list whose names are not literals (`AnyJobDefinition[]`) is UntypedJobs.
+ */
+export type JobTypesOf<Jobs extends readonly AnyJobDefinition[]> = string extends Jobs[number]['name']
+  ? UntypedJobs
+  : { [Definition in Jobs[number] as Definition['name']]: { input: InputOf<Definition>; payload: StandardSchemaV1.InferOutput<Definition['schema']> } };
+
+/** `(type, payload)` of one of `Types`' job types, as a union that a check of `type` narrows to that type's payload. */
+export type JobArguments<Types extends JobTypes> = { [Type in JobName<Types>]: [type: Type, payload: Types[Type]['payload']] }[JobName<Types>];

@@ -1,7 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { importUserModule } from '../support/modules.js';
 import { InvalidPayloadError, UnknownJobTypeError, UsageError, messageOf } from '../support/errors.js';
-import { defineJob, type AnyJobDefinition, type JobDefinition } from './define.js';
+import { defineJob, type AnyJobDefinition, type JobDefinition, type JobTypes, type JobTypesOf, type UntypedJobs } from './define.js';
 
 /**
  * The largest payload cutover admits, as JSON text in UTF-8: 1 MiB. A job queue carries
@@ -22,9 +22,16 @@ export interface ValidateOptions {
   sizeLimit?: boolean;
 }
 
-export interface JobRegistry {
+/** `Types`: each job type's payloads, when the compiler knows them (createRegistry over defineJob's definitions). */
+export interface JobRegistry<Types extends JobTypes = UntypedJobs> {
   /** The module a worker process loads to get this registry; undefined for the demo registry. */
   readonly module: string | undefined;
+  /**
+   * Never set: it carries `Types` for the compiler alone, so `createCutover` and the
+   * RolloutManager type `enqueue` from the registry they are given (Standard Schema's `types`
+   * does the same).
+   */
+  readonly '~types'?: Types;
   names(): string[];
   get(name: string): JobDefinition | undefined;
   /** The definition, or UnknownJobTypeError naming the known types. */
@@ -85,7 +92,12 @@ function assertStorable(name: string, payload: unknown, sizeLimit: boolean): voi
   if (why) throw new InvalidPayloadError(name, `payload ${why}`);
 }
 
-export function createRegistry(definitions: readonly AnyJobDefinition[], module?: string): JobRegistry {
+/**
+ * A registry of these definitions. Given defineJob's definitions as a list (not an
+ * `AnyJobDefinition[]` variable), it is typed by them: `enqueue` then takes only their names
+ * and payloads.
+ */
+export function createRegistry<const Jobs extends readonly AnyJobDefinition[]>(definitions: Jobs, module?: string): JobRegistry<JobTypesOf<Jobs>> {
   const byName = new Map<string, JobDefinition>();
   for (const definition of definitions) {
     // A definition made by hand rather than with defineJob must still keep its rules: a type name
@@ -98,7 +110,7 @@ export function createRegistry(definitions: readonly AnyJobDefinition[], module?
     if (byName.has(definition.name)) throw new UsageError(`job type '${definition.name}' is defined twice`);
     byName.set(definition.name, definition);
   }
-  const registry: JobRegistry = {
+  const registry: JobRegistry<JobTypesOf<Jobs>> = {
     module,
     names: () => [...byName.keys()].sort(),
     get: (name) => byName.get(name),

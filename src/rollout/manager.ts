@@ -6,7 +6,7 @@ import { clientTx, isPrismaTransaction, prismaTx, type PrismaTransaction, type T
 import { AdapterError, JobIdTakenError } from '../support/errors.js';
 import { pgbossIdFor } from '../table/ids.js';
 import { assertIdType, GENERIC_TABLE, newRowIds, type LegacyTable } from '../table/table.js';
-import { maxAttempts, type Engine } from '../jobs/define.js';
+import { maxAttempts, type Engine, type JobName, type JobTypes, type UntypedJobs } from '../jobs/define.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
 import { decideRoute, type EnvOverride, type Route, type RouteReason } from './decide.js';
@@ -36,17 +36,19 @@ export interface EnqueueResult {
   reason: RouteReason;
 }
 
-export interface EnqueueItem {
-  payload: unknown;
+/** `Payload`: what the job type's schema takes, when the registry is typed. */
+export interface EnqueueItem<Payload = unknown> {
+  payload: Payload;
   key?: string;
   priority?: number;
   id?: string;
 }
 
-export interface RolloutManagerOptions {
+export interface RolloutManagerOptions<Types extends JobTypes = UntypedJobs> {
   pool: Pool;
   boss: PgBoss;
-  registry: JobRegistry;
+  /** A typed registry (createRegistry over defineJob's definitions) types `enqueue`'s names and payloads. */
+  registry: JobRegistry<Types>;
   flags: FlagCache;
   log: Logger;
   /** The legacy table the tracking rows go to. @defaultValue cutover's generic table */
@@ -61,25 +63,25 @@ export interface RolloutManagerOptions {
  * else as one statement (dual-write.ts). If pg-boss refuses the job and the flag's
  * fallback is on, the job is written to legacy instead (reason `fallback`), never to both.
  */
-export class RolloutManager {
+export class RolloutManager<Types extends JobTypes = UntypedJobs> {
   private fallbacks = 0;
   /** False once pg-boss built an insert this version of cutover cannot extend (see dual-write.ts). */
   private composable = true;
 
-  constructor(private readonly options: RolloutManagerOptions) {}
+  constructor(private readonly options: RolloutManagerOptions<Types>) {}
 
   /** Jobs written to legacy because pg-boss refused them, since this manager started. */
   get fallbackCount(): number {
     return this.fallbacks;
   }
 
-  async enqueue(type: string, payload: unknown, options: EnqueueOptions = {}): Promise<EnqueueResult> {
+  async enqueue<Type extends JobName<Types>>(type: Type, payload: Types[Type]['input'], options: EnqueueOptions = {}): Promise<EnqueueResult> {
     const [result] = await this.write(type, [{ payload, ...options }], options.tx);
     return result!;
   }
 
   /** A batch in one round of statements: one insert of rows, one pg-boss insert. */
-  async enqueueMany(type: string, items: readonly EnqueueItem[], options: { tx?: PrismaTransaction | Tx } = {}): Promise<EnqueueResult[]> {
+  async enqueueMany<Type extends JobName<Types>>(type: Type, items: readonly EnqueueItem<Types[Type]['input']>[], options: { tx?: PrismaTransaction | Tx } = {}): Promise<EnqueueResult[]> {
     return this.write(type, items, options.tx);
   }
 
