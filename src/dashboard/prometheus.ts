@@ -1,4 +1,4 @@
-import { Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { LATENCY_BUCKETS, type LatencyBuckets, type MetricsData } from '../observe/metrics.js';
 
 export const PROMETHEUS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
@@ -70,6 +70,13 @@ export function buildRegistry(data: MetricsData): Registry {
     for (const [name, count] of Object.entries(data.reconcile.byClass)) findings.set({ class: name }, count);
     // Only when a reconcile ran: a gauge without labels would otherwise report 0, the epoch.
     gauge('cutover_reconcile_last_run_timestamp_seconds', 'When the last reconcile finished', []).set(Date.parse(data.reconcile.at) / 1000);
+  }
+  if (data.pgbossWarnings) {
+    // A counter read whole from pgboss.warning (observe/metrics.ts): it grows with each warning a
+    // worker keeps, and drops only when pg-boss prunes rows past warningRetentionDays (365 by
+    // default), which rate() and increase() read as a counter reset.
+    const warnings = new Counter<'kind'>({ name: 'cutover_pgboss_warnings_total', help: "Warnings pg-boss's workers emitted and kept in pgboss.warning, by pg-boss's kind (slow_query, queue_backlog, clock_skew, …)", labelNames: ['kind'], registers: [registry] });
+    for (const entry of data.pgbossWarnings) warnings.inc({ kind: entry.kind }, entry.count);
   }
   gauge('cutover_pgboss_installed', '1 once pg-boss has installed its schema in this database', []).set(data.pgbossInstalled ? 1 : 0);
   gauge('cutover_metrics_read_seconds', 'How long reading these metrics from the database took', []).set(data.seconds);

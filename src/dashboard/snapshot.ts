@@ -2,7 +2,7 @@ import type { Pool } from '../db/pool.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
 import { messageOf } from '../support/errors.js';
-import { DEFAULT_WINDOW, METRICS_PARTS, metricsOf, readMetrics, type ActivityWindow, type FlagView, type MetricsData } from '../observe/metrics.js';
+import { DEFAULT_WINDOW, METRICS_PARTS, metricsOf, readMetrics, readPgbossWarnings, type ActivityWindow, type FlagView, type MetricsData } from '../observe/metrics.js';
 import { readState, type Controller } from '../observe/state.js';
 import { describeStep } from '../plans/plan.js';
 import { evaluateStep, planRunOf, type PlanRun } from '../plans/plan-runner.js';
@@ -164,11 +164,12 @@ export class Snapshots {
     const types = registry.names();
     const window = this.source.window ?? DEFAULT_WINDOW;
     // The metrics and the active plans with their controllers in one read of the read model.
-    const [state, events] = await Promise.all([
+    const [state, events, warnings] = await Promise.all([
       readState(pool, table, { parts: [...METRICS_PARTS, 'plans'], types, env, window }),
       recentEvents(pool),
+      readPgbossWarnings(pool),
     ]);
-    const metrics = metricsOf(state, window);
+    const metrics = metricsOf(state, window, warnings);
     const plans = await Promise.all(state.plans.map(planRunOf).map((run) => this.planView(run, metrics.pgbossInstalled)));
     const flagOf = (jobType: string) => metrics.flags.find((flag) => flag.jobType === jobType) ?? null;
     const rows: TypeView[] = [DEFAULT_FLAG, ...types].map((jobType) => ({

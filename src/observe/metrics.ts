@@ -1,4 +1,6 @@
-import type { Pool } from '../db/pool.js';
+import type { Pool, Queryable } from '../db/pool.js';
+import { warningCounts } from '../pgboss-schema/warnings.js';
+import { isPermissionDenied, isUndefinedTable } from '../support/pg-errors.js';
 import type { EffectiveRoute, EnvOverride } from '../rollout/decide.js';
 import type { LegacyTable } from '../table/table.js';
 import { DEFAULT_WINDOW, type ActivityWindow, type LiveCount, type RecentActivity } from './legacy-counts.js';
@@ -36,6 +38,11 @@ export interface MetricsData {
   queues: QueueDepth[];
   activity: RecentActivity;
   reconcile: LastReconcile | null;
+  /**
+   * pg-boss's warnings its workers kept in pgboss.warning, by kind (slow_query, queue_backlog,
+   * clock_skew, …); null when this role may not read them or they were not read.
+   */
+  pgbossWarnings: PgbossWarningCount[] | null;
   /** How long these reads took, in seconds. */
   seconds: number;
 }
@@ -54,8 +61,31 @@ export interface MetricsSource {
   window?: ActivityWindow;
 }
 
-/** MetricsData from a read of (at least) the metrics parts, over `window`. */
-export function metricsOf(state: StateSnapshot<MetricsPart>, window: ActivityWindow): MetricsData {
+export interface PgbossWarningCount {
+  /** pg-boss's warning type. */
+  kind: string;
+  count: number;
+}
+
+/**
+ * pg-boss's warnings kept in the database, by kind: what every worker's pg-boss emitted (workers
+ * persist them, pgboss/boss.ts), so each dashboard counts the same. A running total as long as
+ * pg-boss keeps them (warningRetentionDays, 365 by default); none before pg-boss is installed;
+ * null for a role without SELECT on pgboss.warning.
+ */
+export async function readPgbossWarnings(db: Queryable): Promise<PgbossWarningCount[] | null> {
+  try {
+    const { rows } = await db.query<PgbossWarningCount>(warningCounts);
+    return rows;
+  } catch (error) {
+    if (isUndefinedTable(error)) return [];
+    if (isPermissionDenied(error)) return null;
+    throw error;
+  }
+}
+
+/** MetricsData from a read of (at least) the metrics parts, over `window`, with pg-boss's warnings if read. */
+export function metricsOf(state: StateSnapshot<MetricsPart>, window: ActivityWindow, pgbossWarnings: PgbossWarningCount[] | null = null): MetricsData {
   return {
     at: state.at,
     window,
@@ -68,6 +98,7 @@ export function metricsOf(state: StateSnapshot<MetricsPart>, window: ActivityWin
     queues: state.depths,
     activity: state.activity,
     reconcile: state.reconcile,
+    pgbossWarnings,
     seconds: state.seconds,
   };
 }
@@ -75,6 +106,9 @@ export function metricsOf(state: StateSnapshot<MetricsPart>, window: ActivityWin
 /** Every number of the dashboard's tables and charts and of /metrics, in one read of the read model. */
 export async function readMetrics(source: MetricsSource): Promise<MetricsData> {
   const window = source.window ?? DEFAULT_WINDOW;
-  const state = await readState(source.pool, source.table, { parts: METRICS_PARTS, types: source.types, env: source.env, window });
-  return metricsOf(state, window);
+  const [state, warnings] = await Promise.all([
+    readState(source.pool, source.table, { parts: METRICS_PARTS, types: source.types, env: source.env, window }),
+    readPgbossWarnings(source.pool),
+  ]);
+  return metricsOf(state, window, warnings);
 }
