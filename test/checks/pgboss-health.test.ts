@@ -82,16 +82,18 @@ describe("preflight's pg-boss checks", () => {
   it("fail on a queue whose options are not the registry's, naming each difference", async () => {
     const declared = queueOptions(fixture.registry.require('test.noop'));
     await producer.boss.updateQueue('test.noop', { retryLimit: declared.retryLimit! + 1 });
-    await pool.query(`UPDATE pgboss.queue SET retention_seconds = 3600 WHERE name = 'test.noop'`);
+    await pool.query(`UPDATE pgboss.queue SET retention_seconds = 3600, policy = 'short' WHERE name = 'test.noop'`);
     const { code, checks } = await preflight();
     expect(code).toBe(1);
     const options = find(checks, 'queue options', 'test.noop')!;
     expect(options.status).toBe('fail');
     expect(options.value).toBe(
-      `queue test.noop: retryLimit ${declared.retryLimit! + 1} live, ${declared.retryLimit} in the registry; ` +
+      "queue test.noop: policy short live, standard pg-boss's default, which cutover relies on; " +
+        `queue test.noop: retryLimit ${declared.retryLimit! + 1} live, ${declared.retryLimit} in the registry; ` +
         "queue test.noop: retentionSeconds 3600 live, 1209600 pg-boss's default, which cutover relies on",
     );
     expect(options.advice).toMatch(/a pg-boss worker sets retry, expiry, dead letter and notify back/);
     expect(options.advice).toMatch(/updateQueue\('test\.noop', \{ retentionSeconds, deleteAfterSeconds \}\)/);
+    expect(options.advice).toMatch(/pg-boss cannot change a queue's policy/);
   });
 });
