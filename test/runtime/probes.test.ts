@@ -110,6 +110,17 @@ describe('a pg-boss worker with --probe-port', () => {
   });
 });
 
+describe('a legacy runner with --probe-port', () => {
+  it('is ready once it polls, and exits 0 on SIGTERM', async () => {
+    const port = await freePort();
+    const worker = startCli(['worker', '--engine', 'legacy', '--registry', fixtureRegistry, '--database-url', fixture.database.url, '--probe-port', String(port), '--probe-host', '127.0.0.1']);
+    await pollUntil('the runner to be ready', answers(port, PROBE_PATHS.ready, 200), { timeoutMs: 30_000, intervalMs: 100 });
+    expect(await probe(port, PROBE_PATHS.startup)).toEqual({ status: 200, body: { status: 'started' } });
+    worker.kill('SIGTERM');
+    expect((await worker.exited).code).toBe(0);
+  });
+});
+
 describe('the probe port', () => {
   it('is refused at once outside 1-65535, in one line, with exit code 2', async () => {
     for (const value of ['0', '65536', 'http']) {

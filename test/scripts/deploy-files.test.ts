@@ -3,7 +3,8 @@
 // the probes they call are the paths and port the worker serves; the grace periods outlast the
 // worker's drain; and the image's entry point, run as it is here, serves its probes and stops
 // on SIGTERM with exit 0.
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Command, Option } from 'commander';
@@ -13,7 +14,6 @@ import { buildProgram } from '../../src/cli/program.js';
 import { PROBE_PATHS } from '../../src/runtime/probes.js';
 import { cliEntry, repoRoot } from '../helpers/cli.js';
 import { useDatabaseFixture } from '../helpers/fixture.js';
-import { killStragglers, startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const read = (path: string) => readFileSync(join(repoRoot, path), 'utf8');
@@ -210,25 +210,36 @@ describe('deploy/k8s', () => {
 
 describe("the image's entry point, run here", () => {
   const fixture = useDatabaseFixture();
-  afterEach(killStragglers);
+  const children: ChildProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(children.splice(0).map((child) => (child.exitCode === null && child.signalCode === null ? new Promise((resolve) => child.once('exit', resolve).kill('SIGKILL')) : undefined)));
+  });
 
-  it("serves the probes the Dockerfile's CMD asks for, and stops on SIGTERM with exit 0", async () => {
-    // The image's command as it is, from this checkout (its /app) instead of the image, without
-    // tini (not on these machines): tini only passes the signal on. The probe port is moved to a
-    // free one (the last --probe-port counts), since other tests may run beside this one.
+  it("serves the probes the Dockerfile's CMD asks for and stops on SIGTERM with exit 0", async () => {
+    // The image's ENTRYPOINT and CMD as they are, from this checkout (its /app) instead of the
+    // image; tini too where the machine has it (`apt-get install tini`), else node alone (tini
+    // only passes the signal on). The probe port is moved to a free one (the last --probe-port
+    // counts), since other tests may run beside this one.
     const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const { port } = server.address() as AddressInfo;
     await new Promise((resolve) => server.close(resolve));
-    expect(entrypoint.slice(2)[1]).toMatch(/dist\/cli\/main\.js$/);
-    const worker = startCli([...cmd, '--probe-port', String(port)], { DATABASE_URL: fixture.database.url });
+    const [init, , node, script] = entrypoint;
+    const viaInit = existsSync(init!);
+    const argv = [...(viaInit ? ['--', node!] : []), script!.replace(/^\/app\//, `${repoRoot}/`), ...cmd, '--probe-port', String(port)];
+    expect(argv).toContain(cliEntry);
+    const child = spawn(viaInit ? init! : process.execPath, argv, { cwd: repoRoot, env: { ...process.env, DATABASE_URL: fixture.database.url, CUTOVER_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    children.push(child);
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     const probe = async (path: string) => fetch(`http://127.0.0.1:${port}${path}`).then((response) => response.status, () => undefined);
     await pollUntil('/readyz to answer 200', async () => (await probe(PROBE_PATHS.ready)) === 200, { timeoutMs: 30_000, intervalMs: 100 }).catch((error: unknown) => {
-      throw new Error(`${(error as Error).message}; worker said: ${worker.stderr()}`);
+      throw new Error(`${(error as Error).message}; ${viaInit ? 'tini' : 'node'} said: ${stderr}`);
     });
     expect(await probe(PROBE_PATHS.startup)).toBe(200);
     expect(await probe(PROBE_PATHS.live)).toBe(200);
-    worker.kill('SIGTERM');
-    expect((await worker.exited).code).toBe(0);
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
   });
 });
