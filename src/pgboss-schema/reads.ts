@@ -2,7 +2,8 @@
 // pgboss.schedule; pgboss.job columns name, id (the key is (name, id)), data, state,
 // priority, retry_count, retry_limit, output, created_on, started_on, completed_on;
 // pgboss.queue's name; pgboss.schedule columns name, key, cron, timezone (null: UTC) and
-// last_job_id (the job its last tick filed).
+// last_job_id (the job its last tick filed); that a producer on a queue with `notify` sends
+// pg_notify on the channel notifyChannel names, with the queue's name as its payload.
 import type { LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from './schema.js';
 
@@ -41,6 +42,12 @@ export const lockOrphanJob = (table: LegacyTable) => `SELECT b.id, b.name, b.dat
 export const lockFetchedAttempts = `SELECT id, retry_count FROM ${PGBOSS_SCHEMA}.job
           WHERE name = $1 AND id = ANY($2::uuid[]) AND state = 'active' AND (id::text || ':' || retry_count::text) = ANY($3::text[])
           FOR UPDATE`;
+
+/**
+ * The channel pg-boss NOTIFYs when a job lands on a queue with `notify`, as pg-boss derives it
+ * from its schema's name (LISTEN takes no expression, so it is read once and listened to).
+ */
+export const notifyChannel = `SELECT 'pgboss_' || left(encode(sha224('${PGBOSS_SCHEMA}'::bytea), 'hex'), 24) AS channel`;
 
 /** Empties the queues among $1 (the demo's scratch queues, before it starts again). */
 export const deleteQueueJobs = `DELETE FROM ${PGBOSS_SCHEMA}.job WHERE name = ANY($1::text[])`;

@@ -15,9 +15,11 @@ import { storableResult } from '../jobs/result.js';
 import { clientDb } from './boss.js';
 import { lockFetchedAttempts } from '../pgboss-schema/reads.js';
 import { releaseUnrun } from '../pgboss-schema/settle.js';
-import { backoffMs, isConnectionError, retryThroughOutage } from '../db/outage.js';
+import { backoffMs, OutageLog, retryThroughOutage } from '../db/outage.js';
+import { FetchLoop, type Taken } from './fetch-loop.js';
+import { fetchStarted, StartFailed } from './fetch.js';
 import { GroupCommit } from './group-commit.js';
-import { markStarted } from './mirror.js';
+import { listenForJobs, type Listener } from './listen.js';
 import { ensureQueues } from './queues.js';
 import { assertIsolatable, poolDatabaseUrl, runIsolated, type RunOutcome } from './isolated.js';
 import { ClaimLost, completeGroup, storeFailure, type BossJob, type GroupOutcome, type SettleContext, type Success } from './settle.js';
@@ -30,7 +32,10 @@ export interface BossWorkerOptions {
   log: Logger;
   /** The legacy table the mirror rows live in. @defaultValue cutover's generic table */
   table?: LegacyTable;
-  /** Jobs in flight per job type in this process. @defaultValue 4 */
+  /**
+   * Jobs running at once per job type in this process. Types of `isolation: 'process'` run at
+   * most PROCESS_SLOTS (a child process each). @defaultValue 4
+   */
   concurrency?: number;
   types?: readonly string[];
   workerId?: string;
@@ -43,6 +48,11 @@ export interface BossWorkerOptions {
   databaseUrl?: string;
   /** Between SIGTERM and SIGKILL for a job process that overran or is stopped. @defaultValue 5000 */
   killGraceMs?: number;
+  /**
+   * Whether to LISTEN for new jobs (pg-boss's NOTIFY), on the connection pg-boss listens on.
+   * @defaultValue whatever the boss was started with (its `useListenNotify`)
+   */
+  listen?: boolean;
 }
 
 export interface BossWorkerStats {
@@ -62,15 +72,26 @@ type Settled = Exclude<RunOutcome, { ok: true }> | { ok: true; result: unknown; 
 /** How long a fetched job with no legacy home waits in its queue under a kill switch before it is fetched (and looked at) again. */
 const KILLED_WAIT_SECONDS = 300;
 
-/** Tries at marking a fetched batch started, on errors other than a lost connection. */
-const START_TRIES = 3;
+/** Jobs at once per type of `isolation: 'process'`: each is a child process (the legacy runner's limit too). */
+export const PROCESS_SLOTS = 20;
+
+/** A job this worker is running: its signal, and whether its handler is still at work (not yet settling). */
+interface Running {
+  job: BossJob;
+  name: string;
+  controller: AbortController;
+  handling: boolean;
+}
 
 /**
  * Runs registry handlers for pg-boss jobs, in process, or, for types that ask for
- * `isolation: 'process'`, in a child process of their own (isolated.ts). Either way, each
- * job's mirror row and its pg-boss state change commit together, fenced to the attempt this
- * worker fetched (settle.ts): a worker that lost its claim (stalled past expiry, stopped too
- * late) changes nothing on either side, so `Job` never says COMPLETED for a job pg-boss will
+ * `isolation: 'process'`, in a child process of their own (isolated.ts). Each type has a fetch
+ * loop of its own (fetch-loop.ts) that keeps `concurrency` jobs running: a job that finishes
+ * frees its slot for the next fetch, so a slow job never idles the others. A fetch is pg-boss's
+ * claim with the mirror rows' start and the kill switch's read in the same statement (fetch.ts).
+ * Each job's mirror row and its pg-boss state change commit together, fenced to the attempt
+ * this worker fetched (settle.ts): a worker that lost its claim (stalled past expiry, stopped
+ * too late) changes nothing on either side, so `Job` never says COMPLETED for a job pg-boss will
  * run again, nor the reverse. A crash before the commit leaves the job active in pg-boss, which
  * retries it after expiry. Successes that are ready together share one statement (group
  * commit); a slow job holds none back.
@@ -86,8 +107,14 @@ export class BossWorker {
   private readonly databaseUrl: string | undefined;
   /** Job processes running, so a stop returns only once each has exited. */
   private readonly children = new Set<Promise<RunOutcome>>();
+  /** Aborted by stop: the loops fetch no more. */
+  private readonly stopping = new AbortController();
   /** Aborted once a stop has waited its timeout: writes still retrying through an outage give up. */
   private readonly halted = new AbortController();
+  private readonly loops = new Map<string, FetchLoop>();
+  private readonly running = new Set<Running>();
+  private listener: Listener | undefined;
+  private readonly outage: OutageLog;
 
   constructor(private readonly options: BossWorkerOptions) {
     this.table = options.table ?? GENERIC_TABLE;
@@ -95,87 +122,141 @@ export class BossWorker {
     this.types = options.types?.length ? options.types : options.registry.names();
     for (const type of this.types) options.registry.require(type);
     assertIsolatable(options.registry, this.types);
+    const concurrency = options.concurrency ?? 4;
+    if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer, got ${concurrency}`);
     this.databaseUrl = options.databaseUrl ?? poolDatabaseUrl(options.pool);
     if (!this.databaseUrl && this.types.some((type) => options.registry.require(type).isolation === 'process')) {
       throw new UsageError('a pg-boss worker running isolation: \'process\' job types needs a databaseUrl for their processes (its pool was not made from a connection string)');
     }
     this.log = options.log.child({ engine: 'pgboss', workerId: this.workerId });
     this.settleContext = { boss: options.boss, pool: options.pool, table: this.table, log: this.log };
+    this.outage = new OutageLog(this.log, 'pg-boss worker fetch');
   }
 
   async start(): Promise<void> {
     const { boss, registry } = this.options;
     await ensureQueues(boss, registry, this.log, [...this.types]);
     const concurrency = this.options.concurrency ?? 4;
-    const polling = this.options.pollingIntervalSeconds ?? 1;
+    const pollMs = (this.options.pollingIntervalSeconds ?? 1) * 1000;
+    const capped: string[] = [];
     for (const type of this.types) {
       const definition = registry.require(type);
-      // A full batch fetches again at once (burst); NOTIFY wakes the worker for new jobs; the
-      // poll is only a backstop. Without burst, throughput would be batchSize per interval.
-      await boss.work(
-        type,
-        { batchSize: concurrency, burstWhenBatchFull: true, includeMetadata: true, pollingIntervalSeconds: polling, notifyPollingIntervalSeconds: polling },
-        (jobs: BossJob[]) => this.runBatch(definition, jobs),
-      );
+      const isolated = definition.isolation === 'process';
+      if (isolated && concurrency > PROCESS_SLOTS) capped.push(type);
+      this.loops.set(type, new FetchLoop({
+        slots: isolated ? Math.min(concurrency, PROCESS_SLOTS) : concurrency,
+        pollMs,
+        signal: this.stopping.signal,
+        take: (limit) => this.take(definition, limit),
+        onError: (error, failures) => this.fetchFailed(type, error, failures),
+        onRecovered: () => this.outage.recovered(),
+      }));
     }
-    this.log.info({ types: this.types, concurrency }, 'pg-boss worker started');
+    if (capped.length) this.log.info({ types: capped, concurrency: PROCESS_SLOTS }, `isolation: 'process' types run at most ${PROCESS_SLOTS} jobs at once (a process each)`);
+    // NOTIFY wakes a loop for new jobs; without it (a transaction pooler and no session) each polls.
+    this.listener = await listenForJobs(boss, this.options.pool, {
+      ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),
+      onJob: (queue) => this.loops.get(queue)?.wake(),
+      onMissed: () => this.loops.forEach((loop) => loop.wake()),
+      log: this.log,
+    });
+    this.log.info({ types: this.types, concurrency, listening: this.listener !== undefined }, 'pg-boss worker started');
   }
 
-  /** Stops fetching and lets running jobs finish up to `timeoutMs`; pg-boss retries the rest. */
+  /**
+   * Stops fetching and lets running jobs finish up to `timeoutMs`. Jobs whose handlers are still
+   * at work then are failed, fenced to their attempt, so pg-boss retries them (as its own stop
+   * does), and their signals abort: job processes get SIGTERM, then SIGKILL after the grace. None
+   * may outlive the worker and go on working unowned.
+   */
   async stop(timeoutMs: number): Promise<BossWorkerStats> {
-    await this.options.boss.stop({ graceful: true, timeout: timeoutMs, close: true });
+    this.stopping.abort();
+    await this.listener?.close().catch(() => undefined);
+    const loops = [...this.loops.values()];
+    await Promise.all(loops.map((loop) => loop.stopped));
+    const drained = Promise.all(loops.map((loop) => loop.drained()));
+    const timer = sleep(timeoutMs, 'timeout' as const, { signal: this.halted.signal }).catch(() => undefined);
+    if ((await Promise.race([drained, timer])) === 'timeout') await this.abandon();
     this.halted.abort();
-    // pg-boss has aborted the signals of jobs still running: their processes get SIGTERM, then
-    // SIGKILL after the grace. None may outlive the worker and go on working unowned.
     await Promise.allSettled(this.children);
+    await this.options.boss.stop({ graceful: true, timeout: Math.max(1000, timeoutMs), close: true });
     this.log.info(this.stats, 'pg-boss worker stopped');
     return { ...this.stats };
   }
 
-  private async runBatch(definition: JobDefinition, fetched: BossJob[]): Promise<void> {
-    const started = await this.startBatch(definition.name, fetched);
-    if (!started) return;
-    if (started.killed) return this.handBack(definition.name, fetched);
-    const { rowIds } = started;
+  /** The shutdown timeout has passed: jobs still running are given back to pg-boss as failed attempts. */
+  private async abandon(): Promise<void> {
+    const abandoned = [...this.running].filter((entry) => entry.handling);
+    for (const entry of abandoned) entry.controller.abort(new Error('the worker stopped before the job finished'));
+    const byType = new Map<string, BossJob[]>();
+    for (const { name, job } of abandoned) byType.set(name, [...(byType.get(name) ?? []), job]);
+    for (const [name, jobs] of byType) {
+      try {
+        await this.options.boss.fail(name, jobs.map((job) => ({ id: job.id, retryCount: job.retryCount })), { message: 'the worker stopped before the job finished' });
+      } catch (error) {
+        // Unreachable: they stay active and pg-boss retries them after expiry.
+        this.log.warn({ type: name, jobs: jobs.length, err: error }, 'could not fail the jobs still running at shutdown; pg-boss retries them after expiry');
+      }
+    }
+    if (abandoned.length) this.log.warn({ jobs: abandoned.length }, 'shutdown timeout reached: jobs still running were failed, pg-boss retries them');
+  }
+
+  /** One fetch of up to `limit` jobs of a type, started: a slot per job, held until its outcome is committed. */
+  private async take(definition: JobDefinition, limit: number): Promise<Taken> {
+    const { name } = definition;
+    const fetched = await fetchStarted(this.options.boss, this.options.pool, this.table, { name, limit, workerId: this.workerId });
+    const jobs = fetched.jobs.map(({ job }) => job);
+    if (!jobs.length) return { fetched: 0, running: [] };
+    if (fetched.killed) {
+      const handingBack = this.handBack(name, jobs).catch((error: unknown) => this.handBackFailed(name, jobs, error));
+      return { fetched: jobs.length, running: jobs.map(() => handingBack) };
+    }
     // A job without a row of its own (sent around cutover) answers to its pg-boss id.
-    const settled = await Promise.allSettled(fetched.map((job) => this.runOne(definition, job, rowIds.get(job.id) ?? job.id)));
-    const failed = settled.filter((outcome) => outcome.status === 'rejected');
-    // Throwing makes pg-boss fail (and retry) whichever jobs of the batch are still active:
-    // exactly those whose mirror and state change could not be committed.
-    if (failed.length) throw (failed[0] as PromiseRejectedResult).reason;
+    return { fetched: jobs.length, running: fetched.jobs.map(({ job, rowId }) => this.runTracked(definition, job, rowId ?? job.id)) };
+  }
+
+  /** Delay before the next fetch after `failures` failed in a row; says why once per outage. */
+  private fetchFailed(type: string, error: unknown, failures: number): number {
+    if (error instanceof StartFailed) {
+      // The claim and the rows' start are one statement: what failed took nothing with it.
+      this.log.warn({ type, reason: messageOf(error.cause) }, 'could not mark a fetched batch started; gave it back to its queue unrun, no attempt spent');
+    } else {
+      this.outage.failed(error, `could not fetch jobs of ${type}`);
+    }
+    return backoffMs(100, failures, 5000);
+  }
+
+  /** Runs one fetched job to its committed outcome; never rejects, and holds its slot until then. */
+  private async runTracked(definition: JobDefinition, job: BossJob, rowId: string): Promise<void> {
+    const entry: Running = { job, name: definition.name, controller: new AbortController(), handling: true };
+    // pg-boss's own work() hands each job a signal; ours aborts when a stop gives up waiting for it.
+    job.signal = entry.controller.signal;
+    this.running.add(entry);
+    try {
+      await this.runOne(definition, job, rowId, entry);
+    } catch (error) {
+      await this.failUncommitted(definition.name, job, error);
+    } finally {
+      this.running.delete(entry);
+    }
   }
 
   /**
-   * Marks a fetched batch started. A blip here (the database away for a moment, a lock timeout)
-   * must not cost an attempt: pg-boss would fail the whole batch, and a job with no retries left
-   * would be dead-lettered without having run. So a lost connection is retried while the claim
-   * surely holds (half the expiry: an expired job may already run elsewhere, and nothing here
-   * has started yet), another error a few times, and a batch that still cannot start goes back
-   * to its queue unrun (releaseUnrun). Undefined when released.
+   * The outcome could not be committed (its statement refused, not the database away): pg-boss
+   * fails the attempt, fenced, as its own work() does for a handler that threw, and retries it.
    */
-  private async startBatch(name: string, fetched: BossJob[]): Promise<Awaited<ReturnType<typeof markStarted>> | undefined> {
-    const attempts = fetched.map((job) => ({ id: job.id, attempt: job.retryCount + 1 }));
-    // pg-boss's own default expiry where a job does not say (15 minutes).
-    const until = Date.now() + Math.min(...fetched.map((job) => job.expireInSeconds || 900)) * 500;
-    let lastError: unknown;
-    for (let tries = 1; tries <= START_TRIES; tries += 1) {
-      try {
-        return await retryThroughOutage(() => markStarted(this.options.pool, this.table, name, attempts, this.workerId), {
-          until,
-          signal: this.halted.signal,
-          onRetry: () => this.log.warn({ type: name, jobs: fetched.length }, 'could not mark a fetched batch started: database unreachable; retrying while the claim holds'),
-        });
-      } catch (error) {
-        lastError = error;
-        if (isConnectionError(error) || this.halted.signal.aborted || tries === START_TRIES) break;
-        await sleep(backoffMs(100, tries));
-      }
+  private async failUncommitted(name: string, job: BossJob, error: unknown): Promise<void> {
+    try {
+      await this.options.boss.fail(name, { id: job.id, retryCount: job.retryCount }, { message: messageOf(error) });
+    } catch (failure) {
+      this.log.error({ err: failure, jobId: job.id }, 'could not fail a job whose outcome could not be committed; pg-boss retries it after expiry');
     }
-    const released = await this.releaseUnrun(name, fetched, 0).catch(() => undefined);
-    // Not even that: pg-boss fails the batch (an attempt spent) or, unreachable too, expires it later.
-    if (!released) throw lastError;
-    this.log.warn({ type: name, jobs: released.rowCount, reason: messageOf(lastError) }, 'could not mark a fetched batch started; gave it back to its queue unrun, no attempt spent');
-    return undefined;
+  }
+
+  /** Hand-back could not commit: the jobs go back to their queue unrun, to be fetched (and looked at) again. */
+  private async handBackFailed(name: string, jobs: readonly BossJob[], error: unknown): Promise<void> {
+    this.log.error({ type: name, jobs: jobs.length, err: error }, 'kill switch is on but fetched jobs could not be handed back; not run, back in their queue');
+    await this.releaseUnrun(name, jobs, 5).catch(() => undefined);
   }
 
   /** Fetched jobs back to their queue unrun, no attempt spent, fetchable again after `waitSeconds` (releaseUnrun). */
@@ -183,7 +264,7 @@ export class BossWorker {
     return this.options.pool.query<{ id: string }>(releaseUnrun, [name, jobs.map((job) => job.id), jobs.map((job) => `${job.id}:${job.retryCount}`), waitSeconds]);
   }
 
-  private async runOne(definition: JobDefinition, job: BossJob, rowId: string): Promise<void> {
+  private async runOne(definition: JobDefinition, job: BossJob, rowId: string, entry: Running): Promise<void> {
     let outcome: RunOutcome;
     try {
       // Validated here for isolated types too: a payload that can never run costs no process.
@@ -194,6 +275,8 @@ export class BossWorker {
     } catch (error) {
       outcome = { ok: false, failure: classifyFailure(error) };
     }
+    // From here a stop that gives up waiting leaves the commit alone: failing the attempt now could undo a success.
+    entry.handling = false;
     await this.settle(definition, job, outcome);
   }
 
@@ -237,8 +320,7 @@ export class BossWorker {
    * here, however late its producer's transaction committed. In one transaction its row goes
    * back to legacy PENDING and the job leaves pg-boss, fenced to the attempt fetched; a job with
    * no row (sent after `finalize --tracking off`) is first given one through the adapter's
-   * toRow. The kill switch is read by markStarted, in the statement that would have started the
-   * batch. A job that still has no legacy home (its row is final, or the table refused one)
+   * toRow. The kill switch is read by fetchStarted, in the statement that fetched the batch. A job that still has no legacy home (its row is final, or the table refused one)
    * does not run either: it goes back to its queue unrun, to wait out the kill switch.
    */
   private async handBack(name: string, jobs: BossJob[]): Promise<void> {
