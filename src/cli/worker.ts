@@ -13,7 +13,7 @@ export function registerWorkerCommand(program: Command): void {
     .command('worker')
     .description('run jobs on one engine until SIGTERM/SIGINT, then stop gracefully')
     .addOption(new Option('--engine <engine>', 'which engine to run').choices(['legacy', 'pgboss']).makeOptionMandatory())
-    .option('--concurrency <n>', 'jobs at once (1-20, default 4)', integerIn(1, 20))
+    .option('--concurrency <n>', "jobs at once per job type (1-500, default 4; the legacy runner and isolation: 'process' types run at most 20, a process each)", integerIn(1, 500))
     .option('--poll-ms <ms>', 'legacy poll interval (default 1000)', integerIn(10, 60_000))
     .option('--types <a,b>', 'only these job types', commaList)
     .addOption(registryOption())

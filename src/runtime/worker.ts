@@ -147,7 +147,8 @@ interface Assembly {
 /** A pg-boss worker with its heartbeat, recurring jobs, settled-state sweep and notifier, until the signal. */
 async function runBossWorker({ context, options, registry, webhook, what, ready, probes }: Assembly): Promise<WorkerStats> {
   const { db, log, signal, config } = context;
-  const pool = createPool(db.url, { max: (options.concurrency ?? 4) + 2, applicationName: 'cutover-pgboss-worker' });
+  // A job in process mostly waits on the network and holds no connection; the engine needs one per type's fetch, the group commit and failures: past 20, more connections buy nothing but memory in Postgres.
+  const pool = createPool(db.url, { max: Math.min((options.concurrency ?? 4) + 2, 20), applicationName: 'cutover-pgboss-worker' });
   try {
     const table = await ready(pool);
     const listenUrl = await sessionForListen(context);
