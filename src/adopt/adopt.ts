@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { ProjectConfig } from '../config/file.js';
 import { builtinMigrationDirs, builtinMigrationsDir, cutoverTablesMigrationsDir } from '../db/migrate.js';
 import { UsageError } from '../support/errors.js';
-import { archiveRef, cutoverObjectName, quoteIdent, type LegacyTable } from '../table/table.js';
+import { archiveRef, cutoverObjectName, derivedStatusSql, quoteIdent, type LegacyTable } from '../table/table.js';
 
 /** The built-in migration that creates cutover's own tables; an adoption migration carries it too. */
 const CUTOVER_TABLES_MIGRATION = '0003_cutover_tables';
@@ -45,7 +45,7 @@ ALTER TABLE ${ref}
     ADD COLUMN IF NOT EXISTS "runAfter" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP${[...table.missing]
       .map(([name, definition]) => `,\n    ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${definition}`)
       .join('')};
-
+${backfillSql(table)}
 -- The pg-boss id of each job that went through pg-boss: mirror updates, rollback, reconcile.
 CREATE UNIQUE INDEX IF NOT EXISTS ${indexName(table, 'pgbossJobId_key')} ON ${ref} ("pgbossJobId");
 
@@ -67,7 +67,7 @@ CREATE INDEX IF NOT EXISTS ${indexName(table, 'originalJobId_idx')} ON ${ref} ($
 CREATE INDEX IF NOT EXISTS ${indexName(table, 'type_createdAt_idx')} ON ${ref} (${typeColumn ? `${typeColumn}, ` : ''}${col.createdAt});
 
 ${guardSql(table)}
-
+${derivedStateSql(table)}
 -- Where \`cutover archive\` moves finished rows: the same columns, a row archived once.
 CREATE TABLE IF NOT EXISTS ${archiveRef(table)} (LIKE ${ref} INCLUDING DEFAULTS);
 DO $$ BEGIN
@@ -76,6 +76,49 @@ EXCEPTION WHEN invalid_table_definition OR duplicate_object THEN NULL;
 END $$;
 
 ${cutoverTables}`;
+}
+
+/** The test for "this connection is cutover's own" inside a trigger (see guardSql). */
+const CUTOVER_WRITER = `(current_setting('cutover.writer', true) IS NOT DISTINCT FROM 'on' OR current_setting('application_name') ~ '^cutover(-|$)')`;
+
+/**
+ * A table with derived state: cutover's status column starts as every row's derived state. A
+ * repeated run finds nothing to change.
+ */
+function backfillSql(table: LegacyTable): string {
+  const derived = derivedStatusSql(table, 'j');
+  if (!derived) return '';
+  return `
+-- ${table.label} has no status column: cutover's own (${table.names.status}) starts as each row's state, derived from its columns.
+UPDATE ${table.ref} AS j SET ${table.col.status} = ${derived} WHERE j.${table.col.status} IS DISTINCT FROM ${derived} AND j."engine" = 'LEGACY';
+`;
+}
+
+/**
+ * A table with derived state: whenever the team's own code (not cutover) writes a row, the
+ * state cutover keeps for it is derived again from the team's columns, so the team's runner
+ * and producers go on writing only what they always wrote. Its name sorts after the guard's,
+ * which therefore sees a pg-boss row's change first.
+ */
+function derivedStateSql(table: LegacyTable): string {
+  const derived = derivedStatusSql(table, 'NEW');
+  if (!derived) return '';
+  const trigger = indexName(table, 'state');
+  const fn = `${quoteIdent(table.adapter.schema ?? 'public')}.${trigger}`;
+  return `
+-- The team's writes keep cutover's ${table.names.status} in step: derived from the row's own columns.
+-- To remove it: DROP TRIGGER ${trigger} ON ${table.ref}; DROP FUNCTION ${fn}();
+CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $state$
+BEGIN
+    IF NOT ${CUTOVER_WRITER} THEN
+        NEW.${table.col.status} := ${derived};
+    END IF;
+    RETURN NEW;
+END
+$state$;
+DROP TRIGGER IF EXISTS ${trigger} ON ${table.ref};
+CREATE TRIGGER ${trigger} BEFORE INSERT OR UPDATE ON ${table.ref} FOR EACH ROW EXECUTE FUNCTION ${fn}();
+`;
 }
 
 /** The guard's trigger and function names, for the SQL and for a team that removes the guard. */
@@ -95,7 +138,10 @@ export function guardNames(table: LegacyTable): { trigger: string; fn: string } 
 function guardSql(table: LegacyTable): string {
   const { col } = table;
   const { trigger, fn } = guardNames(table);
-  const watched = [col.status, col.startedAt, col.completedAt, '"engine"'].map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(' OR ');
+  // Every column cutover manages on a pg-boss row: a runner that writes its outcome (attempts,
+  // errors, the next scheduled time) without a status of its own is refused as well.
+  const managed = [col.status, col.startedAt, col.completedAt, col.attempts, col.error, table.due, ...(col.failedAt ? [col.failedAt] : []), '"engine"'];
+  const watched = [...new Set(managed)].map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(' OR ');
   return `-- The guard: only cutover may change the status of a row pg-boss owns. An unpatched runner
 -- (no \`AND "engine" = 'LEGACY'\` in its claim or stale cleanup) gets an error naming the fix.
 -- To remove it: DROP TRIGGER ${trigger} ON ${table.ref}; DROP FUNCTION ${fn}();
@@ -119,10 +165,21 @@ CREATE TRIGGER ${trigger} BEFORE UPDATE ON ${table.ref} FOR EACH ROW EXECUTE FUN
  */
 export function runnerFilters(table: LegacyTable): string[] {
   const { col, status, ref } = table;
+  if (table.state === 'derived') {
+    // The team's own state predicates stay as they are; cutover's status says which rows are
+    // free: not pg-boss's, and not one cutover's legacy runner has under way.
+    const waiting = `${col.completedAt} IS NULL AND ${col.attempts} < ${col.maxAttempts!} AND ${table.due} <= now()`;
+    return [
+      `select-then-run: SELECT ... FROM ${ref} WHERE ${waiting} AND "engine" = 'LEGACY' AND ${col.status} = ${status.pending} ... (then run each row and write its outcome as you do now)`,
+      `claim:           the same WHERE, with FOR UPDATE SKIP LOCKED, if your runner claims`,
+      `pending count:   SELECT count(*) FROM ${ref} WHERE ${col.completedAt} IS NULL AND ${col.attempts} < ${col.maxAttempts!} AND "engine" = 'LEGACY'`,
+    ];
+  }
   return [
-    `claim:          SELECT ... FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY' AND ${table.due} <= now() ... FOR UPDATE SKIP LOCKED`,
-    `pending count:  SELECT count(*) FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY'`,
-    `stale cleanup:  UPDATE ${ref} SET ${col.status} = ${status.failed} ... WHERE ${col.status} = ${status.running} AND "engine" = 'LEGACY' AND ...`,
+    `claim:           SELECT ... FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY' AND ${table.due} <= now() ... FOR UPDATE SKIP LOCKED`,
+    `select-then-run: SELECT ... FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY' AND ${table.due} <= now() ..., and its writes: UPDATE ${ref} ... WHERE ${col.id} = $1 AND "engine" = 'LEGACY'`,
+    `pending count:   SELECT count(*) FROM ${ref} WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY'`,
+    `stale cleanup:   UPDATE ${ref} SET ${col.status} = ${status.failed} ... WHERE ${col.status} = ${status.running} AND "engine" = 'LEGACY' AND ...`,
   ];
 }
 
@@ -171,6 +228,23 @@ export async function migrationDirs(project: ProjectConfig): Promise<string[]> {
   return [project.migrationsDir, cutoverTablesMigrationsDir];
 }
 
+const CUTOVER_FIELDS = new Set(['engine', 'pgbossJobId', 'routeReason', 'bucket', 'workerId', 'heartbeatAt', 'runAfter']);
+
+/**
+ * The columns the adoption migrations already written for the table add, by name, with their
+ * SQL definitions: once they are applied the table has them, and `table.missing` no longer
+ * names them, but the team's Prisma model still needs every one.
+ */
+export async function adoptedColumns(migrationsDir: string): Promise<Map<string, string>> {
+  const added = new Map<string, string>();
+  const entries = await readdir(migrationsDir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries.filter((e) => e.isDirectory() && e.name.endsWith(ADOPT_SUFFIX)).sort((a, b) => a.name.localeCompare(b.name))) {
+    const sql = await readFile(join(migrationsDir, entry.name, 'migration.sql'), 'utf8').catch(() => '');
+    for (const match of sql.matchAll(/ADD COLUMN IF NOT EXISTS "((?:[^"]|"")+)" ([^,;\n]+)/g)) added.set(match[1]!.replace(/""/g, '"'), match[2]!.trim());
+  }
+  return added;
+}
+
 /** Prisma's scalar for a column cutover adds, by its SQL definition. */
 function prismaType(definition: string): string {
   const nullable = !/NOT NULL/i.test(definition);
@@ -180,8 +254,11 @@ function prismaType(definition: string): string {
       ? `Int${nullable ? '?' : ''}`
       : /^uuid/i.test(definition)
         ? `String${nullable ? '?' : ''} @db.Uuid`
-        : `String${nullable ? '?' : ''}`;
-  const fallback = /DEFAULT CURRENT_TIMESTAMP/i.test(definition) ? ' @default(now())' : /DEFAULT 0/i.test(definition) ? ' @default(0)' : '';
+        : /^bigint/i.test(definition)
+          ? `BigInt${nullable ? '?' : ''}`
+          : `String${nullable ? '?' : ''}`;
+  const text = /DEFAULT '((?:[^']|'')*)'/i.exec(definition)?.[1]?.replace(/''/g, "'");
+  const fallback = /DEFAULT CURRENT_TIMESTAMP/i.test(definition) ? ' @default(now())' : /DEFAULT 0/i.test(definition) ? ' @default(0)' : text !== undefined ? ` @default(${JSON.stringify(text)})` : '';
   return `${scalar}${fallback}`;
 }
 
@@ -192,7 +269,7 @@ function prismaType(definition: string): string {
  * state: it is listed as a comment, and Prisma leaves an index it does not know about alone
  * only when the team keeps it in a migration of its own (the adoption migration is one).
  */
-export function prismaFields(table: LegacyTable): string {
+export function prismaFields(table: LegacyTable, added: ReadonlyMap<string, string> = new Map()): string {
   const { names } = table;
   const name = (what: string) => indexName(table, what).slice(1, -1);
   const typeColumn = typeof table.adapter.jobType === 'string' ? undefined : table.adapter.jobType.column;
@@ -205,7 +282,9 @@ export function prismaFields(table: LegacyTable): string {
     ['workerId', 'String?'],
     ['heartbeatAt', 'DateTime? @db.Timestamptz(3)'],
     ['runAfter', 'DateTime @default(now()) @db.Timestamptz(3)'],
-    ...[...table.missing].map(([column, definition]): [string, string] => [column, prismaType(definition)]),
+    ...[...new Map([...added, ...table.missing])]
+      .filter(([column]) => !CUTOVER_FIELDS.has(column))
+      .map(([column, definition]): [string, string] => [column, prismaType(definition)]),
   ];
   const width = Math.max(...fields.map(([field]) => field.length));
   return [

@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { createPool } from '../db/pool.js';
 import { UsageError } from '../support/errors.js';
 import { bindLegacyTable } from '../table/table.js';
-import { adoptionSql, prismaFields, runnerFilters, writeAdoptionMigration } from '../adopt/adopt.js';
+import { adoptedColumns, adoptionSql, prismaFields, runnerFilters, writeAdoptionMigration } from '../adopt/adopt.js';
 import { DEFAULT_ROLE_PREFIX, roleSpecs, rolesSql, rolesTarget } from '../adopt/roles.js';
 import { CONFIG_FILE_NAMES, loadConfigFile } from '../config/file.js';
 import { globalOptions, withContext } from './context.js';
@@ -39,7 +39,7 @@ export function registerInitCommand(program: Command): void {
           // Every name in the adapter is checked now, before a migration that would fail is written.
           const table = await bindLegacyTable(pool, project.legacy, { requireCutoverColumns: false });
           if (options.print) return void printText(await adoptionSql(table));
-          if (options.prisma) return void printText(`${prismaFields(table)}\n`);
+          if (options.prisma) return void printText(`${prismaFields(table, await adoptedColumns(project.migrationsDir))}\n`);
           const result = await writeAdoptionMigration(table, { migrationsDir: project.migrationsDir, ...(options.out ? { out: options.out } : {}) });
           if (json) return printJson({ table: table.label, ...result, runnerFilters: runnerFilters(table) });
           printLines([

@@ -29,7 +29,7 @@ export async function markStarted(
   const { rows } = await db.query<{ killed: boolean; started: { pgbossJobId: string; rowId: string }[] }>(prepared(
     `WITH killed AS (SELECT ${killSwitchOnSql('$4')} AS killed),
      started AS (
-       UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = ${attemptsOnSuccessSql(table, 't.attempt')}, ${col.startedAt} = now(),
+       UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
               ${col.completedAt} = NULL, "workerId" = $3, ${col.updatedAt} = now()
          FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
         WHERE j."pgbossJobId" = ANY($1::uuid[]) AND j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
@@ -44,6 +44,14 @@ export async function markStarted(
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - COALESCE(j.${table.col.startedAt}, now())))`);
 
 /**
+ * The assignments a success makes besides the status: its duration, and, where attempts count
+ * failed runs only, the run that started it taken back out of the count (the start wrote the
+ * run's number, as every table that counts runs has it).
+ */
+const successSql = (table: LegacyTable) =>
+  `${duration(table)}${table.attemptsCount === 'failed-runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : ''}`;
+
+/**
  * `result` is what the adapter's onResult made of the job's result: columns to set. `note`
  * goes to the error column of a success whose result could not all be stored.
  */
@@ -53,7 +61,7 @@ export async function markCompleted(db: Queryable, table: LegacyTable, id: strin
   const assigned = assignColumns(table, result, params);
   const { rowCount } = await db.query(
     `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = ${params.add(note ?? null, 'text')}, ${col.completedAt} = now(),
-            ${col.updatedAt} = now()${duration(table)}${assigned.set}
+            ${col.updatedAt} = now()${successSql(table)}${assigned.set}
        FROM ${assigned.from}
       WHERE j."pgbossJobId" = ${params.add(id, 'uuid')} AND j.engine = 'PGBOSS'`,
     params.values,
@@ -74,7 +82,7 @@ export type { CompletedJob };
  * the engine's cost per batch (DESIGN §11 asks for this atomicity without a transaction per job).
  */
 export async function completeMirrored(db: Queryable, table: LegacyTable, name: string, jobs: readonly CompletedJob[]): Promise<Set<string>> {
-  const { rows } = await db.query<{ id: string }>(completeMirroredStatement(table, name, jobs, duration(table)));
+  const { rows } = await db.query<{ id: string }>(completeMirroredStatement(table, name, jobs, successSql(table)));
   return new Set(rows.map((row) => row.id));
 }
 
