@@ -1,3 +1,6 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { createRegistry, type JobRegistry } from '../../src/jobs/registry.js';
@@ -6,6 +9,7 @@ import { UsageError } from '../../src/support/errors.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent } from '../helpers/engines.js';
 import { useDatabaseFixture } from '../helpers/fixture.js';
+import { repoRoot } from '../helpers/cli.js';
 import { fixtureRegistry, jobRows } from '../helpers/jobs.js';
 import { pollUntil } from '../helpers/wait.js';
 
@@ -80,5 +84,23 @@ describe('createCutover', () => {
     }
     expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     await pollUntil('pg-boss and the flag listener to disconnect', async () => (await otherConnections()) === 0, { timeoutMs: 5000 });
+  });
+
+  it('reads cutover.config from the working directory, as the CLI does', async () => {
+    const project = join(repoRoot, '.test-tmp', `create-${randomBytes(4).toString('hex')}`);
+    await mkdir(project, { recursive: true });
+    try {
+      await writeFile(join(project, 'cutover.config.mjs'), `export default { registry: ${JSON.stringify(fixtureRegistry)} };\n`);
+      const cutover = await createCutover({ databaseUrl: database.url, cwd: project, log: quietLog, env: {} });
+      try {
+        expect(cutover.project.file).toBe(join(project, 'cutover.config.mjs'));
+        expect(cutover.registry.module).toBe(fixtureRegistry);
+        expect(await cutover.enqueue('test.noop', {})).toMatchObject({ engine: 'LEGACY' });
+      } finally {
+        await cutover.close();
+      }
+    } finally {
+      await rm(project, { recursive: true, force: true });
+    }
   });
 });
