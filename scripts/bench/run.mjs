@@ -18,12 +18,13 @@ import enqueue from './suites/enqueue.mjs';
 import legacy from './suites/legacy.mjs';
 import memory from './suites/memory.mjs';
 import migrate from './suites/migrate.mjs';
+import mixed from './suites/mixed.mjs';
 import pickup from './suites/pickup.mjs';
 import pooled from './suites/pooled.mjs';
 import reconcile from './suites/reconcile.mjs';
 import { dbSize, workersScaling } from './suites/scaling.mjs';
 
-const SUITES = [engine, enqueue, migrate, reconcile, pickup, legacy, memory, workersScaling, dbSize, pooled];
+const SUITES = [engine, mixed, enqueue, migrate, reconcile, pickup, legacy, memory, workersScaling, dbSize, pooled];
 /** Both scales: one warm-up, then three measured runs; `small` shrinks what each run does. */
 const SCALES = ['small', 'full'];
 const WARMUPS = 1;

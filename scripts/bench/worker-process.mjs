@@ -29,9 +29,9 @@ if (!['pgboss', 'legacy', 'bare'].includes(engine) || !databaseUrl || !(concurre
 }
 const types = values.types ? values.types.split(',') : undefined;
 const registry = await loadRegistry(BENCH_REGISTRY);
-// Pools sized as `cutover worker` sizes them: for pg-boss ours the jobs in flight plus two and
-// pg-boss's its default (10); the legacy runner 4 (its children connect on their own).
-const pool = createPool(databaseUrl, { max: engine === 'legacy' ? 4 : concurrency + 2, applicationName: `bench-${engine}-worker` });
+// Pools sized as `cutover worker` sizes them: for pg-boss ours the jobs in flight plus two, at
+// most 20, and pg-boss's its default (10); the legacy runner 4 (its children connect on their own).
+const pool = createPool(databaseUrl, { max: engine === 'legacy' ? 4 : Math.min(concurrency + 2, 20), applicationName: `bench-${engine}-worker` });
 const said = (message) => process.stdout.write(`${JSON.stringify(message)}\n`);
 
 let stop;
