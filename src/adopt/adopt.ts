@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import type { ProjectConfig } from '../config/file.js';
 import { builtinMigrationDirs, builtinMigrationsDir, cutoverTablesMigrationsDir } from '../db/migrate.js';
 import { UsageError } from '../support/errors.js';
-import { archiveRef, cutoverObjectName, derivedStatusSql, quoteIdent, type LegacyTable } from '../table/table.js';
+import { archiveRef, cutoverObjectName, derivedStatusSql, priorityDirectionSql, quoteIdent, type LegacyTable } from '../table/table.js';
 
 /** The built-in migration that creates cutover's own tables; an adoption migration carries it too. */
 const CUTOVER_TABLES_MIGRATION = '0003_cutover_tables';
@@ -50,7 +50,7 @@ ${backfillSql(table)}
 CREATE UNIQUE INDEX IF NOT EXISTS ${indexName(table, 'pgbossJobId_key')} ON ${ref} ("pgbossJobId");
 
 -- The legacy backlog in claim order, only rows waiting on legacy: the claim and the mapper.
-CREATE INDEX IF NOT EXISTS ${indexName(table, 'backlog_idx')} ON ${ref} (${col.priority ? `${col.priority} DESC, ` : ''}${col.createdAt})
+CREATE INDEX IF NOT EXISTS ${indexName(table, 'backlog_idx')} ON ${ref} (${col.priority ? `${col.priority} ${priorityDirectionSql(table)}, ` : ''}${col.createdAt})
     WHERE ${col.status} = ${status.pending} AND "engine" = 'LEGACY';
 
 -- Rows by engine and state: stale-job recovery, reconcile.

@@ -62,6 +62,7 @@ const adapterSchema = z.strictObject({
   state: z.enum(['status', 'derived'], { error: "must be 'status' (a status column) or 'derived' (no status column: state from completedAt, attempts and maxAttempts)" }).optional(),
   completedAtMeans: z.enum(['finished', 'succeeded'], { error: "must be 'finished' or 'succeeded'" }).optional(),
   attemptsCount: z.enum(['runs', 'failed-runs'], { error: "must be 'runs' or 'failed-runs'" }).optional(),
+  priorityOrder: z.enum(['higher-first', 'lower-first'], { error: "must be 'higher-first' or 'lower-first'" }).optional(),
 });
 
 const configSchema = z.strictObject({

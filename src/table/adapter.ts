@@ -94,6 +94,12 @@ export interface LegacyAdapter<Types extends JobTypes = UntypedJobs> {
    * @defaultValue 'runs'
    */
   attemptsCount?: 'runs' | 'failed-runs';
+  /**
+   * Which priority runs first: the highest number (cutover's generic table, pg-boss) or the
+   * lowest (delayed_job, Que). cutover turns it round where it reads and writes the column, so
+   * pg-boss and both claims run the table's most urgent job first. @defaultValue 'higher-first'
+   */
+  priorityOrder?: 'higher-first' | 'lower-first';
 }
 
 export interface CutoverConfig {

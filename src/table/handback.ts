@@ -3,7 +3,7 @@ import type { Tx } from '../db/sql.js';
 import { messageOf } from '../support/errors.js';
 import type { LegacyRow } from './adapter.js';
 import { insertRows } from './rows.js';
-import { newRowIds, toRow, type LegacyTable } from './table.js';
+import { newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
 
 /** A pg-boss job that will not run there after all, and what its row must carry back. */
 export interface ReturningJob {
@@ -42,7 +42,7 @@ export interface UntrackedJob {
   pgbossId: string;
   name: string;
   data: unknown;
-  /** Already in the table's order (rollout's legacyPriority of pg-boss's priority). */
+  /** In cutover's order, higher first (rollout's legacyPriority of pg-boss's priority): written in the table's. */
   priority: number;
   retryLimit: number;
   createdOn: Date;
@@ -75,7 +75,7 @@ export async function homeUntracked(db: Queryable, table: LegacyTable, jobs: rea
       [names.id]: ids[index],
       [names.status]: table.statusValue.pending,
       [names.attempts]: 0,
-      ...(names.priority ? { [names.priority]: job.priority } : {}),
+      ...(names.priority ? { [names.priority]: tablePriority(table, job.priority) } : {}),
       ...(names.maxAttempts ? { [names.maxAttempts]: job.retryLimit + 1 } : {}),
       [names.createdAt]: job.createdOn,
       engine: 'PGBOSS',

@@ -15,6 +15,19 @@ export function pgbossPriority(legacyPriority: number, ageSeconds = 0): number {
   return priority * AGE_BUCKETS + bucket;
 }
 
+/** Which end of a table's priority column runs first. */
+export type PriorityOrder = 'higher-first' | 'lower-first';
+
+/**
+ * A priority as a table holds it (its `priority` column, what its toJob returns) in cutover's
+ * order, where a higher number runs first as in pg-boss: negated for a table whose lower
+ * numbers run first (delayed_job, Que). The mapping is its own inverse, so the same call
+ * turns cutover's priority back into the table's.
+ */
+export function priorityInOrder(order: PriorityOrder, priority: number): number {
+  return order === 'lower-first' && priority !== 0 ? -priority : priority;
+}
+
 /** The legacy priority a pg-boss priority came from (for rollback). */
 export function legacyPriority(pgbossPriorityValue: number): number {
   return Math.floor(pgbossPriorityValue / AGE_BUCKETS);

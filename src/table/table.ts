@@ -6,6 +6,7 @@ import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import { maxAttempts } from '../jobs/define.js';
 import { looksLikeUuid } from './ids.js';
+import { priorityInOrder, type PriorityOrder } from './priority.js';
 import { CUTOVER_STATUS_COLUMN, DEFAULT_COLUMNS, DEFAULT_STATUS, genericAdapter, type LegacyAdapter, type LegacyColumns, type LegacyJob, type LegacyRow, type LegacyStatus } from './adapter.js';
 
 /** Columns cutover adds to the legacy table (`cutover init`, migration 0002 for the generic one). */
@@ -94,6 +95,8 @@ export interface LegacyTable {
   readonly completedOnFailure: boolean;
   /** What `attempts` counts: every run, or the failed ones only. */
   readonly attemptsCount: 'runs' | 'failed-runs';
+  /** Which end of the priority column runs first; cutover's own order is higher first. */
+  readonly priorityOrder: PriorityOrder;
 }
 
 /**
@@ -124,9 +127,19 @@ export function typeSql(table: LegacyTable, alias = 'j'): string {
   return typeof jobType === 'string' ? quoteLiteral(jobType) : `${alias}.${quoteIdent(jobType.column)}`;
 }
 
-/** `ORDER BY` of the backlog: highest priority, then oldest; oldest alone without a priority column. */
+/** `ORDER BY` of the backlog: most urgent priority as the table has it, then oldest; oldest alone without a priority column. */
 export function backlogOrderSql(table: LegacyTable, alias = 'j'): string {
-  return `${table.col.priority ? `${alias}.${table.col.priority} DESC, ` : ''}${alias}.${table.col.createdAt}`;
+  return `${table.col.priority ? `${alias}.${table.col.priority} ${priorityDirectionSql(table)}, ` : ''}${alias}.${table.col.createdAt}`;
+}
+
+/** The sort direction that puts a table's most urgent priority first. */
+export function priorityDirectionSql(table: Pick<LegacyTable, 'priorityOrder'>): 'ASC' | 'DESC' {
+  return table.priorityOrder === 'lower-first' ? 'ASC' : 'DESC';
+}
+
+/** A priority in cutover's order (higher first, as enqueue and pg-boss take it) as the table's column holds it, and back. */
+export function tablePriority(table: Pick<LegacyTable, 'priorityOrder'>, priority: number): number {
+  return priorityInOrder(table.priorityOrder, priority);
 }
 
 function resolveColumns(adapter: LegacyAdapter): LegacyColumns {
@@ -225,6 +238,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     state: adapter.state ?? 'status',
     completedOnFailure: (adapter.completedAtMeans ?? (adapter.state === 'derived' ? 'succeeded' : 'finished')) === 'finished',
     attemptsCount: adapter.attemptsCount ?? 'runs',
+    priorityOrder: adapter.priorityOrder ?? 'higher-first',
   };
 }
 
@@ -361,7 +375,8 @@ export function toJob(table: LegacyTable, row: LegacyRow): LegacyJob {
   }
   const priority = job.priority ?? (table.names.priority ? Number(row[table.names.priority] ?? 0) : 0);
   if (!Number.isInteger(priority)) throw new AdapterError(`legacy.toJob returned priority ${String(job.priority)} for row ${rowId(table, row)}: it must be an integer`);
-  return { type: job.type, payload: job.payload, priority };
+  // The table's order, turned into cutover's (higher first) for pg-boss and the mapper.
+  return { type: job.type, payload: job.payload, priority: tablePriority(table, priority) };
 }
 
 function checkColumns(table: LegacyTable, field: string, columns: unknown): LegacyRow {

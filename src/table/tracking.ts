@@ -3,13 +3,14 @@ import type { Tx } from '../db/sql.js';
 import type { LegacyRow } from './adapter.js';
 import { pgbossIdFor } from './ids.js';
 import { insertRows, insertRowsStatement } from './rows.js';
-import { newRowIds, toRow, type LegacyTable } from './table.js';
+import { newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
 
 /** One legacy row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
 export interface NewJobRow {
   id?: string;
   type: string;
   payload: unknown;
+  /** In cutover's order (higher runs first, as pg-boss): written in the table's own. */
   priority?: number;
   maxAttempts: number;
   engine: Engine;
@@ -25,7 +26,7 @@ function columnsOf(table: LegacyTable, id: string, row: NewJobRow): LegacyRow {
     [names.id]: id,
     [names.status]: table.statusValue.pending,
     [names.attempts]: 0,
-    ...(names.priority ? { [names.priority]: row.priority ?? 0 } : {}),
+    ...(names.priority ? { [names.priority]: tablePriority(table, row.priority ?? 0) } : {}),
     ...(names.maxAttempts ? { [names.maxAttempts]: row.maxAttempts } : {}),
     engine: row.engine,
     pgbossJobId: row.engine === 'PGBOSS' ? pgbossIdFor(id) : null,
