@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { defineConfig } from 'vitest/config';
 
 /** Whole-system runs that start their own processes and servers for minutes. */
-export const scriptRuns = ['test/scripts/chaos.test.ts', 'test/scripts/bench-smoke.test.ts'];
+export const scriptRuns = ['test/scripts/chaos.test.ts', 'test/scripts/bench-smoke.test.ts', 'test/scripts/pack.test.ts'];
 
 /** Tests that run through a real PgBouncer they start (test/helpers/pgbouncer.ts). */
 export const pooledRuns = ['test/**/*pooled*.test.ts', 'test/**/*pooler*.test.ts'];

