@@ -241,6 +241,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
       { privileges: 'USAGE', on: `SCHEMA ${PGBOSS}`, why: "pg-boss's schema" },
       { privileges: 'SELECT', on: pgboss('queue'), why: 'queues' },
       { privileges: 'SELECT', on: pgboss('schedule'), why: 'recurring jobs and their next tick' },
+      { privileges: 'SELECT', on: pgboss('warning'), why: "/metrics counts pg-boss's kept warnings by kind" },
       ...jobTables('SELECT', 'queue sizes, dead letters'),
     ],
   };

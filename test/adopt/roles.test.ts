@@ -162,6 +162,8 @@ describe('least privilege: every component under its own role', () => {
 
     await ok('operator', 'reconcile');
     for (const args of [['status', '--json'], ['rollout', 'get'], ['rollout', 'history', '--json'], ['plan', 'status']]) await ok('dashboard', ...args);
+    // /metrics under the dashboard's role counts pg-boss's kept warnings (absent when it may not read them).
+    expect((await ok('dashboard', 'metrics')).stdout).toContain('# TYPE cutover_pgboss_warnings_total counter');
     // No component was refused anything along the way, not even in a log line or a job's error.
     expect(logs.filter((log) => /permission denied|must be owner/i.test(log))).toEqual([]);
     expect(await count(`SELECT count(*) AS n FROM "Job" WHERE error ILIKE '%permission denied%'`)).toBe(0);
