@@ -72,14 +72,17 @@ async function currentGates(context: PlanContext, run: PlanRun, pgbossInstalled:
   return evaluateStep(context, run);
 }
 
+/** A session lock names the controller's backend; a lease (behind a pooler) names its process and host. */
+function controllerDetail(controller: NonNullable<RunStatus['controller']>): string {
+  const application = controller.application ? `, ${controller.application}` : '';
+  if (controller.kind === 'lease') return `lease held by ${controller.holder}${controller.since ? `, taken ${controller.since}` : ''}`;
+  return `pid ${controller.pid}${application}${controller.since ? `, connected since ${controller.since}` : ''}`;
+}
+
 function statusLines(run: RunStatus): string[] {
   const lines = [runLine(run)];
   if (run.controller !== undefined) {
-    lines.push(
-      run.controller
-        ? `  controller: attached (pid ${run.controller.pid}${run.controller.application ? `, ${run.controller.application}` : ''}${run.controller.since ? `, connected since ${run.controller.since}` : ''})`
-        : `  controller: none attached: nothing advances this plan; run 'cutover plan run <its file>' (or advance it by hand)`,
-    );
+    lines.push(run.controller ? `  controller: attached (${controllerDetail(run.controller)})` : `  controller: none attached: nothing advances this plan; run 'cutover plan run <its file>' (or advance it by hand)`);
   }
   if (run.gates) {
     lines.push(`  gates now: ${run.gates.status}`);

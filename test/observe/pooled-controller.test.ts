@@ -62,6 +62,8 @@ describe('a plan controller as status and the dashboard see it', () => {
     const planStatus = await runCliInProcess(['plan', 'status', '--json', '--registry', fixtureRegistry], { env });
     expect(planStatus.code, planStatus.stderr).toBe(0);
     expect(JSON.parse(planStatus.stdout).runs[0].controller).toMatchObject({ kind: 'lease', pid: process.pid });
+    const planText = await runCliInProcess(['plan', 'status', '--registry', fixtureRegistry], { env });
+    expect(planText.stdout).toContain(`controller: attached (lease held by ${rows[0]!.holder}, taken `);
 
     const snapshots = new Snapshots({ pool: pooled.direct, databaseUrl: pooled.pooledUrl, registry, table: GENERIC_TABLE, log: quietLog, env: {} }, 0);
     expect((await snapshots.get()).plans.map((plan) => plan.controlled)).toEqual([true]);
