@@ -77,15 +77,17 @@ function startedFetchStatement(table: LegacyTable, fetch: string, count: number)
   const { col, status } = table;
   const type = `$${count + 1}`;
   const workerId = `$${count + 2}`;
-  // `= ANY(ARRAY(…))` beside the join keeps the row update an index lookup: the planner cannot
-  // know how many rows the claim returns and could otherwise hash-join it against the whole table.
+  // A plain join: the claim is estimated at a row or so, so each row is found through the unique
+  // index on "pgbossJobId". An `= ANY(ARRAY(SELECT id FROM fetched))` beside it was measured to
+  // turn the lookup into a scan of every PGBOSS row through the claim index (the array is
+  // unknown when planning), which grows with the table.
   return `WITH fetched AS (${fetch}),
      killed AS (SELECT ${killSwitchOnSql(`${type}::text`)} AS killed),
      started AS (
        UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = f."retryCount" + 1, ${col.startedAt} = now(),
               ${col.completedAt} = NULL, "workerId" = ${workerId}::text, ${col.updatedAt} = now()
          FROM fetched f
-        WHERE j."pgbossJobId" = ANY(ARRAY(SELECT id FROM fetched)) AND j."pgbossJobId" = f.id AND j.engine = 'PGBOSS'
+        WHERE j."pgbossJobId" = f.id AND j.engine = 'PGBOSS'
           AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
         RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId")
      SELECT f.*, (SELECT killed FROM killed) AS "cutoverKilled", s."rowId" AS "cutoverRowId"
