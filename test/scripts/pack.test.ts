@@ -151,7 +151,7 @@ describe('the packed tarball, installed with --omit=dev into an empty project', 
     });
   }, 120_000);
 
-  it("lets the app's own Prisma 6 client join enqueue(…, { tx }): commit keeps both, rollback neither", async () => {
+  it("lets the app's own Prisma 6 client join createCutover's enqueue(…, { tx }): commit keeps both, rollback neither", async () => {
     const app = theApp();
     // The app's Prisma, not cutover's: its install scripts would download engines, which the
     // Rust-free client does not use; generation wants an engine file only to exist.
