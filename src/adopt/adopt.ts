@@ -166,13 +166,17 @@ CREATE TRIGGER ${trigger} BEFORE UPDATE ON ${table.ref} FOR EACH ROW EXECUTE FUN
 export function runnerFilters(table: LegacyTable): string[] {
   const { col, status, ref } = table;
   if (table.state === 'derived') {
-    // The team's own state predicates stay as they are; cutover's status says which rows are
-    // free: not pg-boss's, and not one cutover's legacy runner has under way.
-    const waiting = `${col.completedAt} IS NULL AND ${col.attempts} < ${col.maxAttempts!} AND ${table.due} <= now()`;
+    // The team's own state predicates stay as they are; two of cutover's columns say which rows
+    // are free: not pg-boss's, and not one cutover's legacy runner holds (workerId).
+    const waiting = [
+      ...(table.adapter.columns?.completedAt !== undefined ? [`${col.completedAt} IS NULL`] : []),
+      table.failedAtMeans === 'failed-for-good' && col.failedAt ? `${col.failedAt} IS NULL` : `${col.attempts} < ${col.maxAttempts!}`,
+    ].join(' AND ');
+    const free = `"engine" = 'LEGACY' AND "workerId" IS NULL`;
     return [
-      `select-then-run: SELECT ... FROM ${ref} WHERE ${waiting} AND "engine" = 'LEGACY' AND ${col.status} = ${status.pending} ... (then run each row and write its outcome as you do now)`,
-      `claim:           the same WHERE, with FOR UPDATE SKIP LOCKED, if your runner claims`,
-      `pending count:   SELECT count(*) FROM ${ref} WHERE ${col.completedAt} IS NULL AND ${col.attempts} < ${col.maxAttempts!} AND "engine" = 'LEGACY'`,
+      `select-then-run: SELECT ... FROM ${ref} WHERE ${waiting} AND ${table.due} <= now() AND ${free} ... (then run each row and write its outcome as you do now)`,
+      `claim:           UPDATE ${ref} SET ... WHERE ${col.id} IN (SELECT ${col.id} FROM ${ref} WHERE ${waiting} AND ${table.due} <= now() AND ${free} ... FOR UPDATE SKIP LOCKED)`,
+      `pending count:   SELECT count(*) FROM ${ref} WHERE ${waiting} AND ${free}`,
     ];
   }
   return [

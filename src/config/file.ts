@@ -63,6 +63,8 @@ const adapterSchema = z.strictObject({
   completedAtMeans: z.enum(['finished', 'succeeded'], { error: "must be 'finished' or 'succeeded'" }).optional(),
   attemptsCount: z.enum(['runs', 'failed-runs'], { error: "must be 'runs' or 'failed-runs'" }).optional(),
   priorityOrder: z.enum(['higher-first', 'lower-first'], { error: "must be 'higher-first' or 'lower-first'" }).optional(),
+  failedAtMeans: z.enum(['failed-run', 'failed-for-good'], { error: "must be 'failed-run' or 'failed-for-good'" }).optional(),
+  onSuccess: z.enum(['keep', 'archive'], { error: "must be 'keep' or 'archive'" }).optional(),
 });
 
 const configSchema = z.strictObject({

@@ -1,7 +1,8 @@
 import type { Queryable } from '../db/pool.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import { attemptsOnSuccessSql, backlogOrderSql, failureTimesSql, quoteIdent, typeSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnSuccessSql, backlogOrderSql, failureTimesSql, quoteIdent, retryClearsSql, typeSql, type LegacyTable } from '../table/table.js';
+import { archiveSucceeded } from '../table/succeeded.js';
 import { LegacyRetryConflictError } from '../support/errors.js';
 
 /** The row is due: its scheduled time (the adapter's `runAt`, which may be empty) or cutover's `runAfter` has come. */
@@ -65,6 +66,7 @@ export async function completeLegacyJob(db: Queryable, table: LegacyTable, id: s
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
   );
+  if (rowCount === 1) await archiveSucceeded(db, table, [id], 'row');
   return rowCount === 1;
 }
 
@@ -90,6 +92,7 @@ export async function completeLegacyJobWithoutResult(
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
   );
+  if (rowCount === 1) await archiveSucceeded(db, table, [id], 'row');
   return rowCount === 1;
 }
 
@@ -121,7 +124,7 @@ export async function retryLegacyJob(db: Queryable, table: LegacyTable, failedId
   if (table.retries === 'same-row' || !col.originalJobId) {
     const { rowCount } = await db.query(
       `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${table.due} = now() + make_interval(secs => $2), "workerId" = NULL, "heartbeatAt" = NULL,
-              ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()
+              ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()${retryClearsSql(table)}
         WHERE ${col.id} = $1 AND ${col.status} = ${status.failed}`,
       [failedId, delaySeconds],
     );

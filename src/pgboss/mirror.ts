@@ -3,7 +3,8 @@ import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
-import { attemptsOnSuccessSql, failureTimesSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnSuccessSql, failureTimesSql, retriedFailureSql, type LegacyTable } from '../table/table.js';
+import { archiveSucceeded } from '../table/succeeded.js';
 import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/settle.js';
 
 /**
@@ -66,6 +67,7 @@ export async function markCompleted(db: Queryable, table: LegacyTable, id: strin
       WHERE j."pgbossJobId" = ${params.add(id, 'uuid')} AND j.engine = 'PGBOSS'`,
     params.values,
   );
+  if (rowCount) await archiveSucceeded(db, table, [id], 'pgboss');
   return rowCount ?? 0;
 }
 
@@ -83,14 +85,17 @@ export type { CompletedJob };
  */
 export async function completeMirrored(db: Queryable, table: LegacyTable, name: string, jobs: readonly CompletedJob[]): Promise<Set<string>> {
   const { rows } = await db.query<{ id: string }>(completeMirroredStatement(table, name, jobs, successSql(table)));
-  return new Set(rows.map((row) => row.id));
+  const done = new Set(rows.map((row) => row.id));
+  // Where a success leaves the table: after the completion, so a failed move leaves it COMPLETED, never lost.
+  await archiveSucceeded(db, table, [...done], 'pgboss');
+  return done;
 }
 
 /** While pg-boss will retry, the row says PENDING with the attempts so far, never FAILED. */
 export async function markFailed(db: Queryable, table: LegacyTable, id: string, error: string, attempt: number, willRetry: boolean): Promise<number> {
   const { col, status } = table;
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = $3${willRetry ? `, ${col.completedAt} = NULL${setIf(col.failedAt, 'now()')}` : failureTimesSql(table)},
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = $3${willRetry ? retriedFailureSql(table) : failureTimesSql(table)},
             ${col.updatedAt} = now()${willRetry ? setIf(col.durationInSeconds, 'NULL') : duration(table)}
       WHERE j."pgbossJobId" = $1 AND j.engine = 'PGBOSS'`,
     [id, error, attempt],

@@ -29,7 +29,10 @@ export interface LegacyColumns {
   durationInSeconds?: string;
   /** When a job may run (`run_at`, `scheduledFor`): the claim waits for it, migrate and rollback carry it. */
   runAt?: string;
-  /** When a run last failed (`lastFailedAttemptAt`): stamped on every failed run, never on a success. */
+  /**
+   * When a run failed (`lastFailedAttemptAt`, delayed_job's `failed_at`): stamped on every
+   * failed run, or only on the failure for good (the adapter's `failedAtMeans`); never on a success.
+   */
   failedAt?: string;
 }
 
@@ -100,6 +103,18 @@ export interface LegacyAdapter<Types extends JobTypes = UntypedJobs> {
    * pg-boss and both claims run the table's most urgent job first. @defaultValue 'higher-first'
    */
   priorityOrder?: 'higher-first' | 'lower-first';
+  /**
+   * What `columns.failedAt` records: every failed run, or only the failure for good (a retry
+   * leaves it empty; with `state: 'derived'` a row is then failed when it is set).
+   * @defaultValue 'failed-run'
+   */
+  failedAtMeans?: 'failed-run' | 'failed-for-good';
+  /**
+   * What becomes of a row whose job succeeded: it stays, or it leaves the table as the team's
+   * runner deletes it (delayed_job), kept in cutover's archive table (`cutover init` creates it)
+   * so that reconcile and outcome comparison still see it. @defaultValue 'keep'
+   */
+  onSuccess?: 'keep' | 'archive';
 }
 
 export interface CutoverConfig {

@@ -97,6 +97,10 @@ export interface LegacyTable {
   readonly attemptsCount: 'runs' | 'failed-runs';
   /** Which end of the priority column runs first; cutover's own order is higher first. */
   readonly priorityOrder: PriorityOrder;
+  /** What `failedAt` records: every failed run, or the failure for good only. */
+  readonly failedAtMeans: 'failed-run' | 'failed-for-good';
+  /** Whether a success stays in the table or moves to cutover's archive (the team's runner deletes it). */
+  readonly onSuccess: 'keep' | 'archive';
 }
 
 /**
@@ -178,11 +182,16 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
   }
   if (typeof adapter.jobType !== 'string') require('legacy.jobType.column', adapter.jobType.column);
   if (adapter.state === 'derived') {
-    // The derived state reads these three: each must be a column the team's table has.
-    for (const role of ['completedAt', 'attempts', 'maxAttempts'] as const) {
-      if (adapter.columns?.[role] === undefined) {
-        throw new AdapterError(`legacy.columns.${role}: a table with state: 'derived' must name the column that says ${DERIVED_ROLE_MEANING[role]}`);
-      }
+    // The derived state reads the team's own columns: success is a column it sets (or the row
+    // leaving the table), failure for good its attempts used up or a column it sets then.
+    if (adapter.columns?.completedAt === undefined && adapter.onSuccess !== 'archive') {
+      throw new AdapterError(`legacy.columns.completedAt: a table with state: 'derived' must name the column that says ${DERIVED_ROLE_MEANING.completedAt}, or say onSuccess: 'archive' when a success deletes the row`);
+    }
+    const failedForGood = adapter.failedAtMeans === 'failed-for-good' && adapter.columns?.failedAt !== undefined;
+    if (!failedForGood && (adapter.columns?.attempts === undefined || adapter.columns.maxAttempts === undefined)) {
+      throw new AdapterError(
+        `legacy.columns.maxAttempts: a table with state: 'derived' must name the columns that say ${DERIVED_ROLE_MEANING.attempts} and ${DERIVED_ROLE_MEANING.maxAttempts}, or a failedAt column with failedAtMeans: 'failed-for-good'`,
+      );
     }
     if (adapter.completedAtMeans === 'finished') {
       throw new AdapterError(`legacy.completedAtMeans: with state: 'derived' the completedAt column says a row succeeded ('succeeded'), got 'finished'`);
@@ -239,6 +248,8 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     completedOnFailure: (adapter.completedAtMeans ?? (adapter.state === 'derived' ? 'succeeded' : 'finished')) === 'finished',
     attemptsCount: adapter.attemptsCount ?? 'runs',
     priorityOrder: adapter.priorityOrder ?? 'higher-first',
+    failedAtMeans: adapter.failedAtMeans ?? 'failed-run',
+    onSuccess: adapter.onSuccess ?? 'keep',
   };
 }
 
@@ -259,7 +270,10 @@ function addableFor(adapter: LegacyAdapter): Partial<Record<keyof LegacyColumns,
 export function derivedStatusSql(table: LegacyTable, alias: string): string | null {
   if (table.state !== 'derived') return null;
   const { col, status } = table;
-  return `CASE WHEN ${alias}.${col.completedAt} IS NOT NULL THEN ${status.completed} WHEN ${alias}.${col.attempts} >= ${alias}.${col.maxAttempts!} THEN ${status.failed} ELSE ${status.pending} END`;
+  const failed = table.failedAtMeans === 'failed-for-good' && col.failedAt ? `${alias}.${col.failedAt} IS NOT NULL` : `${alias}.${col.attempts} >= ${alias}.${col.maxAttempts!}`;
+  // A start column of the team's own (delayed_job's locked_at) says its runner holds the row.
+  const running = table.adapter.columns?.startedAt !== undefined ? ` WHEN ${alias}.${col.startedAt} IS NOT NULL THEN ${status.running}` : '';
+  return `CASE WHEN ${alias}.${col.completedAt} IS NOT NULL THEN ${status.completed} WHEN ${failed} THEN ${status.failed}${running} ELSE ${status.pending} END`;
 }
 
 /**
@@ -270,6 +284,26 @@ export function derivedStatusSql(table: LegacyTable, alias: string): string | nu
 export function failureTimesSql(table: LegacyTable): string {
   const { col } = table;
   return `, ${col.completedAt} = ${table.completedOnFailure ? 'now()' : 'NULL'}${col.failedAt ? `, ${col.failedAt} = now()` : ''}`;
+}
+
+/**
+ * The assignments (each led by a comma) of a failed run that will be retried where pg-boss
+ * decides it at once: a failure time that records every failed run is set, one that records
+ * only the failure for good is left empty.
+ */
+export function retriedFailureSql(table: LegacyTable): string {
+  const { col } = table;
+  // A start column of the team's own (locked_at) says "held": a row waiting again is not.
+  const released = table.adapter.columns?.startedAt !== undefined ? `, ${col.startedAt} = NULL` : '';
+  return `, ${col.completedAt} = NULL${col.failedAt ? `, ${col.failedAt} = ${table.failedAtMeans === 'failed-for-good' ? 'NULL' : 'now()'}` : ''}${released}`;
+}
+
+/**
+ * The assignment (led by a comma) a same-row retry makes to a failure time that records only
+ * the failure for good: the row failed a run, not for good. Nothing otherwise.
+ */
+export function retryClearsSql(table: LegacyTable): string {
+  return table.failedAtMeans === 'failed-for-good' && table.col.failedAt ? `, ${table.col.failedAt} = NULL` : '';
 }
 
 /**

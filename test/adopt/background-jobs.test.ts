@@ -55,7 +55,7 @@ describe('adopting a table with no status column (state from timestamps and coun
 
     const config = await loadConfigFile(undefined, example.project);
     const filters = runnerFilters(await bindLegacyTable(example.pool, config.legacy!));
-    expect(filters[0]).toMatch(/^select-then-run: SELECT \.\.\. FROM "public"\."BackgroundJob" WHERE "succeededAt" IS NULL AND "attempts" < "maxAttempts" AND "scheduledAt" <= now\(\) AND "engine" = 'LEGACY' AND "cutoverStatus" = 'PENDING'/);
+    expect(filters[0]).toMatch(/^select-then-run: SELECT \.\.\. FROM "public"\."BackgroundJob" WHERE "succeededAt" IS NULL AND "attempts" < "maxAttempts" AND "scheduledAt" <= now\(\) AND "engine" = 'LEGACY' AND "workerId" IS NULL/);
 
     // Every column the applied adoption migration added is in the Prisma fields printed after it.
     const dir = join(example.project, 'prisma', 'migrations');
@@ -151,7 +151,7 @@ describe("the team's own select-then-run runner beside cutover", () => {
   async function teamRunner(patched: boolean) {
     const client = new pg.Client({ connectionString: example.database.url, options: '-c TimeZone=UTC' });
     await client.connect();
-    const filter = patched ? `AND "engine" = 'LEGACY' AND "cutoverStatus" = 'PENDING'` : '';
+    const filter = patched ? `AND "engine" = 'LEGACY' AND "workerId" IS NULL` : '';
     return {
       due: async () => (await client.query<{ id: number }>(`SELECT id FROM ${TABLE} WHERE ${TEAM.due} ${filter} ORDER BY id LIMIT 50`)).rows.map((r) => String(r.id)),
       run: async (id: string) => {
