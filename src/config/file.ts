@@ -87,6 +87,12 @@ function describeIssue(issue: z.core.$ZodIssue): string {
   return `${path || '(config)'}: ${issue.message}`;
 }
 
+/** How to install a package a config imports; cutover itself is not on the npm registry (README, Install). */
+function installAdvice(name: string, dir: string): string {
+  if (name === 'cutover') return `run \`npm install /path/to/cutover-<version>.tgz\` in ${dir} (cutover is not on the npm registry: \`npm pack\` in a cutover checkout makes the tarball)`;
+  return `run \`npm install ${name}\` in ${dir}`;
+}
+
 /**
  * The npm package an import could not find (`cutover` for `cutover/jobs`), from Node's own error
  * (ERR_MODULE_NOT_FOUND) or jiti's (MODULE_NOT_FOUND, for a TypeScript config). A missing
@@ -119,7 +125,7 @@ export async function loadConfigFile(path: string | undefined, cwd = process.cwd
       // Node resolves a config's imports from the config's own folder upwards, never from where
       // the cutover CLI itself is installed: a config copied out of the repository finds nothing.
       throw new UsageError(
-        `cannot load ${file}: it imports '${missing}', which is not installed where the config is: run \`npm install ${missing}\` in ${dirname(file)}`,
+        `cannot load ${file}: it imports '${missing}', which is not installed where the config is: ${installAdvice(missing, dirname(file))}`,
         { cause: error },
       );
     }

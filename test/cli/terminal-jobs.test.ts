@@ -263,13 +263,13 @@ describe('a config copied outside the repository', () => {
     ['cutover.config.mjs', `import { defineConfig } from 'cutover';\nexport default defineConfig({});\n`],
     ['cutover.config.ts', `import { defineConfig } from 'cutover';\nexport default defineConfig({});\n`],
     ['cutover.config.js', `import 'cutover/jobs';\nexport default {};\n`],
-  ])('%s: says to install cutover next to it, exit 2', async (name, source) => {
+  ])('%s: says to install cutover next to it, from its packed tarball, exit 2', async (name, source) => {
     const dir = await mkdtemp(join(scratch, 'config-'));
     await writeFile(join(dir, 'package.json'), '{"type":"module"}\n');
     await writeFile(join(dir, name), source);
     const result = await runCli(['status', '--database-url', database.url], { cwd: dir });
     expect(result.code).toBe(2);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
-    expect(result.stderr).toContain(`cutover: cannot load ${join(dir, name)}: it imports 'cutover', which is not installed where the config is: run \`npm install cutover\` in ${dir}`);
+    expect(result.stderr).toContain(`cutover: cannot load ${join(dir, name)}: it imports 'cutover', which is not installed where the config is: run \`npm install /path/to/cutover-<version>.tgz\` in ${dir} (cutover is not on the npm registry: \`npm pack\` in a cutover checkout makes the tarball)`);
   });
 });
