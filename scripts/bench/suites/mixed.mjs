@@ -106,7 +106,7 @@ export default {
     { id: 'many-slow-vs-ideal', name: 'many slow jobs (200 ms) at concurrency 200 in one worker process, drain time vs the ideal', unit: 's', goal: nearIdeal },
   ],
   params: {
-    small: { jobs: 40, longMs: 1000, shortMs: 20, heavyJobs: 40, heavyMedianMs: 30, slowJobs: 400 },
+    small: { jobs: 30, longMs: 600, shortMs: 20, heavyJobs: 30, heavyMedianMs: 20, slowJobs: 400 },
     full: { jobs: 240, longMs: 3000, shortMs: 50, heavyJobs: 240, heavyMedianMs: 100, slowJobs: 2000 },
   },
   async once({ databases, params, run, warmup }) {
