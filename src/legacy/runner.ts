@@ -15,6 +15,7 @@ import {
   lockStaleLegacyJobs,
   releaseLegacyJob,
   retryLegacyJob,
+  settleFinalFailure,
   type TypedRow,
 } from './sql.js';
 import { backoffMs, OutageLog } from '../db/outage.js';
@@ -305,7 +306,10 @@ export class LegacyRunner {
     const { table, registry } = this.options;
     const type = failed.cutover_type;
     const attempts = Number(failed[table.names.attempts]);
-    if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) return;
+    if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) {
+      await settleFinalFailure(client, table, rowId(table, failed));
+      return;
+    }
     const retry = registry.get(type)?.retry ?? DEFAULT_RETRY;
     const [retryId] = table.retries === 'same-row' ? [null] : await newRowIds(clientTx(client), table, 1);
     await retryLegacyJob(client, table, rowId(table, failed), retryId ?? null, retryDelaySeconds(retry, attempts, failure));

@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import { attemptsOnSuccessSql, backlogOrderSql, failureTimesSql, quoteIdent, retryClearsSql, typeSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, backlogOrderSql, failureTimesSql, quoteIdent, retryClearsSql, typeSql, type LegacyTable } from '../table/table.js';
 import { archiveSucceeded } from '../table/succeeded.js';
 import { LegacyRetryConflictError } from '../support/errors.js';
 
@@ -46,8 +46,8 @@ export async function heartbeat(db: Queryable, table: LegacyTable, workerId: str
 
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - j.${table.col.startedAt}))`);
 
-/** Where attempts count failed runs only, the claim's count of this run is taken back on success. */
-const successAttempts = (table: LegacyTable) => (table.attemptsCount === 'failed-runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : '');
+/** Where attempts count failed runs or retries, the claim's count of this run is taken back on success. */
+const successAttempts = (table: LegacyTable) => (table.attemptsCount !== 'runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : '');
 
 /**
  * `result` is the columns the adapter's onResult made of the job's result. False when the row is no longer ours
@@ -141,6 +141,16 @@ export async function retryLegacyJob(db: Queryable, table: LegacyTable, failedId
     [failedId, delaySeconds, retryId],
   );
   if (rowCount !== 1) throw new LegacyRetryConflictError(failedId, 'vanished');
+}
+
+/**
+ * A run that failed for good, where attempts count retries: the run was not a retry, so the
+ * count goes back to the retries before it. Nothing for other tables. In the failing transaction.
+ */
+export async function settleFinalFailure(db: Queryable, table: LegacyTable, id: string): Promise<void> {
+  if (table.attemptsCount !== 'retries') return;
+  const { col, status } = table;
+  await db.query(`UPDATE ${table.ref} AS j SET ${col.attempts} = ${attemptsOnFinalFailureSql(table, `j.${col.attempts}`)} WHERE j.${col.id} = $1 AND j.${col.status} = ${status.failed}`, [id]);
 }
 
 /** Gives a row cut off by a worker shutdown back to the queue, not counting the interrupted run. */

@@ -3,7 +3,7 @@ import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
-import { attemptsOnSuccessSql, failureTimesSql, retriedFailureSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, retriedFailureSql, type LegacyTable } from '../table/table.js';
 import { archiveSucceeded } from '../table/succeeded.js';
 import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/settle.js';
 
@@ -47,10 +47,10 @@ const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXT
 /**
  * The assignments a success makes besides the status: its duration, and, where attempts count
  * failed runs only, the run that started it taken back out of the count (the start wrote the
- * run's number, as every table that counts runs has it).
+ * run's number, as every table that counts runs has it); so too where they count retries.
  */
 const successSql = (table: LegacyTable) =>
-  `${duration(table)}${table.attemptsCount === 'failed-runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : ''}`;
+  `${duration(table)}${table.attemptsCount !== 'runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : ''}`;
 
 /**
  * `result` is what the adapter's onResult made of the job's result: columns to set. `note`
@@ -95,7 +95,7 @@ export async function completeMirrored(db: Queryable, table: LegacyTable, name: 
 export async function markFailed(db: Queryable, table: LegacyTable, id: string, error: string, attempt: number, willRetry: boolean): Promise<number> {
   const { col, status } = table;
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = $3${willRetry ? retriedFailureSql(table) : failureTimesSql(table)},
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${willRetry ? status.pending : status.failed}, ${col.error} = $2, ${col.attempts} = ${willRetry ? '$3' : attemptsOnFinalFailureSql(table, '$3::int')}${willRetry ? retriedFailureSql(table) : failureTimesSql(table)},
             ${col.updatedAt} = now()${willRetry ? setIf(col.durationInSeconds, 'NULL') : duration(table)}
       WHERE j."pgbossJobId" = $1 AND j.engine = 'PGBOSS'`,
     [id, error, attempt],

@@ -93,10 +93,16 @@ export interface LegacyAdapter<Types extends JobTypes = UntypedJobs> {
   completedAtMeans?: 'finished' | 'succeeded';
   /**
    * What `columns.attempts` counts: every run (the one under way included, as cutover's own
-   * runner counts), or only the runs that failed (a success leaves it as it was).
-   * @defaultValue 'runs'
+   * runner counts), only the runs that failed (a success leaves it as it was), or the retries
+   * made (`retried`: a run's success or failure for good leaves it as it was; a retry counts
+   * one on). @defaultValue 'runs'
    */
-  attemptsCount?: 'runs' | 'failed-runs';
+  attemptsCount?: 'runs' | 'failed-runs' | 'retries';
+  /**
+   * What `columns.maxAttempts` limits: runs, or retries (`maxRetries`: a job runs up to
+   * `maxRetries + 1` times). @defaultValue 'runs'
+   */
+  maxAttemptsMeans?: 'runs' | 'retries';
   /**
    * Which priority runs first: the highest number (cutover's generic table, pg-boss) or the
    * lowest (delayed_job, Que). cutover turns it round where it reads and writes the column, so

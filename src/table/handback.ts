@@ -3,7 +3,7 @@ import type { Tx } from '../db/sql.js';
 import { messageOf } from '../support/errors.js';
 import type { LegacyRow } from './adapter.js';
 import { insertRows } from './rows.js';
-import { newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
+import { maxAttemptsValue, newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
 
 /** A pg-boss job that will not run there after all, and what its row must carry back. */
 export interface ReturningJob {
@@ -76,7 +76,7 @@ export async function homeUntracked(db: Queryable, table: LegacyTable, jobs: rea
       [names.status]: table.statusValue.pending,
       [names.attempts]: 0,
       ...(names.priority ? { [names.priority]: tablePriority(table, job.priority) } : {}),
-      ...(names.maxAttempts ? { [names.maxAttempts]: job.retryLimit + 1 } : {}),
+      ...(names.maxAttempts ? { [names.maxAttempts]: maxAttemptsValue(table, job.retryLimit + 1) } : {}),
       [names.createdAt]: job.createdOn,
       engine: 'PGBOSS',
       pgbossJobId: job.pgbossId,

@@ -93,8 +93,10 @@ export interface LegacyTable {
   readonly state: 'status' | 'derived';
   /** Whether a failure sets `completedAt` too (it means "finished"), or only a success does. */
   readonly completedOnFailure: boolean;
-  /** What `attempts` counts: every run, or the failed ones only. */
-  readonly attemptsCount: 'runs' | 'failed-runs';
+  /** What `attempts` counts: every run, the failed ones only, or the retries. */
+  readonly attemptsCount: 'runs' | 'failed-runs' | 'retries';
+  /** What `maxAttempts` limits: runs, or retries (one run more). */
+  readonly maxAttemptsMeans: 'runs' | 'retries';
   /** Which end of the priority column runs first; cutover's own order is higher first. */
   readonly priorityOrder: PriorityOrder;
   /** What `failedAt` records: every failed run, or the failure for good only. */
@@ -247,6 +249,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     state: adapter.state ?? 'status',
     completedOnFailure: (adapter.completedAtMeans ?? (adapter.state === 'derived' ? 'succeeded' : 'finished')) === 'finished',
     attemptsCount: adapter.attemptsCount ?? 'runs',
+    maxAttemptsMeans: adapter.maxAttemptsMeans ?? 'runs',
     priorityOrder: adapter.priorityOrder ?? 'higher-first',
     failedAtMeans: adapter.failedAtMeans ?? 'failed-run',
     onSuccess: adapter.onSuccess ?? 'keep',
@@ -311,7 +314,20 @@ export function retryClearsSql(table: LegacyTable): string {
  * (SQL): the run counted, or, where only failed runs count, the runs before it.
  */
 export function attemptsOnSuccessSql(table: LegacyTable, attempt: string): string {
-  return table.attemptsCount === 'failed-runs' ? `GREATEST(${attempt} - 1, 0)` : attempt;
+  return table.attemptsCount === 'runs' ? attempt : `GREATEST(${attempt} - 1, 0)`;
+}
+
+/**
+ * The attempts a row keeps once its run `attempt` (SQL) failed for good: the run counted,
+ * or, where attempts count retries, the retries before it (this run was not one more).
+ */
+export function attemptsOnFinalFailureSql(table: LegacyTable, attempt: string): string {
+  return table.attemptsCount === 'retries' ? `GREATEST(${attempt} - 1, 0)` : attempt;
+}
+
+/** The table's maxAttempts value for a job that may run `runs` times, as the column means it. */
+export function maxAttemptsValue(table: Pick<LegacyTable, 'maxAttemptsMeans'>, runs: number): number {
+  return table.maxAttemptsMeans === 'retries' ? Math.max(runs - 1, 0) : runs;
 }
 
 /**
@@ -495,7 +511,8 @@ export async function newRowIds(db: Pick<Tx, 'query'>, table: LegacyTable, count
 /** The attempts a job may make: its row's `maxAttempts` column, else its type's retry policy. */
 export function maxAttemptsOf(table: LegacyTable, row: LegacyRow, registry: JobRegistry, type: string): number {
   const value = table.names.maxAttempts ? row[table.names.maxAttempts] : undefined;
-  if (typeof value === 'number') return value;
+  // A limit of retries allows one run more than it says.
+  if (typeof value === 'number') return table.maxAttemptsMeans === 'retries' ? value + 1 : value;
   const definition = registry.get(type);
   return definition ? maxAttempts(definition) : 1;
 }

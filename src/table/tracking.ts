@@ -3,7 +3,7 @@ import type { Tx } from '../db/sql.js';
 import type { LegacyRow } from './adapter.js';
 import { pgbossIdFor } from './ids.js';
 import { insertRows, insertRowsStatement } from './rows.js';
-import { newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
+import { maxAttemptsValue, newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
 
 /** One legacy row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
 export interface NewJobRow {
@@ -27,7 +27,7 @@ function columnsOf(table: LegacyTable, id: string, row: NewJobRow): LegacyRow {
     [names.status]: table.statusValue.pending,
     [names.attempts]: 0,
     ...(names.priority ? { [names.priority]: tablePriority(table, row.priority ?? 0) } : {}),
-    ...(names.maxAttempts ? { [names.maxAttempts]: row.maxAttempts } : {}),
+    ...(names.maxAttempts ? { [names.maxAttempts]: maxAttemptsValue(table, row.maxAttempts) } : {}),
     engine: row.engine,
     pgbossJobId: row.engine === 'PGBOSS' ? pgbossIdFor(id) : null,
     routeReason: row.routeReason ?? null,
