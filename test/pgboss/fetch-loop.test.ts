@@ -9,7 +9,7 @@ import { createRegistry, type JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
 import { FetchLoop } from '../../src/pgboss/fetch-loop.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
-import { quietLog, setPercent, startProducer, type Producer } from '../helpers/engines.js';
+import { bossState, quietLog, setPercent, startProducer, type Producer } from '../helpers/engines.js';
 import { useDatabaseFixture } from '../helpers/fixture.js';
 import { countWhere, testPool } from '../helpers/jobs.js';
 import { pollUntil } from '../helpers/wait.js';
@@ -91,6 +91,34 @@ describe('the pg-boss worker at concurrency 200', () => {
     await pollUntil('all 200 to complete', async () => (await countWhere(pool, `status = 'COMPLETED'`)) === 200, { timeoutMs: 60_000 });
     expect(peak).toBe(200);
   }, 90_000);
+});
+
+describe('a pg-boss worker stopped while a job runs past its shutdown timeout', () => {
+  it('aborts the job\'s signal and fails the attempt, fenced, so pg-boss retries it; the stop returns in time', async () => {
+    let aborted = false;
+    const definition = defineJob({
+      name: 'loop.stuck',
+      schema: z.object({}).passthrough(),
+      retry: { limit: 2, delaySeconds: 0 },
+      async handler(_payload, { signal }) {
+        await new Promise<void>((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+        aborted = true;
+        return { late: true };
+      },
+    });
+    const registry = createRegistry([definition]);
+    producer = await startProducer(fixture.database.url, pool, registry);
+    await setPercent(pool, 100);
+    const { id } = await producer.manager.enqueue('loop.stuck', {});
+    const worker = await startWorker(registry, 4);
+    await pollUntil('the job to run', async () => (await countWhere(pool, `status = 'RUNNING'`)) === 1);
+
+    const started = Date.now();
+    await worker.stop(300);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(aborted).toBe(true);
+    expect(await bossState(pool, 'loop.stuck', id)).toMatchObject({ state: 'retry' });
+  });
 });
 
 describe('FetchLoop', () => {
