@@ -12,8 +12,10 @@ import {
   completeLegacyJobWithoutResult,
   failLegacyJob,
   heartbeat,
+  lockRunningLegacyJob,
   lockStaleLegacyJobs,
   releaseLegacyJob,
+  requeueFailedLegacyJob,
   retryLegacyJob,
   settleFinalFailure,
   type TypedRow,
@@ -151,8 +153,7 @@ export class LegacyRunner {
       const stale = await lockStaleLegacyJobs(client, table, this.options.staleAfterMs / 1000, limit, { workerId: this.workerId, ids: [...this.running.keys()] });
       for (const row of stale) {
         const message = `worker ${row.workerId ?? 'unknown'} stopped heartbeating; job presumed dead`;
-        const failed = await failLegacyJob(client, table, row.id, null, message, null);
-        if (failed) await this.maybeRetry(client, failed, { message, kind: 'retryable' });
+        await this.fail(client, row.id, null, message, null, { message, kind: 'retryable' });
       }
       return stale.length;
     });
@@ -243,11 +244,7 @@ export class LegacyRunner {
       return;
     }
     const message = withoutNul(failure.message);
-    const failed = await withTransaction(pool, async (client) => {
-      const row = await failLegacyJob(client, table, job.id, this.workerId, message, logs);
-      if (row) await this.maybeRetry(client, row, failure);
-      return row;
-    });
+    const failed = await withTransaction(pool, (client) => this.fail(client, job.id, this.workerId, message, logs, failure));
     if (failed) this.stats.failed += 1;
     log.warn({ jobId: job.id, type: job.type, attempt: job.attempts, error: message }, 'job failed');
   }
@@ -302,17 +299,47 @@ export class LegacyRunner {
     }
   }
 
-  private async maybeRetry(client: PoolClient, failed: TypedRow, failure: JobFailure): Promise<void> {
+  /**
+   * Records a failed run (`owner` null: whoever held it, for stale recovery) and its retry, in
+   * the caller's transaction. A same-row retry is decided first and written in one statement
+   * (requeueFailedLegacyJob), so the row never shows FAILED on its way back to PENDING. False
+   * when the row is no longer ours.
+   */
+  private async fail(client: PoolClient, id: string, owner: string | null, message: string, logs: string | null, failure: JobFailure): Promise<boolean> {
+    const { table } = this.options;
+    if (table.retries === 'same-row') {
+      const row = await lockRunningLegacyJob(client, table, id, owner);
+      if (!row) return false;
+      const delay = this.retryDelay(row, failure);
+      if (delay !== null) {
+        const requeued = await requeueFailedLegacyJob(client, table, id, owner, message, logs, delay);
+        if (requeued) this.stats.retried += 1;
+        return requeued;
+      }
+    }
+    const row = await failLegacyJob(client, table, id, owner, message, logs);
+    if (row) await this.maybeRetry(client, row, failure);
+    return row !== undefined;
+  }
+
+  /** When a failed run is retried, in seconds from now; null when it failed for good. */
+  private retryDelay(failed: TypedRow, failure: JobFailure): number | null {
     const { table, registry } = this.options;
     const type = failed.cutover_type;
     const attempts = Number(failed[table.names.attempts]);
-    if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) {
+    if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) return null;
+    return retryDelaySeconds(registry.get(type)?.retry ?? DEFAULT_RETRY, attempts, failure);
+  }
+
+  private async maybeRetry(client: PoolClient, failed: TypedRow, failure: JobFailure): Promise<void> {
+    const { table } = this.options;
+    const delay = this.retryDelay(failed, failure);
+    if (delay === null) {
       await settleFinalFailure(client, table, rowId(table, failed));
       return;
     }
-    const retry = registry.get(type)?.retry ?? DEFAULT_RETRY;
     const [retryId] = table.retries === 'same-row' ? [null] : await newRowIds(clientTx(client), table, 1);
-    await retryLegacyJob(client, table, rowId(table, failed), retryId ?? null, retryDelaySeconds(retry, attempts, failure));
+    await retryLegacyJob(client, table, rowId(table, failed), retryId ?? null, delay);
     this.stats.retried += 1;
   }
 

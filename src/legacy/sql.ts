@@ -97,6 +97,40 @@ export async function completeLegacyJobWithoutResult(
 }
 
 
+/** The running row `id`, of `workerId` (null: of whoever owns it), locked for this transaction: what a failure is decided on. */
+export async function lockRunningLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string | null): Promise<TypedRow | undefined> {
+  const { col, status } = table;
+  const { rows } = await db.query<TypedRow>(
+    `SELECT j.*, ${typeSql(table)} AS cutover_type FROM ${table.ref} j
+      WHERE j.${col.id} = $1 AND ($2::text IS NULL OR j."workerId" = $2) AND j.${col.status} = ${status.running}
+      FOR UPDATE`,
+    [id, workerId],
+  );
+  return rows[0];
+}
+
+/**
+ * A failed run of a same-row table that is to be retried, in one statement: the row goes from
+ * RUNNING straight back to PENDING, due after the backoff, with the run's error (and a failure
+ * time that records every failed run), so a trigger or change-data capture on the table never
+ * sees a FAILED row with a finish time that is about to run again. Fenced like failLegacyJob;
+ * false when the row is no longer ours.
+ */
+export async function requeueFailedLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string | null, error: string, logs: string | null, delaySeconds: number): Promise<boolean> {
+  const { col, status } = table;
+  const params = new Params();
+  const owner = params.add(workerId, 'text');
+  const failedAt = col.failedAt ? `, ${col.failedAt} = ${table.failedAtMeans === 'failed-for-good' ? 'NULL' : 'now()'}` : '';
+  const { rowCount } = await db.query(
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.pending}, ${col.error} = ${params.add(error)}, ${table.due} = now() + make_interval(secs => ${params.add(delaySeconds, 'float8')}),
+            "workerId" = NULL, "heartbeatAt" = NULL, ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()${failedAt}
+            ${col.logs ? setIf(col.logs, `COALESCE(${params.add(logs, 'text')}, j.${col.logs})`) : ''}${duration(table)}
+      WHERE j.${col.id} = ${params.add(id)} AND (${owner} IS NULL OR j."workerId" = ${owner}) AND j.${col.status} = ${status.running}`,
+    params.values,
+  );
+  return rowCount === 1;
+}
+
 /** Marks a running row FAILED; `workerId` null means "whoever owned it" (stale recovery). */
 export async function failLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string | null, error: string, logs: string | null): Promise<TypedRow | undefined> {
   const { col, status } = table;

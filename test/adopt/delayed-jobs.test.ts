@@ -84,6 +84,11 @@ describe('adopting the delayed_job table (no status column, lower priority first
     expect(scheduled).toHaveLength(2);
     for (const row of scheduled) expect(row.start_after.getTime()).toBe(row.at.getTime());
 
+    // What a trigger (or change-data capture) on the team's table sees of each update.
+    await pool.query(`CREATE TABLE delayed_job_seen (job_id bigint, status text, failed boolean);
+      CREATE FUNCTION delayed_job_seen() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+        INSERT INTO delayed_job_seen VALUES (NEW.id, NEW."cutoverStatus", NEW.failed_at IS NOT NULL); RETURN NEW; END $$;
+      CREATE TRIGGER delayed_job_seen AFTER UPDATE ON delayed_jobs FOR EACH ROW EXECUTE FUNCTION delayed_job_seen();`);
     await setPercent(pool, 0);
     producer.flags.invalidate();
     const onceLegacy = await producer.manager.enqueue('mailers', mail('flaky-legacy@example.com', 0, 1));
@@ -116,6 +121,10 @@ describe('adopting the delayed_job table (no status column, lower priority first
     }
     expect(await team()).toEqual({ waiting: 2, held: 1, failed: 1 + 2 });
     expect(await disagreeing()).toBe(0);
+    // A retried run went from running straight back to waiting, on either engine: never FAILED, never failed_at.
+    const { rows: seen } = await pool.query<{ status: string; failed: boolean }>(`SELECT status, failed FROM delayed_job_seen WHERE job_id = ANY($1::bigint[])`, [[onceLegacy.id, onceBoss.id]]);
+    expect(seen.length).toBeGreaterThan(2);
+    expect(seen.filter((row) => row.status === 'FAILED' || row.failed)).toEqual([]);
 
     const reconciled = await cli('reconcile', '--grace', '0', '--json');
     expect(JSON.parse(reconciled.stdout).total, reconciled.stdout).toBe(0);
