@@ -222,11 +222,15 @@ export async function writeAdoptionMigration(table: LegacyTable, options: { migr
  * The generic table: cutover's built-in migrations. An adopted table: only the team's own
  * migrations directory, where `cutover init` wrote the whole cutover schema for it, so the
  * team's history alone (applied by this or by `prisma migrate deploy`) describes the database.
+ * Before `cutover init` has written there, the team's own migrations alone.
  */
 export async function migrationDirs(project: ProjectConfig): Promise<string[]> {
   if (!project.legacy) return [...builtinMigrationDirs];
   const found = await readdir(project.migrationsDir).catch(() => undefined);
   if (!found?.some((name) => name.endsWith(ADOPT_SUFFIX))) {
+    // Before `cutover init`, the team's own migrations (the table itself, a column init needs)
+    // still go through the applier; cutover's tables come with the adoption migration.
+    if (found?.length) return [project.migrationsDir];
     throw new UsageError(`${project.migrationsDir} holds no cutover adoption migration: run \`cutover init\` first`);
   }
   return [project.migrationsDir, cutoverTablesMigrationsDir];
