@@ -19,7 +19,7 @@ function indexName(table: LegacyTable, what: string): string {
  * cutover's own tables, all IF NOT EXISTS, so it applies on a table that already has some of
  * them. It holds no timestamp: generating it twice gives the same text.
  */
-export async function adoptionSql(table: LegacyTable): Promise<string> {
+export async function adoptionSql(table: LegacyTable, added: ReadonlyMap<string, string> = new Map()): Promise<string> {
   const { col, status, ref } = table;
   const schema = quoteIdent(table.adapter.schema ?? 'public');
   const engineType = `${schema}."JobEngine"`;
@@ -42,7 +42,7 @@ ALTER TABLE ${ref}
     ADD COLUMN IF NOT EXISTS "bucket" INTEGER,
     ADD COLUMN IF NOT EXISTS "workerId" TEXT,
     ADD COLUMN IF NOT EXISTS "heartbeatAt" TIMESTAMPTZ(3),
-    ADD COLUMN IF NOT EXISTS "runAfter" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP${[...table.missing]
+    ADD COLUMN IF NOT EXISTS "runAfter" TIMESTAMPTZ(3) NOT NULL DEFAULT CURRENT_TIMESTAMP${[...addedColumns(table, added)]
       .map(([name, definition]) => `,\n    ADD COLUMN IF NOT EXISTS ${quoteIdent(name)} ${definition}`)
       .join('')};
 ${backfillSql(table)}
@@ -203,7 +203,8 @@ function prismaTimestamp(now: Date): string {
  * the same SQL is already there: running `cutover init` twice adds nothing.
  */
 export async function writeAdoptionMigration(table: LegacyTable, options: { migrationsDir: string; out?: string; now?: Date }): Promise<AdoptionResult> {
-  const sql = await adoptionSql(table);
+  // Columns an adoption migration already added are no longer missing, but its text names them.
+  const sql = await adoptionSql(table, options.out ? new Map() : await adoptedColumns(options.migrationsDir));
   if (!options.out) {
     const existing = await readdir(options.migrationsDir, { withFileTypes: true }).catch(() => []);
     for (const entry of existing) {
@@ -237,6 +238,14 @@ export async function migrationDirs(project: ProjectConfig): Promise<string[]> {
 }
 
 const CUTOVER_FIELDS = new Set(['engine', 'pgbossJobId', 'routeReason', 'bucket', 'workerId', 'heartbeatAt', 'runAfter']);
+
+/**
+ * The bookkeeping columns an adoption adds beyond cutover's own: those an applied adoption
+ * migration added (`added`, in its order), then those the table still lacks.
+ */
+function addedColumns(table: LegacyTable, added: ReadonlyMap<string, string>): Map<string, string> {
+  return new Map([...[...added].filter(([column]) => !CUTOVER_FIELDS.has(column)), ...table.missing]);
+}
 
 /**
  * The columns the adoption migrations already written for the table add, by name, with their
@@ -290,9 +299,7 @@ export function prismaFields(table: LegacyTable, added: ReadonlyMap<string, stri
     ['workerId', 'String?'],
     ['heartbeatAt', 'DateTime? @db.Timestamptz(3)'],
     ['runAfter', 'DateTime @default(now()) @db.Timestamptz(3)'],
-    ...[...new Map([...added, ...table.missing])]
-      .filter(([column]) => !CUTOVER_FIELDS.has(column))
-      .map(([column, definition]): [string, string] => [column, prismaType(definition)]),
+    ...[...addedColumns(table, added)].map(([column, definition]): [string, string] => [column, prismaType(definition)]),
   ];
   const width = Math.max(...fields.map(([field]) => field.length));
   return [

@@ -38,7 +38,7 @@ export function registerInitCommand(program: Command): void {
         try {
           // Every name in the adapter is checked now, before a migration that would fail is written.
           const table = await bindLegacyTable(pool, project.legacy, { requireCutoverColumns: false });
-          if (options.print) return void printText(await adoptionSql(table));
+          if (options.print) return void printText(await adoptionSql(table, await adoptedColumns(project.migrationsDir)));
           if (options.prisma) return void printText(`${prismaFields(table, await adoptedColumns(project.migrationsDir))}\n`);
           const result = await writeAdoptionMigration(table, { migrationsDir: project.migrationsDir, ...(options.out ? { out: options.out } : {}) });
           if (json) return printJson({ table: table.label, ...result, runnerFilters: runnerFilters(table) });

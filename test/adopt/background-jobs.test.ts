@@ -53,6 +53,10 @@ describe('adopting a table with no status column (state from timestamps and coun
     expect(await count(`"cutoverStatus" = 'COMPLETED'`)).toBe(2);
     expect(await count(`"cutoverStatus" = 'FAILED'`)).toBe(1);
 
+    // init again, after db migrate added the columns it lacked: the same migration, nothing written.
+    const again = await cli('init');
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stdout).toContain('nothing written');
     const config = await loadConfigFile(undefined, example.project);
     const filters = runnerFilters(await bindLegacyTable(example.pool, config.legacy!));
     expect(filters[0]).toMatch(/^select-then-run: SELECT \.\.\. FROM "public"\."BackgroundJob" WHERE "succeededAt" IS NULL AND "attempts" < "maxAttempts" AND "scheduledAt" <= now\(\) AND "engine" = 'LEGACY' AND "workerId" IS NULL/);
