@@ -97,12 +97,21 @@ export interface RolesTarget {
   label: string;
   /** The generic table with the demo jobs, whose `notification.send` writes DemoDelivery. */
   demo: boolean;
+  /** A success leaves the table for the archive (adapter `onSuccess: 'archive'`): the workers move it. */
+  successArchived?: boolean;
 }
 
 export function rolesTarget(adapter: LegacyAdapter | undefined): RolesTarget {
   if (!adapter) return { schema: 'public', ref: '"public"."Job"', archive: archiveRef({ adapter: { table: 'Job' } as LegacyAdapter }), label: 'public.Job', demo: true };
   const schema = adapter.schema ?? 'public';
-  return { schema, ref: `${quoteIdent(schema)}.${quoteIdent(adapter.table)}`, archive: archiveRef({ adapter }), label: `${schema}.${adapter.table}`, demo: false };
+  return {
+    schema,
+    ref: `${quoteIdent(schema)}.${quoteIdent(adapter.table)}`,
+    archive: archiveRef({ adapter }),
+    label: `${schema}.${adapter.table}`,
+    demo: false,
+    successArchived: adapter.onSuccess === 'archive',
+  };
 }
 
 const PGBOSS = 'pgboss';
@@ -171,6 +180,13 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
         { privileges: 'USAGE', on: sequence('DemoDelivery_id_seq'), why: 'DemoDelivery ids' },
       ]
     : [];
+  // Where a success leaves the table (delayed_job), both engines move its row to the archive.
+  const successMoves: Grant[] = target.successArchived
+    ? [
+        { privileges: 'DELETE', on: legacy, why: "a success leaves the table, as the team's runner deletes it (onSuccess: 'archive')" },
+        { privileges: 'INSERT', on: `TABLE ${target.archive}`, why: 'where a success goes instead' },
+      ]
+    : [];
   const grants: Record<Component, Grant[]> = {
     producer: [
       schema,
@@ -186,6 +202,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     'legacy-runner': [
       schema,
       { privileges: 'SELECT, INSERT, UPDATE', on: legacy, why: 'claim (SELECT … FOR UPDATE SKIP LOCKED), heartbeat, settle, stale-job recovery, retries as new rows' },
+      ...successMoves,
       heartbeats,
       ...demo,
       ...outbox,
@@ -194,6 +211,7 @@ export function roleSpecs(target: RolesTarget, prefix = DEFAULT_ROLE_PREFIX): Ro
     'pgboss-worker': [
       schema,
       { privileges: 'SELECT, INSERT, UPDATE', on: legacy, why: 'mirror each state change to the row; hand a job back to legacy under a kill switch; the tracking row of each recurring job tick' },
+      ...successMoves,
       { privileges: 'SELECT', on: cutoverTable('RolloutFlag'), why: 'the kill switch, checked before each job runs; routing of recurring job ticks' },
       { privileges: 'SELECT', on: cutoverTable('RolloutFinal'), why: 'routing of recurring job ticks (finalized types)' },
       heartbeats,
