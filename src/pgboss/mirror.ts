@@ -3,7 +3,7 @@ import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
-import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, retriedFailureSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, retriedFailureSql, retryClearsSql, type LegacyTable } from '../table/table.js';
 import { archiveSucceeded } from '../table/succeeded.js';
 import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/settle.js';
 
@@ -103,11 +103,14 @@ export async function markFailed(db: Queryable, table: LegacyTable, id: string, 
   return rowCount ?? 0;
 }
 
-/** A dead-lettered job sent back to its queue: the row waits again. */
+/**
+ * A dead-lettered job sent back to its queue: the row waits again, and a failure time that
+ * records only the failure for good (delayed_job's failed_at) no longer says it failed.
+ */
 export async function markRequeued(db: Queryable, table: LegacyTable, id: string): Promise<number> {
   const { col, status } = table;
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.completedAt} = NULL, ${col.updatedAt} = now()
+    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.completedAt} = NULL, ${col.updatedAt} = now()${retryClearsSql(table)}
       WHERE "pgbossJobId" = $1 AND engine = 'PGBOSS'`,
     [id],
   );

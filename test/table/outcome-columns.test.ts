@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { failLegacyJob } from '../../src/legacy/sql.js';
-import { markFailed } from '../../src/pgboss/mirror.js';
+import { markFailed, markRequeued } from '../../src/pgboss/mirror.js';
 import type { LegacyAdapter } from '../../src/table/adapter.js';
 import { bindLegacyTable, type LegacyTable } from '../../src/table/table.js';
 import { createEmptyDatabase, type TestDatabase } from '../helpers/database.js';
@@ -76,5 +76,19 @@ describe('a failed run and the finished-at column', () => {
     const boss = await runningRow('PGBOSS');
     await markFailed(pool, finished, boss.pgbossJobId, 'boom', 1, false);
     expect(await outcome(boss.id)).toMatchObject({ status: 'FAILED', done: true });
+  });
+
+  it('a dead letter sent back clears a failure time that means "failed for good", and keeps one that records every failed run', async () => {
+    const forGood = await bindLegacyTable(pool, { ...adapter('succeeded'), failedAtMeans: 'failed-for-good' });
+    const boss = await runningRow('PGBOSS');
+    await markFailed(pool, forGood, boss.pgbossJobId, 'boom', 3, false);
+    expect(await outcome(boss.id)).toMatchObject({ status: 'FAILED', failed: true });
+    expect(await markRequeued(pool, forGood, boss.pgbossJobId)).toBe(1);
+    expect(await outcome(boss.id)).toEqual({ status: 'PENDING', done: false, failed: false, lastError: 'boom' });
+
+    const other = await runningRow('PGBOSS');
+    await markFailed(pool, succeededOnly, other.pgbossJobId, 'boom', 3, false);
+    await markRequeued(pool, succeededOnly, other.pgbossJobId);
+    expect(await outcome(other.id)).toMatchObject({ status: 'PENDING', failed: true });
   });
 });
