@@ -1,6 +1,7 @@
 import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { isConnectionError } from '../db/outage.js';
+import { prepared } from '../db/prepared.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
 import type { LegacyTable } from '../table/table.js';
 import type { BossJob } from './settle.js';
@@ -41,14 +42,26 @@ export async function fetchStarted(
   boss: PgBoss,
   pool: Pool,
   table: LegacyTable,
-  options: { name: string; limit: number; workerId: string },
+  options: {
+    name: string;
+    limit: number;
+    workerId: string;
+    /**
+     * Prepare the statement (planned once per connection): for the fetch a busy worker sends over
+     * and over, all its slots at once. Not for every limit: each is a text of its own, and a
+     * process prepares only so many (db/prepared.ts). @defaultValue false
+     */
+    prepare?: boolean;
+  },
 ): Promise<StartedFetch> {
   let killed = false;
   let refused: unknown;
   const rowIds = new Map<string, string>();
   const db = {
     executeSql: async (text: string, values: unknown[] = []) => {
-      const result = await pool.query<Record<string, unknown>>(startedFetchStatement(table, text, values.length), [...values, options.name, options.workerId]).catch((error: unknown) => {
+      const statement = startedFetchStatement(table, text, values.length);
+      const all = [...values, options.name, options.workerId];
+      const result = await pool.query<Record<string, unknown>>(options.prepare ? prepared(statement, all) : { text: statement, values: all }).catch((error: unknown) => {
         refused = error;
         throw error;
       });

@@ -143,11 +143,12 @@ export class BossWorker {
       const definition = registry.require(type);
       const isolated = definition.isolation === 'process';
       if (isolated && concurrency > PROCESS_SLOTS) capped.push(type);
+      const slots = isolated ? Math.min(concurrency, PROCESS_SLOTS) : concurrency;
       this.loops.set(type, new FetchLoop({
-        slots: isolated ? Math.min(concurrency, PROCESS_SLOTS) : concurrency,
+        slots,
         pollMs,
         signal: this.stopping.signal,
-        take: (limit) => this.take(definition, limit),
+        take: (limit) => this.take(definition, limit, limit === slots),
         onError: (error, failures) => this.fetchFailed(type, error, failures),
         onRecovered: () => this.outage.recovered(),
       }));
@@ -187,7 +188,6 @@ export class BossWorker {
   /** The shutdown timeout has passed: jobs still running are given back to pg-boss as failed attempts. */
   private async abandon(): Promise<void> {
     const abandoned = [...this.running].filter((entry) => entry.handling);
-    for (const entry of abandoned) entry.controller.abort(new Error('the worker stopped before the job finished'));
     const byType = new Map<string, BossJob[]>();
     for (const { name, job } of abandoned) byType.set(name, [...(byType.get(name) ?? []), job]);
     for (const [name, jobs] of byType) {
@@ -198,13 +198,16 @@ export class BossWorker {
         this.log.warn({ type: name, jobs: jobs.length, err: error }, 'could not fail the jobs still running at shutdown; pg-boss retries them after expiry');
       }
     }
+    // Failed first, aborted then (as pg-boss's own stop does): a handler that returns on its
+    // signal finds its attempt settled, and its late outcome is refused by the fence.
+    for (const entry of abandoned) entry.controller.abort(new Error('the worker stopped before the job finished'));
     if (abandoned.length) this.log.warn({ jobs: abandoned.length }, 'shutdown timeout reached: jobs still running were failed, pg-boss retries them');
   }
 
   /** One fetch of up to `limit` jobs of a type, started: a slot per job, held until its outcome is committed. */
-  private async take(definition: JobDefinition, limit: number): Promise<Taken> {
+  private async take(definition: JobDefinition, limit: number, allSlots: boolean): Promise<Taken> {
     const { name } = definition;
-    const fetched = await fetchStarted(this.options.boss, this.options.pool, this.table, { name, limit, workerId: this.workerId });
+    const fetched = await fetchStarted(this.options.boss, this.options.pool, this.table, { name, limit, workerId: this.workerId, prepare: allSlots });
     const jobs = fetched.jobs.map(({ job }) => job);
     if (!jobs.length) return { fetched: 0, running: [] };
     if (fetched.killed) {
