@@ -5,7 +5,8 @@ import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, insertRows, Params, setIf } from '../table/rows.js';
-import { maxAttemptsOf, newRowIds, quoteLiteral, resultColumns, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, maxAttemptsOf, maxAttemptsValue, newRowIds, quoteLiteral, resultColumns, retriedFailureSql, settledAttempts, tablePriority, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
+import { archiveSucceeded } from '../table/succeeded.js';
 import { lockFixableDrift } from '../pgboss-schema/findings.js';
 import { jobExists, lockOrphanJob } from '../pgboss-schema/reads.js';
 import { insertCarried } from '../pgboss/carry.js';
@@ -14,7 +15,7 @@ import { audit } from '../state/audit.js';
 import { killedTypes } from '../state/kill-switch.js';
 import { legacyPriority, pgbossPriority } from '../table/priority.js';
 import { findingQueries, inArchive } from './reconcile.sql.js';
-import { FINAL_PGBOSS_STATES, rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
+import { rowStatusFor, stateMappingSql, type PgbossState } from './states.js';
 
 /** What `--fix` may repair: lost, orphan and drift. Stuck and double need a person. */
 export interface FixCounts {
@@ -139,24 +140,34 @@ async function fixOrphans(context: FixContext): Promise<number> {
     const payload = job.data ?? {};
     const unstarted = job.state === 'created' || job.state === 'retry';
     const failed = job.state === 'failed' || job.state === 'cancelled';
+    const succeeded = job.state === 'completed';
+    // Runs made: retry_count, plus the run that ended when the job started at all (a job back in
+    // `retry` has run once more than its retry_count says), as drift and rollback count them.
+    const runs = job.retryCount + (job.startedOn ? 1 : 0);
     const row: LegacyRow = {
       ...toRow(table, job.name, payload),
       // On a uuid table the row takes the job's id, as the RolloutManager would have written it.
       [names.id]: table.idType === 'uuid' ? job.id : (await newRowIds(clientTx(client), table, 1))[0],
       [names.status]: rowStatusFor(table, job.state),
-      [names.attempts]: job.retryCount + (unstarted ? 0 : 1),
-      ...(names.priority ? { [names.priority]: legacyPriority(job.priority) } : {}),
-      ...(names.maxAttempts ? { [names.maxAttempts]: job.retryLimit + 1 } : {}),
+      // Written as the engines leave a row that ended so: the table's own counting, order and limit.
+      [names.attempts]: settledAttempts(table, runs, succeeded ? 'succeeded' : failed ? 'failed' : 'unsettled'),
+      ...(names.priority ? { [names.priority]: tablePriority(table, legacyPriority(job.priority)) } : {}),
+      ...(names.maxAttempts ? { [names.maxAttempts]: maxAttemptsValue(table, job.retryLimit + 1) } : {}),
       engine: 'PGBOSS',
       pgbossJobId: job.id,
       routeReason: 'adopted',
       [names.error]: failed ? (job.output?.message ?? job.state) : null,
       [names.createdAt]: job.createdOn,
-      [names.startedAt]: job.startedOn,
-      [names.completedAt]: job.completedOn,
-      ...(job.state === 'completed' ? resultColumns(table, job.output, { type: job.name, payload }) : {}),
+      // A start column of the team's own (locked_at) says its runner holds the row: one waiting again is not held.
+      [names.startedAt]: unstarted && table.adapter.columns?.startedAt !== undefined ? null : job.startedOn,
+      // Where completedAt means "succeeded", a failure leaves it empty; the failure time goes to failedAt.
+      [names.completedAt]: succeeded || (failed && table.completedOnFailure) ? job.completedOn : null,
+      ...(names.failedAt ? { [names.failedAt]: failed ? job.completedOn : null } : {}),
+      ...(succeeded ? resultColumns(table, job.output, { type: job.name, payload }) : {}),
     };
     await insertRows(clientTx(client), table, [row]);
+    // Where a success leaves the table, the adopted row goes where the engines would have put it.
+    if (succeeded && archive === 'readable') await archiveSucceeded(client, table, [job.id], 'pgboss');
     await audit(client, { actor: context.actor, action: 'reconcile.fix.orphan', jobType: type, before: null, after: { id: row[names.id], pgbossJobId: id, adopted: true } });
     return 1;
   });
@@ -177,20 +188,33 @@ async function fixDrift(context: Omit<FixContext, 'boss'>): Promise<number> {
     const row = rows[0];
     if (!row) return 0;
     const state = row.cutover_state;
-    const final = FINAL_PGBOSS_STATES.includes(state);
     const target = rowStatusFor(table, state);
     const params = new Params();
-    const result = state === 'completed' ? resultColumns(table, row.cutover_output, toJob(table, row)) : {};
+    const succeeded = state === 'completed';
+    const failed = state === 'failed' || state === 'cancelled';
+    const result = succeeded ? resultColumns(table, row.cutover_output, toJob(table, row)) : {};
     const assigned = assignColumns(table, result, params);
+    // As the engines settle a row: attempts as the table counts them, and the times a success, a
+    // failure for good, or a failed run waiting for its retry set on the table's own columns.
+    const runs = params.add(row.cutover_attempts, 'int');
+    const attempts = succeeded ? attemptsOnSuccessSql(table, runs) : failed ? attemptsOnFinalFailureSql(table, runs) : runs;
+    const times = succeeded
+      ? `, ${col.completedAt} = COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')`
+      : failed
+        ? failureTimesSql(table)
+        : state === 'retry'
+          ? retriedFailureSql(table)
+          : `, ${col.completedAt} = NULL`;
     await client.query(
-      `UPDATE ${table.ref} AS j SET ${col.status} = ${quoteLiteral(target)}, ${col.attempts} = ${params.add(row.cutover_attempts)},
-              ${col.updatedAt} = now(), "workerId" = NULL,
-              ${col.completedAt} = ${final ? `COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')` : 'NULL'}
-              ${state === 'failed' || state === 'cancelled' ? setIf(col.error, params.add(row.cutover_output?.message ?? `pg-boss ${state}`)) : ''}${assigned.set}
+      `UPDATE ${table.ref} AS j SET ${col.status} = ${quoteLiteral(target)}, ${col.attempts} = ${attempts},
+              ${col.updatedAt} = now(), "workerId" = NULL${times}
+              ${failed ? setIf(col.error, params.add(row.cutover_output?.message ?? `pg-boss ${state}`)) : ''}${assigned.set}
          FROM ${assigned.from}
         WHERE j.${col.id} = ${params.add(id)}`,
       params.values,
     );
+    // Where a success leaves the table, the row goes where the engines' completion puts it.
+    if (succeeded) await archiveSucceeded(client, table, [id], 'row');
     await audit(client, { actor: context.actor, action: 'reconcile.fix.drift', jobType: row.cutover_type, before: { id, status: row.cutover_row_status }, after: { status: target, pgboss: state } });
     return 1;
   });

@@ -524,3 +524,15 @@ export function assertIdType(table: LegacyTable, id: string): void {
     throw new UsageError(`job id must be a UUID (${table.label}.${table.names.id} is uuid), got '${id}'`);
   }
 }
+
+/**
+ * The attempts a row keeps for a job that made `runs` runs and ended as `outcome`, as the table
+ * counts them: what attemptsOnSuccessSql and attemptsOnFinalFailureSql leave on a row the
+ * engines settle, for a row written whole from a pg-boss job (reconcile adopting an orphan).
+ * A job not yet settled keeps every run it made, as the engines' start and retry write it.
+ */
+export function settledAttempts(table: Pick<LegacyTable, 'attemptsCount'>, runs: number, outcome: 'succeeded' | 'failed' | 'unsettled'): number {
+  if (outcome === 'succeeded') return table.attemptsCount === 'runs' ? runs : Math.max(runs - 1, 0);
+  if (outcome === 'failed') return table.attemptsCount === 'retries' ? Math.max(runs - 1, 0) : runs;
+  return runs;
+}
