@@ -15,7 +15,7 @@ import type { CutoverConfig, LegacyAdapter } from '../table/adapter.js';
 import type { LegacyTable } from '../table/table.js';
 import type { RuntimeContext } from './context.js';
 import { explainFailure, openBoss, readyTable } from './services.js';
-import { runWorker, type WorkerOptions, type WorkerStats } from './worker.js';
+import { assertRegistryRunnable, runWorker, type WorkerOptions, type WorkerStats } from './worker.js';
 
 /** cutover.config's content given as a value, its legacy adapter's `toRow` typed by the registry's jobs. */
 export type CutoverConfigOf<Types extends JobTypes = UntypedJobs> = Omit<CutoverConfig, 'legacy'> & { legacy?: LegacyAdapter<Types> };
@@ -33,9 +33,10 @@ export interface CreateCutoverOptions<Types extends JobTypes = UntypedJobs> {
   /** The config as a value instead of a file (its `registry` and `migrations` relative to `cwd`). */
   config?: CutoverConfigOf<NoInfer<Types>>;
   /**
-   * The job registry. One made by `createRegistry([...definitions])` types `enqueue`; workers
-   * started here need it to name its module (`createRegistry(jobs, module)`), which the legacy
-   * runner's job processes load. @defaultValue the config's `registry` module, else the demo jobs
+   * The job registry. One made by `createRegistry([...definitions])` types `enqueue`, and
+   * pg-boss workers started here run it in process as given; the legacy runner and
+   * `isolation: 'process'` types need it to name its module (`createRegistry(jobs, module)`),
+   * which their job processes load. @defaultValue the config's `registry` module, else the demo jobs
    */
   registry?: JobRegistry<Types>;
   /**
@@ -151,8 +152,9 @@ export async function createCutover<Types extends JobTypes = UntypedJobs>(option
   }
 
   const workers = new Set<{ controller: AbortController; done: Promise<WorkerStats> }>();
-  // What the worker process's own modules load: the given registry's module, else the config's (undefined: the demo jobs).
-  const registryModule = options.registry ? options.registry.module : project.registry;
+  // Workers run the registry in hand, so a given one's handlers run in process as given; the
+  // demo jobs (no module) are left to the worker to load, as its job processes load them by default.
+  const workerRegistry: JobRegistry | undefined = options.registry ?? (registry.module === undefined ? undefined : registry);
   let closing: Promise<void> | undefined;
   return {
     enqueue: (type, payload, enqueueOptions) => manager.enqueue(type, payload, enqueueOptions),
@@ -166,18 +168,15 @@ export async function createCutover<Types extends JobTypes = UntypedJobs>(option
     project,
     worker(workerOptions) {
       if (closing) throw new UsageError('createCutover: worker() after close()');
-      if (options.registry && registryModule === undefined) {
-        throw new UsageError(
-          'createCutover: worker() needs the job registry as a module, which job processes load: create it with createRegistry(jobs, module) (the module exporting the same definitions), or name it in cutover.config',
-        );
-      }
+      // Refused here, before anything starts: the legacy engine or process-isolated types over a registry without a module.
+      if (workerRegistry) assertRegistryRunnable(workerRegistry, workerOptions);
       const controller = new AbortController();
       const context: RuntimeContext = { config, project, log, db: { url, embedded: false, close: async () => undefined }, signal: controller.signal, command: 'worker' };
       const done = runWorker(context, {
         shutdownTimeout: 30,
         superviseInterval: 30,
         ...workerOptions,
-        ...(registryModule ? { registry: registryModule } : {}),
+        ...(workerRegistry ? { registry: workerRegistry } : {}),
       });
       const entry = { controller, done };
       workers.add(entry);

@@ -11,6 +11,7 @@ import type { LegacyTable } from '../table/table.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { isTransactionPooler } from '../state/leases.js';
 import { loadRegistry } from '../jobs/registry.js';
+import { UsageError } from '../support/errors.js';
 import { LegacyRunner, type RunnerStats } from '../legacy/runner.js';
 import { BossWorker, type BossWorkerStats } from '../pgboss/worker.js';
 import type { NotifySettings } from '../notify/notify.js';
@@ -32,8 +33,13 @@ export interface WorkerOptions {
   pollMs?: number;
   /** Only these job types. @defaultValue every registered type */
   types?: string[];
-  /** The job registry module. @defaultValue the config's, else the demo jobs */
-  registry?: string;
+  /**
+   * The job registry: its module, or one already loaded (made with `createRegistry`), whose
+   * in-process types then run as given. One without a module cannot run on the legacy engine or
+   * run `isolation: 'process'` types, whose job processes load it by path.
+   * @defaultValue the config's module, else the demo jobs
+   */
+  registry?: string | JobRegistry;
   /** Seconds running jobs may take to finish on shutdown. */
   shutdownTimeout: number;
   /** pg-boss: seconds between supervision runs (expiring and retrying jobs of dead workers), and between settled-state sweeps. */
@@ -215,14 +221,41 @@ async function runLegacyWorker({ context, options, registry, webhook, ready, pro
   }
 }
 
+/** How to give a registry the module a job process loads it by; one line, as the refusals below end with it. */
+const REGISTRY_MODULE_ADVICE =
+  "create it with createRegistry(jobs, module), module being the absolute path of the file that exports the same definitions (fileURLToPath(import.meta.url) there), or name that file as `registry` in cutover.config";
+
+/**
+ * A registry given as a value runs in process; whatever runs in a job process of its own loads
+ * the registry by module path instead, and one without a module would silently load the demo
+ * jobs there. So refuse at start, in one line: the legacy engine (a process per job), and on
+ * pg-boss the `isolation: 'process'` types this worker would run. Exported so createCutover's
+ * worker() refuses before it starts anything.
+ */
+export function assertRegistryRunnable(registry: JobRegistry, options: Pick<WorkerOptions, 'engine' | 'types'>): void {
+  if (registry.module !== undefined) return;
+  if (options.engine === 'legacy') {
+    throw new UsageError(`the legacy engine runs each job in a process that loads the job registry by its module, and this registry has none: ${REGISTRY_MODULE_ADVICE}`);
+  }
+  const types = options.types?.length ? options.types : registry.names();
+  const isolated = types.filter((type) => registry.require(type).isolation === 'process');
+  if (isolated.length) {
+    throw new UsageError(
+      `job type${isolated.length > 1 ? 's' : ''} ${isolated.join(', ')} ask${isolated.length > 1 ? '' : 's'} for isolation: 'process', whose job processes load the registry by its module, and this registry has none: ${REGISTRY_MODULE_ADVICE}`,
+    );
+  }
+}
+
 /**
  * One worker process on one engine, run until the context's signal and stopped gracefully:
  * the engine, its heartbeat, and (pg-boss) recurring jobs and the settled-state sweep, plus the
  * notifier when a webhook is configured. Returns the engine's final counts.
  */
 export async function runWorker(context: RuntimeContext, options: WorkerOptions): Promise<WorkerStats> {
-  const registry = await loadRegistry(options.registry ?? context.project.registry);
+  const given = typeof options.registry === 'object' ? options.registry : undefined;
+  const registry = given ?? (await loadRegistry(typeof options.registry === 'string' ? options.registry : context.project.registry));
   for (const type of options.types ?? []) registry.require(type);
+  if (given) assertRegistryRunnable(given, options);
   const webhook = configuredWebhook(context.project);
   const what = `worker --engine ${options.engine}`;
   // A worker that cannot work says why once and exits, rather than logging a failure per poll.

@@ -2,9 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { Pool } from '../../src/db/pool.js';
+import { defineJob } from '../../src/jobs/define.js';
 import { createRegistry, type JobRegistry } from '../../src/jobs/registry.js';
+import type { RuntimeContext } from '../../src/runtime/context.js';
 import { createCutover } from '../../src/runtime/create.js';
+import { runWorker } from '../../src/runtime/worker.js';
+import { loadConfig } from '../../src/support/env.js';
 import { UsageError } from '../../src/support/errors.js';
 import type { TestDatabase } from '../helpers/database.js';
 import { quietLog, setPercent } from '../helpers/engines.js';
@@ -72,18 +77,48 @@ describe('createCutover', () => {
     await pollUntil('the process to hold no more sockets than before', async () => openSockets() <= socketsBefore, closed);
   });
 
-  it('leaves a pool it was given open, and refuses a worker over a registry no job process can load', async () => {
-    const given = createRegistry([registry.require('test.noop')]);
+  it('leaves a pool it was given open, runs a registry given without a module on pg-boss in process, and refuses in one line what a job process would have to load', async () => {
+    // Handlers that only the test's own process can see: a job that ran in a child, or from a reloaded module, would not record here.
+    const ran: string[] = [];
+    const inMemory = defineJob({ name: 'given.record', schema: z.object({ tag: z.string() }), retry: { limit: 0 }, async handler(payload) { ran.push(payload.tag); return { tag: payload.tag }; } });
+    const isolated = defineJob({ name: 'given.isolated', schema: z.object({}), retry: { limit: 0 }, isolation: 'process', async handler() { return { ok: true }; } });
+    const given = createRegistry([inMemory, isolated]);
+    await setPercent(pool, 100);
     const cutover = await createCutover({ pool, registry: given, log: quietLog, env: {} });
     try {
       expect(cutover.pool).toBe(pool);
-      expect(await cutover.enqueue('test.noop', {})).toMatchObject({ engine: 'LEGACY' });
-      expect(() => cutover.worker({ engine: 'pgboss' })).toThrow(UsageError);
+      const oneLine = /^[^\n]*createRegistry\(jobs, module\)[^\n]*$/;
+      expect(() => cutover.worker({ engine: 'legacy' })).toThrow(UsageError);
+      expect(() => cutover.worker({ engine: 'legacy' })).toThrow(oneLine);
+      expect(() => cutover.worker({ engine: 'pgboss' })).toThrow(/^job type given\.isolated asks for isolation: 'process'/);
+      expect(() => cutover.worker({ engine: 'pgboss' })).toThrow(oneLine);
+
+      expect(await cutover.enqueue('given.record', { tag: 'in-process' })).toMatchObject({ engine: 'PGBOSS' });
+      const worker = cutover.worker({ engine: 'pgboss', types: ['given.record'] });
+      await pollUntil('the job to complete', async () => (await jobRows(pool, `type = 'given.record' AND status = 'COMPLETED'`)).length === 1);
+      expect(ran).toEqual(['in-process']);
+      expect(await worker.stop()).toMatchObject({ engine: 'pgboss', completed: 1 });
     } finally {
       await cutover.close();
     }
     expect((await pool.query('SELECT 1 AS one')).rows).toEqual([{ one: 1 }]);
     await pollUntil('pg-boss and the flag listener to disconnect', async () => (await otherConnections()) === 0, { timeoutMs: 5000 });
+  });
+
+  it('runWorker refuses the legacy engine over a registry given without a module, at start and in one line', async () => {
+    const context: RuntimeContext = {
+      config: loadConfig({ env: {}, databaseUrl: database.url }),
+      project: { file: undefined, legacy: undefined, registry: undefined, migrationsDir: join(repoRoot, 'prisma', 'migrations') },
+      log: quietLog,
+      db: { url: database.url, embedded: false, close: async () => undefined },
+      signal: new AbortController().signal,
+      command: 'worker',
+    };
+    const given = createRegistry([registry.require('test.noop')]);
+    await expect(runWorker(context, { engine: 'legacy', registry: given, shutdownTimeout: 1, superviseInterval: 1 })).rejects.toThrow(
+      /^the legacy engine runs each job in a process that loads the job registry by its module[^\n]*createRegistry\(jobs, module\)[^\n]*$/,
+    );
+    expect(await otherConnections()).toBe(0);
   });
 
   it('reads cutover.config from the working directory, as the CLI does', async () => {
