@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { MAX_JOB_PROCESSES } from '../isolation/executor.js';
 import { UsageError } from '../support/errors.js';
 import { runWorker, WORKER_DATABASE_WAIT_SECONDS, type WorkerOptions } from '../runtime/worker.js';
 import { summaryInterval } from '../runtime/worker-summary.js';
@@ -29,6 +30,9 @@ export function registerWorkerCommand(program: Command): void {
       }
       if (options.engine === 'legacy' && command.getOptionValueSource('superviseInterval') === 'cli') {
         throw new UsageError('--supervise-interval is for pg-boss workers (the legacy runner recovers stale rows by heartbeat): drop it, or use --engine pgboss');
+      }
+      if (options.engine === 'legacy' && (options.concurrency ?? 0) > MAX_JOB_PROCESSES) {
+        throw new UsageError(`--concurrency ${options.concurrency}: the legacy runner runs each job in a child process of its own, at most ${MAX_JOB_PROCESSES} at once; run more legacy workers, or move the type to --engine pgboss`);
       }
       if (options.probeHost !== undefined && options.probePort === undefined) {
         throw new UsageError('--probe-host says where the probes listen; give --probe-port too, or drop it');

@@ -6,6 +6,9 @@ import type { JobFailure } from '../jobs/errors.js';
 import { compiledEntry } from '../support/paths.js';
 import { CHILD_DATABASE_URL_ENV, parseChildLine, type ChildJob } from './protocol.js';
 
+/** Job processes at once per worker and type: each is a child process of its own (some 70 MiB). */
+export const MAX_JOB_PROCESSES = 20;
+
 export type ChildOutcome =
   | { ok: true; result: unknown; logs: string }
   | { ok: false; failure: JobFailure; logs: string; /** Stopped because the worker is shutting down (the abort signal), not failed. */ interrupted?: true };

@@ -5,7 +5,7 @@ import { DEFAULT_RETRY, retryDelaySeconds } from '../jobs/define.js';
 import type { JobFailure } from '../jobs/errors.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
-import { executeInChild, type ChildOutcome } from '../isolation/executor.js';
+import { executeInChild, MAX_JOB_PROCESSES, type ChildOutcome } from '../isolation/executor.js';
 import {
   claimNextLegacyJob,
   completeLegacyJob,
@@ -98,8 +98,8 @@ export class LegacyRunner {
 
   constructor(options: LegacyRunnerOptions) {
     const concurrency = options.concurrency ?? 4;
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 20) {
-      throw new RangeError(`concurrency must be an integer from 1 to 20, got ${concurrency}`);
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > MAX_JOB_PROCESSES) {
+      throw new RangeError(`concurrency must be an integer from 1 to ${MAX_JOB_PROCESSES}, got ${concurrency}`);
     }
     this.workerId = options.workerId ?? defaultWorkerId();
     this.options = {

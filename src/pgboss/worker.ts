@@ -23,6 +23,7 @@ import { listenForJobs, type Listener } from './listen.js';
 import { ensureQueues } from './queues.js';
 import { assertIsolatable, poolDatabaseUrl, runIsolated, type RunOutcome } from './isolated.js';
 import { ClaimLost, completeGroup, storeFailure, type BossJob, type GroupOutcome, type SettleContext, type Success } from './settle.js';
+import { MAX_JOB_PROCESSES } from '../isolation/executor.js';
 import { JobTimeoutError, messageOf, UsageError } from '../support/errors.js';
 
 export interface BossWorkerOptions {
@@ -34,7 +35,7 @@ export interface BossWorkerOptions {
   table?: LegacyTable;
   /**
    * Jobs running at once per job type in this process. Types of `isolation: 'process'` run at
-   * most PROCESS_SLOTS (a child process each). @defaultValue 4
+   * most MAX_JOB_PROCESSES (a child process each). @defaultValue 4
    */
   concurrency?: number;
   types?: readonly string[];
@@ -72,8 +73,6 @@ type Settled = Exclude<RunOutcome, { ok: true }> | { ok: true; result: unknown; 
 /** How long a fetched job with no legacy home waits in its queue under a kill switch before it is fetched (and looked at) again. */
 const KILLED_WAIT_SECONDS = 300;
 
-/** Jobs at once per type of `isolation: 'process'`: each is a child process (the legacy runner's limit too). */
-export const PROCESS_SLOTS = 20;
 
 /** A job this worker is running: its signal, and whether its handler is still at work (not yet settling). */
 interface Running {
@@ -142,8 +141,8 @@ export class BossWorker {
     for (const type of this.types) {
       const definition = registry.require(type);
       const isolated = definition.isolation === 'process';
-      if (isolated && concurrency > PROCESS_SLOTS) capped.push(type);
-      const slots = isolated ? Math.min(concurrency, PROCESS_SLOTS) : concurrency;
+      if (isolated && concurrency > MAX_JOB_PROCESSES) capped.push(type);
+      const slots = isolated ? Math.min(concurrency, MAX_JOB_PROCESSES) : concurrency;
       this.loops.set(type, new FetchLoop({
         slots,
         pollMs,
@@ -153,7 +152,7 @@ export class BossWorker {
         onRecovered: () => this.outage.recovered(),
       }));
     }
-    if (capped.length) this.log.info({ types: capped, concurrency: PROCESS_SLOTS }, `isolation: 'process' types run at most ${PROCESS_SLOTS} jobs at once (a process each)`);
+    if (capped.length) this.log.info({ types: capped, concurrency: MAX_JOB_PROCESSES }, `isolation: 'process' types run at most ${MAX_JOB_PROCESSES} jobs at once (a process each)`);
     // NOTIFY wakes a loop for new jobs; without it (a transaction pooler and no session) each polls.
     this.listener = await listenForJobs(boss, this.options.pool, {
       ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),

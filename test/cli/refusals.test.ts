@@ -127,6 +127,8 @@ const cases: Record<string, Case> = {
   'an unknown flag': { args: ['status', '--frobnicate'], code: 2, message: /^error: unknown option '--frobnicate' \(run with --help for usage\)$/ },
   'conflicting flags': { args: ['init', '--print', '--out', file('x.sql')], code: 2, message: /option '--out <file>' cannot be used with option '--print'/, ownUrl: true },
   'an option of the other engine': { args: ['worker', '--engine', 'pgboss', '--poll-ms', '100'], code: 2, message: /--poll-ms is the legacy runner's poll interval/ },
+  'more job processes than the legacy runner runs': { args: ['worker', '--engine', 'legacy', '--concurrency', '21'], code: 2, message: /--concurrency 21: the legacy runner runs each job in a child process of its own, at most 20 at once/ },
+  'more jobs at once than a pg-boss worker runs': { args: ['worker', '--engine', 'pgboss', '--concurrency', '501'], code: 2, message: /--concurrency/ },
   'an unknown engine': { args: ['worker', '--engine', 'cron'], code: 2, message: /argument 'cron' is invalid. Allowed choices are legacy, pgboss/ },
   '--limit 0': { args: ['migrate', '--limit', '0'], code: 2, message: /option '--limit <n>' argument '0' is invalid. must be an integer from 1/ },
   'a negative --batch': { args: ['migrate', '--batch', '-5'], code: 2, message: /option '--batch <n>' argument '-5' is invalid/ },
