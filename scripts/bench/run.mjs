@@ -4,8 +4,9 @@
 //
 //   node scripts/bench/run.mjs [--scale small|full] [--only NAME ...] [--json-out FILE] [--runs N] [--markdown] [--list]
 //
-// NAME is a suite (engine, enqueue, migrate, reconcile, pickup, legacy, memory, and the opt-in
-// workers-scaling and db-size) or one of its rows' ids; --only may repeat or take a comma list.
+// NAME is a suite (engine, mixed, enqueue, migrate, reconcile, pickup, legacy, memory, pooled
+// (measured where PgBouncer is installed), and the opt-in workers-scaling and db-size) or one of
+// its rows' ids; --only may repeat or take a comma list.
 // --runs raises the number of measured runs (default 3) on a noisy machine.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { loadavg } from 'node:os';

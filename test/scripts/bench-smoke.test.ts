@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,18 +10,31 @@ import { repoRoot } from '../helpers/cli.js';
 // are never asserted (this machine is shared with other test files); only that each row was
 // measured: finite, positive medians and samples on both sides.
 
+// The pooled rows need PgBouncer, which .ci/run installs and the README does not ask for.
+const pooler = ['/usr/sbin/pgbouncer', '/usr/bin/pgbouncer'].some((path) => existsSync(path));
+
 const EXPECTED_ROWS = [
   'engine-vs-bare-4',
   'engine-vs-bare-16',
+  'tracking-off-vs-bare',
+  'mixed-vs-ideal',
+  'mixed-vs-bare',
+  'mixed-vs-legacy',
+  'heavy-tail-vs-ideal',
+  'heavy-tail-vs-bare',
+  'many-slow-vs-ideal',
   'enqueue-vs-send',
   'enqueue-many-vs-insert',
+  'enqueue-many-vs-floor',
   'migrate-vs-naive',
   'migrate-vs-insert',
+  'migrate-vs-floor',
   'reconcile-vs-join',
   'pickup-p50',
   'pickup-p95',
   'engine-vs-legacy',
   'rss-per-job',
+  ...(pooler ? ['pooled-enqueue', 'pooled-enqueue-many', 'pooled-engine-16'] : []),
 ];
 
 interface Row {
