@@ -4,6 +4,7 @@ import { isConnectionError } from '../db/outage.js';
 import { prepared } from '../db/prepared.js';
 import { killSwitchOnSql } from '../state/kill-switch.js';
 import type { LegacyTable } from '../table/table.js';
+import { startableRow, startAssignments } from './mirror.js';
 import type { BossJob } from './settle.js';
 
 // Relies on (pg-boss 12.38): `fetch` runs its claim as one statement through the `{ db }` it is
@@ -87,7 +88,7 @@ export async function fetchStarted(
 
 /** `fetch` is pg-boss's claim with `count` values; the type and the worker's id follow as the next two. */
 function startedFetchStatement(table: LegacyTable, fetch: string, count: number): string {
-  const { col, status } = table;
+  const { col } = table;
   const type = `$${count + 1}`;
   const workerId = `$${count + 2}`;
   // A plain join: the claim is estimated at a row or so, so each row is found through the unique
@@ -97,11 +98,9 @@ function startedFetchStatement(table: LegacyTable, fetch: string, count: number)
   return `WITH fetched AS (${fetch}),
      killed AS (SELECT ${killSwitchOnSql(`${type}::text`)} AS killed),
      started AS (
-       UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = f."retryCount" + 1, ${col.startedAt} = now(),
-              ${col.completedAt} = NULL, "workerId" = ${workerId}::text, ${col.updatedAt} = now()
+       UPDATE ${table.ref} AS j SET ${startAssignments(table, 'f."retryCount" + 1', `${workerId}::text`)}
          FROM fetched f
-        WHERE j."pgbossJobId" = f.id AND j.engine = 'PGBOSS'
-          AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
+        WHERE j."pgbossJobId" = f.id AND ${startableRow(table)} AND NOT (SELECT killed FROM killed)
         RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId")
      SELECT f.*, (SELECT killed FROM killed) AS "cutoverKilled", s."rowId" AS "cutoverRowId"
        FROM fetched f LEFT JOIN started s ON s."pgbossJobId" = f.id`;

@@ -13,6 +13,18 @@ import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/s
  * in the same transaction as the pg-boss state change it mirrors, except "started", which
  * pg-boss's fetch has already made.
  */
+
+/** What starting a run writes to its row: RUNNING, the run's number as attempts, the start, this worker. */
+export function startAssignments(table: LegacyTable, attempt: string, workerId: string): string {
+  const { col, status } = table;
+  return `${col.status} = ${status.running}, ${col.attempts} = ${attempt}, ${col.startedAt} = now(), ${col.completedAt} = NULL, "workerId" = ${workerId}, ${col.updatedAt} = now()`;
+}
+
+/** A row (alias j) a pg-boss run may start: pg-boss's, and never one already COMPLETED. */
+export function startableRow(table: LegacyTable): string {
+  return `j.engine = 'PGBOSS' AND j.${table.col.status} <> ${table.status.completed}`;
+}
+
 /**
  * Marks a fetched batch's rows RUNNING, unless the type's kill switch is on (then nothing is
  * written and the batch is to be handed back), in one statement: the kill switch is read fresh
@@ -26,14 +38,13 @@ export async function markStarted(
   jobs: readonly { id: string; attempt: number }[],
   workerId: string,
 ): Promise<{ killed: boolean; rowIds: Map<string, string> }> {
-  const { col, status } = table;
+  const { col } = table;
   const { rows } = await db.query<{ killed: boolean; started: { pgbossJobId: string; rowId: string }[] }>(prepared(
     `WITH killed AS (SELECT ${killSwitchOnSql('$4')} AS killed),
      started AS (
-       UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = t.attempt, ${col.startedAt} = now(),
-              ${col.completedAt} = NULL, "workerId" = $3, ${col.updatedAt} = now()
+       UPDATE ${table.ref} AS j SET ${startAssignments(table, 't.attempt', '$3')}
          FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-        WHERE j."pgbossJobId" = ANY($1::uuid[]) AND j."pgbossJobId" = t.id AND j.engine = 'PGBOSS' AND j.${col.status} <> ${status.completed} AND NOT (SELECT killed FROM killed)
+        WHERE j."pgbossJobId" = ANY($1::uuid[]) AND j."pgbossJobId" = t.id AND ${startableRow(table)} AND NOT (SELECT killed FROM killed)
         RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId")
      SELECT (SELECT killed FROM killed) AS killed, COALESCE((SELECT json_agg(started) FROM started), '[]'::json) AS started`,
     [jobs.map((job) => job.id), jobs.map((job) => job.attempt), workerId, name],
