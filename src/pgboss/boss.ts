@@ -81,7 +81,13 @@ export async function startBoss(options: BossOptions): Promise<PgBoss> {
   const outage = new OutageLog(options.log, 'pg-boss', { quietMs: 10_000 });
   boss.on('error', (error: unknown) => void outage.failed(error, 'pg-boss error'));
   boss.on('warning', (warning: unknown) => options.log.warn({ warning }, 'pg-boss warning'));
-  await boss.start();
+  try {
+    await boss.start();
+  } catch (error) {
+    // A start cut short (the database went away half-way) leaves pg-boss's pool and timers behind; a caller that tries again must not pile them up.
+    await boss.stop({ graceful: false, close: true }).catch(() => undefined);
+    throw error;
+  }
   return boss;
 }
 

@@ -2,6 +2,7 @@ import type { PgBoss } from 'pg-boss';
 import type { Pool } from '../db/pool.js';
 import { notifyChannel } from '../pgboss-schema/reads.js';
 import type { Logger } from '../support/log.js';
+import { isConnectionError } from '../db/outage.js';
 
 // Relies on (pg-boss 12.38): the db of a started PgBoss (getDb()) keeps the constructor's options
 // as `config` (`useListenNotify` among them) and has `listen(channel, onNotification,
@@ -37,6 +38,8 @@ export async function listenForJobs(
     const { rows } = await pool.query<{ channel: string }>(notifyChannel);
     return await db.listen(rows[0]!.channel, options.onJob, options.onMissed);
   } catch (error) {
+    // The database gone: the caller's start is tried again, LISTEN included; anything else would fail again, so poll.
+    if (isConnectionError(error)) throw error;
     options.log.warn({ err: error }, 'could not LISTEN for new jobs; polling for them instead');
     return undefined;
   }

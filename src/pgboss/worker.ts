@@ -135,6 +135,15 @@ export class BossWorker {
   async start(): Promise<void> {
     const { boss, registry } = this.options;
     await ensureQueues(boss, registry, this.log, [...this.types]);
+    // NOTIFY wakes a loop for new jobs; without it (a transaction pooler and no session) each
+    // polls. Before the loops, so a start the database cuts short has no loop running yet and
+    // can be tried again whole.
+    this.listener = await listenForJobs(boss, this.options.pool, {
+      ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),
+      onJob: (queue) => this.loops.get(queue)?.wake(),
+      onMissed: () => this.loops.forEach((loop) => loop.wake()),
+      log: this.log,
+    });
     const concurrency = this.options.concurrency ?? 4;
     const pollMs = (this.options.pollingIntervalSeconds ?? 1) * 1000;
     const capped: string[] = [];
@@ -153,13 +162,6 @@ export class BossWorker {
       }));
     }
     if (capped.length) this.log.info({ types: capped, concurrency: MAX_JOB_PROCESSES }, `isolation: 'process' types run at most ${MAX_JOB_PROCESSES} jobs at once (a process each)`);
-    // NOTIFY wakes a loop for new jobs; without it (a transaction pooler and no session) each polls.
-    this.listener = await listenForJobs(boss, this.options.pool, {
-      ...(this.options.listen !== undefined ? { listen: this.options.listen } : {}),
-      onJob: (queue) => this.loops.get(queue)?.wake(),
-      onMissed: () => this.loops.forEach((loop) => loop.wake()),
-      log: this.log,
-    });
     this.log.info({ types: this.types, concurrency, listening: this.listener !== undefined }, 'pg-boss worker started');
   }
 

@@ -4,14 +4,14 @@ import { startHeartbeat } from '../state/heartbeat.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { Logger } from '../support/log.js';
 import { mirrorSettledJobs } from '../reconcile/fix.js';
-import { isConnectionError } from '../db/outage.js';
+import { isConnectionError, retryThroughOutage } from '../db/outage.js';
 import { FlagCache } from '../state/flags.js';
 import { RolloutManager } from '../rollout/manager.js';
 import type { LegacyTable } from '../table/table.js';
 import { createPool, type Pool } from '../db/pool.js';
 import { isTransactionPooler } from '../state/leases.js';
 import { loadRegistry } from '../jobs/registry.js';
-import { UsageError } from '../support/errors.js';
+import { messageOf, UsageError } from '../support/errors.js';
 import { LegacyRunner, type RunnerStats } from '../legacy/runner.js';
 import { BossWorker, type BossWorkerStats } from '../pgboss/worker.js';
 import type { NotifySettings } from '../notify/notify.js';
@@ -75,11 +75,18 @@ async function startRecurring(options: {
   const { boss, pool, registry, table, log } = options;
   if (!registry.names().some((type) => registry.require(type).schedule)) return async () => undefined;
   const flags = new FlagCache({ pool, ...(options.listenUrl ? { databaseUrl: options.listenUrl } : {}), log, ttlMs: options.config.flagTtlMs });
-  await flags.listen();
-  // Read once now: the worker is ready (/readyz) only with the flags its ticks are routed by in hand.
-  await flags.get('*');
-  const manager = new RolloutManager({ pool, boss, registry, table, flags, log, env: options.config.envOverride });
-  const stop = await startSchedules({ boss, manager, registry, pool, table, log });
+  let stop: () => Promise<void>;
+  try {
+    await flags.listen();
+    // Read once now: the worker is ready (/readyz) only with the flags its ticks are routed by in hand.
+    await flags.get('*');
+    const manager = new RolloutManager({ pool, boss, registry, table, flags, log, env: options.config.envOverride });
+    stop = await startSchedules({ boss, manager, registry, pool, table, log });
+  } catch (error) {
+    // Tried again whole when the database went away: no LISTEN may be left behind.
+    await flags.close().catch(() => undefined);
+    throw error;
+  }
   return async () => {
     await stop();
     await flags.close();
@@ -137,6 +144,22 @@ async function sessionForListen(context: RuntimeContext): Promise<string | undef
   return undefined;
 }
 
+/**
+ * One step of a worker's start, tried again while the database is away: a worker (re)started as
+ * Postgres crashes or restarts waits the outage out, as its first connection does and as a
+ * running worker does, instead of exiting half-started. Each step leaves nothing behind when it
+ * fails, so trying it again starts nothing twice.
+ */
+function startStep<T>(context: RuntimeContext, what: string, step: string, run: () => Promise<T>): Promise<T> {
+  return retryThroughOutage(run, {
+    until: Date.now() + WORKER_DATABASE_WAIT_SECONDS * 1000,
+    signal: context.signal,
+    firstDelayMs: 250,
+    onRetry: (error) =>
+      context.log.warn({ error: messageOf(error), waitSeconds: WORKER_DATABASE_WAIT_SECONDS }, `${what}: the database went away while ${step}; trying again for up to ${WORKER_DATABASE_WAIT_SECONDS} s`),
+  });
+}
+
 interface Assembly {
   context: RuntimeContext;
   options: WorkerOptions;
@@ -156,20 +179,29 @@ async function runBossWorker({ context, options, registry, webhook, what, ready,
   // A job in process mostly waits on the network and holds no connection; the engine needs one per type's fetch, the group commit and failures: past 20, more connections buy nothing but memory in Postgres.
   const pool = createPool(db.url, { max: Math.min((options.concurrency ?? 4) + 2, 20), applicationName: 'cutover-pgboss-worker' });
   try {
-    const table = await ready(pool);
+    const table = await startStep(context, what, 'reading the table', () => ready(pool));
     const listenUrl = await sessionForListen(context);
     // pg-boss 12 takes one connection string for its queries and its LISTEN: the session when there is one.
-    const boss = await openBoss(pool, { databaseUrl: listenUrl ?? db.url, listen: listenUrl !== undefined, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval, command: what });
+    const bossOptions = { databaseUrl: listenUrl ?? db.url, listen: listenUrl !== undefined, log, role: 'worker', superviseIntervalSeconds: options.superviseInterval, command: what } as const;
+    const boss = await startStep(context, what, 'starting pg-boss', () => openBoss(pool, bossOptions));
     const worker = new BossWorker({ boss, pool, registry, table, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
     try {
-      await worker.start();
+      await startStep(context, what, 'creating queues', () => worker.start());
     } catch (error) {
       await boss.stop({ graceful: false, close: true }).catch(() => undefined);
       throw await explainFailure(error, { pool, url: db.url, command: what });
     }
     const stopBeating = await startHeartbeat(pool, { workerId: worker.workerId, engine: 'PGBOSS', types: options.types ?? registry.names() }, { log });
     probes?.markEngineStarted();
-    const stopSchedules = await startRecurring({ boss, pool, registry, table, log, listenUrl, config });
+    let stopSchedules: () => Promise<void>;
+    try {
+      stopSchedules = await startStep(context, what, 'loading recurring jobs and rollout flags', () => startRecurring({ boss, pool, registry, table, log, listenUrl, config }));
+    } catch (error) {
+      // The fetch loops run already: their jobs finish (or are given back) before the worker exits.
+      await worker.stop(options.shutdownTimeout * 1000);
+      await stopBeating();
+      throw error;
+    }
     probes?.markFlagsLoaded();
     const stopMirroring = mirrorSettledOnTimer({ pool, registry, table, log, workerId: worker.workerId, types: registry.names(), intervalSeconds: options.superviseInterval });
     // Only with a webhook configured; on a pool of its own, so a receiver that is down never holds the worker's connections.
@@ -190,11 +222,11 @@ async function runBossWorker({ context, options, registry, webhook, what, ready,
 }
 
 /** The legacy runner with its heartbeat and notifier, until the signal. */
-async function runLegacyWorker({ context, options, registry, webhook, ready, probes }: Assembly): Promise<WorkerStats> {
+async function runLegacyWorker({ context, options, registry, webhook, what, ready, probes }: Assembly): Promise<WorkerStats> {
   const { db, log, signal } = context;
   const pool = createPool(db.url, { max: 4, applicationName: 'cutover-legacy-runner' });
   try {
-    const table = await ready(pool);
+    const table = await startStep(context, what, 'reading the table', () => ready(pool));
     const runner = new LegacyRunner({
       pool,
       databaseUrl: db.url,

@@ -10,6 +10,12 @@ export interface CuttableProxy {
   url: string;
   cut(): Promise<void>;
   restore(): Promise<void>;
+  /**
+   * A crash at a chosen point: the `nth` connection made from now on is dropped as it comes,
+   * with every other, and new ones are refused for `downMs`, then the proxy listens again.
+   * Settles when the proxy is back.
+   */
+  crashAtConnection(nth: number, downMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -17,8 +23,10 @@ export async function startCuttableProxy(targetUrl: string): Promise<CuttablePro
   const target = new URL(targetUrl);
   const sockets = new Set<Socket>();
   let server: Server | undefined;
+  let onConnection: (() => void) | undefined;
   const listen = async (port: number): Promise<number> => {
     const next = createServer((client) => {
+      onConnection?.();
       const upstream = connect(Number(target.port), target.hostname);
       for (const socket of [client, upstream]) {
         sockets.add(socket);
@@ -48,12 +56,24 @@ export async function startCuttableProxy(targetUrl: string): Promise<CuttablePro
   const url = new URL(targetUrl);
   url.hostname = '127.0.0.1';
   url.port = String(port);
-  return {
-    url: url.toString(),
-    cut,
-    restore: async () => {
-      if (!server) await listen(port);
-    },
-    close: cut,
+  const restore = async () => {
+    if (!server) await listen(port);
   };
+  const crashAtConnection = (nth: number, downMs: number) =>
+    new Promise<void>((resolve, reject) => {
+      let seen = 0;
+      onConnection = () => {
+        seen += 1;
+        if (seen < nth) return;
+        onConnection = undefined;
+        // After this turn of the event loop, so the connection that triggers it is dropped too.
+        setImmediate(() => {
+          cut()
+            .then(() => new Promise((back) => setTimeout(back, downMs)))
+            .then(restore)
+            .then(resolve, reject);
+        });
+      };
+    });
+  return { url: url.toString(), cut, restore, crashAtConnection, close: cut };
 }
