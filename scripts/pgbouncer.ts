@@ -38,6 +38,8 @@ export interface PgBouncerOptions {
   ignoreStartupParameters?: string[];
 }
 
+// src/support/net.ts's freePort, copied: this file runs under Node's type stripping (the chaos run,
+// the bench), which cannot load src's modules by their .js names.
 async function freePort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();

@@ -2,7 +2,6 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, chown, mkdir, open, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { arch, platform, userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import { execFile } from 'node:child_process';
@@ -12,6 +11,7 @@ import { RuntimeFailure } from '../support/errors.js';
 import { isInstalled, MissingPackageError } from '../support/optional.js';
 import type { Logger } from '../support/log.js';
 import { errorCode, sqlState, SQLSTATE } from '../support/pg-errors.js';
+import { freePort } from '../support/net.js';
 
 const execFileAsync = promisify(execFile);
 const DATABASE = 'cutover';
@@ -32,18 +32,6 @@ export interface EmbeddedOptions {
   startTimeoutMs?: number;
   /** Server connections allowed. @defaultValue Postgres's own, 100 */
   maxConnections?: number;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
-    });
-  });
 }
 
 function isAlive(pid: number): boolean {

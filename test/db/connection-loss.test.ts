@@ -1,6 +1,6 @@
 // Survive the database (DESIGN §12): a connection that dies under an open transaction fails
 // that transaction, and nothing else: no unhandled 'error' event takes the process down.
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net';
+import { createServer, connect, type Server, type Socket } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import { withTransaction } from '../../src/db/transaction.js';
@@ -8,6 +8,7 @@ import { useEngineFixture } from '../helpers/fixture.js';
 import { pollUntil } from '../helpers/wait.js';
 import { fixtureRegistry } from '../helpers/jobs.js';
 import { killStragglers, startCli } from '../helpers/process.js';
+import { freePort } from '../../src/support/net.js';
 
 const fixture = useEngineFixture({});
 let pool: Pool;
@@ -38,15 +39,6 @@ describe('a transaction whose connection dies', () => {
     expect(await withTransaction(pool, async (client) => (await client.query('SELECT 2 AS two')).rows)).toEqual([{ two: 2 }]);
   });
 });
-
-/** A port nothing listens on, yet. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** From now on, `port` leads to the test's Postgres (as a server coming back up would). */
 async function forward(port: number, target: URL): Promise<Server> {

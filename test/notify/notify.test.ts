@@ -28,6 +28,7 @@ import { planContextOf, useEngineFixture } from '../helpers/fixture.js';
 import { addLegacyJobs, fixtureRegistry } from '../helpers/jobs.js';
 import { startCli } from '../helpers/process.js';
 import { pollUntil } from '../helpers/wait.js';
+import { freePort } from '../../src/support/net.js';
 
 // Notifications (RUNBOOK.md §3): the audit log is the outbox, a separate loop delivers. What a
 // receiver gets when a plan aborts, that a receiver which is down never slows the abort, that
@@ -101,13 +102,6 @@ async function startReceiver(options: { port?: number; mode?: 'ok' | 'fail' | 'h
         server.close(() => resolve());
       }),
   };
-}
-
-/** A port nothing listens on (connection refused), free for a receiver to take later. */
-async function freePort(): Promise<number> {
-  const probe = await startReceiver();
-  await probe.close();
-  return probe.port;
 }
 
 const urlAt = (port: number) => `http://127.0.0.1:${port}${SECRET_PATH}${SECRET_QUERY}`;

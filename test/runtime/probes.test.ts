@@ -12,6 +12,7 @@ import { killStragglers, startCli, type CliProcess } from '../helpers/process.js
 import { startCuttableProxy, type CuttableProxy } from '../helpers/proxy.js';
 import { runCliInProcess } from '../helpers/cli.js';
 import { pollUntil } from '../helpers/wait.js';
+import { freePort } from '../../src/support/net.js';
 
 const fixture = useEngineFixture({ percent: 100 });
 let pool: Pool;
@@ -24,15 +25,6 @@ afterEach(async () => {
   await proxy?.close();
   proxy = undefined;
 });
-
-/** A port nothing listens on, yet. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Probe {
   status: number;
