@@ -13,6 +13,8 @@ export default defineConfig({
     attemptsCount: 'failed-runs',
     // A failed run goes back on the same row, due again at scheduledAt.
     retries: 'same-row',
+    // A success writes succeededAt only: lastError keeps the last failure's message.
+    errorOnSuccess: 'keep',
     columns: {
       attempts: 'attempts',
       maxAttempts: 'maxAttempts',

@@ -9,7 +9,12 @@ export default [
     timeoutSeconds: 30,
     retry: { limit: 2, delaySeconds: 0, backoff: false },
     handler: async ({ url, failTimes }, { rowId, engine, attempt, db }) => {
-      await db().query(`INSERT INTO "BackgroundJobRun" ("jobId", engine) VALUES ($1::int, $2)`, [rowId, engine]);
+      // What the team's own "waiting" query reads of the row while it runs, kept for the tests.
+      await db().query(
+        `INSERT INTO "BackgroundJobRun" ("jobId", engine, "teamWaiting")
+         SELECT $1::int, $2, "succeededAt" IS NULL AND attempts < "maxAttempts" FROM "BackgroundJob" WHERE id = $1::int`,
+        [rowId, engine],
+      );
       if (failTimes && attempt <= failTimes) throw new Error(`${url} answered 503`);
       return { delivered: url };
     },

@@ -21,11 +21,13 @@ CREATE TABLE "BackgroundJob" (
     CONSTRAINT "BackgroundJob_pkey" PRIMARY KEY ("id")
 );
 
--- What each run did, for the tests: one row per execution, on whichever engine.
+-- What each run did, for the tests: one row per execution, on whichever engine, and whether the
+-- team's own "waiting" query read the job as waiting while it ran (it has no running state).
 CREATE TABLE "BackgroundJobRun" (
     "id" SERIAL NOT NULL,
     "jobId" INTEGER NOT NULL,
     "engine" TEXT NOT NULL,
+    "teamWaiting" BOOLEAN,
     "at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "BackgroundJobRun_pkey" PRIMARY KEY ("id")
 );

@@ -15,6 +15,8 @@ export default defineConfig({
     attemptsCount: 'failed-runs',
     priorityOrder: 'lower-first',
     retries: 'same-row',
+    // delayed_job deletes a success as it is: last_error is not emptied first (the archive keeps it so).
+    errorOnSuccess: 'keep',
     columns: {
       attempts: 'attempts',
       priority: 'priority',

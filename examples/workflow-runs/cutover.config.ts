@@ -7,6 +7,8 @@ export default defineConfig({
     table: 'WorkflowRun',
     jobType: { column: 'workflow' },
     retries: 'same-row',
+    // A success sets state and finishedAt only: error keeps the last failed run's message.
+    errorOnSuccess: 'keep',
     // "retried" counts retries, not runs; "maxRetries" allows maxRetries + 1 runs.
     attemptsCount: 'retries',
     maxAttemptsMeans: 'retries',

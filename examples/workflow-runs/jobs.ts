@@ -9,8 +9,12 @@ export default [
     timeoutSeconds: 30,
     retry: { limit: 2, delaySeconds: 0, backoff: false },
     handler: async ({ orderId, failTimes }, { rowId, engine, attempt, db }) => {
-      // A step row pointing at the run's own (uuid) id, on either engine.
-      await db().query(`INSERT INTO "WorkflowStep" ("runId", name, engine, attempt) VALUES ($1::uuid, 'reserve', $2, $3)`, [rowId, engine, attempt]);
+      // A step row pointing at the run's own (uuid) id, on either engine, with the run's "retried"
+      // as the team's queries read it while the step runs.
+      await db().query(
+        `INSERT INTO "WorkflowStep" ("runId", name, engine, attempt, "retriedSeen") SELECT $1::uuid, 'reserve', $2, $3, retried FROM "WorkflowRun" WHERE id = $1::uuid`,
+        [rowId, engine, attempt],
+      );
       if (failTimes && attempt <= failTimes) throw new Error(`order ${orderId}: warehouse unavailable`);
       return { orderId };
     },

@@ -28,6 +28,8 @@ CREATE TABLE "WorkflowStep" (
     "name" TEXT NOT NULL,
     "engine" TEXT NOT NULL,
     "attempt" INTEGER NOT NULL,
+    -- The run's "retried" as the step saw it (the retries made before this run), for the tests.
+    "retriedSeen" INTEGER,
     "at" TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP,
     CONSTRAINT "WorkflowStep_pkey" PRIMARY KEY ("id"),
     CONSTRAINT "WorkflowStep_runId_fkey" FOREIGN KEY ("runId") REFERENCES "WorkflowRun"("id") ON DELETE CASCADE ON UPDATE CASCADE

@@ -142,21 +142,27 @@ function guardSql(table: LegacyTable): string {
   // errors, the next scheduled time) without a status of its own is refused as well.
   const managed = [col.status, col.startedAt, col.completedAt, col.attempts, col.error, table.due, ...(col.failedAt ? [col.failedAt] : []), '"engine"'];
   const watched = [...new Set(managed)].map((c) => `NEW.${c} IS DISTINCT FROM OLD.${c}`).join(' OR ');
-  return `-- The guard: only cutover may change the status of a row pg-boss owns. An unpatched runner
--- (no \`AND "engine" = 'LEGACY'\` in its claim or stale cleanup) gets an error naming the fix.
+  // A delete of a pg-boss row is refused too: a runner whose success deletes the row (delayed_job)
+  // would otherwise take away the row of a job pg-boss runs. cutover's own deletes (a success
+  // moved to the archive, \`cutover archive\`) pass as its updates do, by the same test.
+  return `-- The guard: only cutover may change or delete a row pg-boss owns. An unpatched runner
+-- (no \`AND "engine" = 'LEGACY'\` in its claim, its writes or stale cleanup) gets an error naming the fix.
 -- To remove it: DROP TRIGGER ${trigger} ON ${table.ref}; DROP FUNCTION ${fn}();
 CREATE OR REPLACE FUNCTION ${fn}() RETURNS trigger LANGUAGE plpgsql AS $guard$
 BEGIN
     IF OLD."engine" = 'PGBOSS' AND current_setting('cutover.writer', true) IS DISTINCT FROM 'on'
-       AND current_setting('application_name') !~ '^cutover(-|$)' AND (${watched}) THEN
-        RAISE EXCEPTION 'cutover guard: row % of ${table.label.replace(/'/g, "''")} belongs to pg-boss (engine = PGBOSS); add AND "engine" = ''LEGACY'' to this query (claim, pending count, stale cleanup)', OLD.${col.id}
+       AND current_setting('application_name') !~ '^cutover(-|$)' AND (TG_OP = 'DELETE' OR ${watched}) THEN
+        RAISE EXCEPTION 'cutover guard: row % of ${table.label.replace(/'/g, "''")} belongs to pg-boss (engine = PGBOSS); add AND "engine" = ''LEGACY'' to this query (claim, pending count, stale cleanup, its writes)', OLD.${col.id}
             USING HINT = 'cutover init prints the filters your runner needs';
+    END IF;
+    IF TG_OP = 'DELETE' THEN
+        RETURN OLD;
     END IF;
     RETURN NEW;
 END
 $guard$;
 DROP TRIGGER IF EXISTS ${trigger} ON ${table.ref};
-CREATE TRIGGER ${trigger} BEFORE UPDATE ON ${table.ref} FOR EACH ROW EXECUTE FUNCTION ${fn}();`;
+CREATE TRIGGER ${trigger} BEFORE UPDATE OR DELETE ON ${table.ref} FOR EACH ROW EXECUTE FUNCTION ${fn}();`;
 }
 
 /**

@@ -66,6 +66,7 @@ const adapterSchema = z.strictObject({
   priorityOrder: z.enum(['higher-first', 'lower-first'], { error: "must be 'higher-first' or 'lower-first'" }).optional(),
   failedAtMeans: z.enum(['failed-run', 'failed-for-good'], { error: "must be 'failed-run' or 'failed-for-good'" }).optional(),
   onSuccess: z.enum(['keep', 'archive'], { error: "must be 'keep' or 'archive'" }).optional(),
+  errorOnSuccess: z.enum(['clear', 'keep'], { error: "must be 'clear' (a success empties the error column) or 'keep' (it keeps the last failure's message)" }).optional(),
 });
 
 const configSchema = z.strictObject({

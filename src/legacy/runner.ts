@@ -181,7 +181,8 @@ export class LegacyRunner {
     }
     if (!row) return undefined;
     const id = rowId(table, row);
-    const attempts = Number(row[table.names.attempts]);
+    // The run's number, whatever the table's attempts count (runs, failed runs, retries).
+    const attempts = Number(row.cutover_run ?? row[table.names.attempts]);
     try {
       const job = toJob(table, row);
       return { id, type: job.type, payload: job.payload, attempts };
@@ -326,7 +327,7 @@ export class LegacyRunner {
   private retryDelay(failed: TypedRow, failure: JobFailure): number | null {
     const { table, registry } = this.options;
     const type = failed.cutover_type;
-    const attempts = Number(failed[table.names.attempts]);
+    const attempts = Number(failed.cutover_run ?? failed[table.names.attempts]);
     if (failure.kind === 'non-retryable' || attempts >= maxAttemptsOf(table, failed, registry, type)) return null;
     return retryDelaySeconds(registry.get(type)?.retry ?? DEFAULT_RETRY, attempts, failure);
   }

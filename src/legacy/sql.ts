@@ -1,7 +1,7 @@
 import type { Queryable } from '../db/pool.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, backlogOrderSql, failureTimesSql, quoteIdent, retryClearsSql, typeSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, backlogOrderSql, failureTimesSql, quoteIdent, retryClearsSql, runningAttemptsSql, runOfRunningSql, successErrorSql, typeSql, type LegacyTable } from '../table/table.js';
 import { archiveSucceeded } from '../table/succeeded.js';
 import { LegacyRetryConflictError } from '../support/errors.js';
 
@@ -10,18 +10,22 @@ function dueNow(table: LegacyTable): string {
   return table.names.runAt ? `(j.${table.due} IS NULL OR j.${table.due} <= now())` : `j.${table.due} <= now()`;
 }
 
-/** A legacy row with its job type as the table says it (`cutover_type`). */
-export type TypedRow = LegacyRow & { cutover_type: string };
+/**
+ * A legacy row with its job type as the table says it (`cutover_type`) and, for a row a run
+ * holds or has just failed, that run's number (`cutover_run`), whatever the table's attempts count.
+ */
+export type TypedRow = LegacyRow & { cutover_type: string; cutover_run?: number };
 
 /**
  * The claim of DESIGN §5: one row, only `engine = 'LEGACY'`, highest priority then oldest,
- * due (`runAfter`), skipping rows another runner or a migrate batch holds. `attempts` counts
- * this run, so it is the attempt number within the retry chain.
+ * due (`runAfter`), skipping rows another runner or a migrate batch holds. `cutover_run` is this
+ * run's number within the retry chain; `attempts` is written as the table counts it (this run,
+ * where it counts runs; else the failed runs or retries before it, see runningAttemptsSql).
  */
 export async function claimNextLegacyJob(db: Queryable, table: LegacyTable, workerId: string, types: readonly string[] | undefined): Promise<TypedRow | undefined> {
   const { col, status } = table;
   const { rows } = await db.query<TypedRow>(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = j.${col.attempts} + 1, ${col.startedAt} = now(),
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.running}, ${col.attempts} = ${runningAttemptsSql(table, `j.${col.attempts} + 1`)}, ${col.startedAt} = now(),
             "workerId" = $1, "heartbeatAt" = now(), ${col.completedAt} = NULL, ${col.updatedAt} = now()
       WHERE j.${col.id} = (
         SELECT j.${col.id} FROM ${table.ref} j
@@ -30,7 +34,7 @@ export async function claimNextLegacyJob(db: Queryable, table: LegacyTable, work
          ORDER BY ${backlogOrderSql(table)}
          LIMIT 1
          FOR UPDATE SKIP LOCKED)
-      RETURNING j.*, ${typeSql(table)} AS cutover_type`,
+      RETURNING j.*, ${typeSql(table)} AS cutover_type, (${runOfRunningSql(table, 'j')})::int AS cutover_run`,
     [workerId, types?.length ? types : null],
   );
   return rows[0];
@@ -44,10 +48,14 @@ export async function heartbeat(db: Queryable, table: LegacyTable, workerId: str
   );
 }
 
-const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - j.${table.col.startedAt}))`);
+/**
+ * The assignment (led by a comma) that counts a failed run on its running row: where attempts
+ * count failed runs or retries the claim left it out (runningAttemptsSql), so the failure adds
+ * it; a run that fails for good of a table counting retries is taken back by settleFinalFailure.
+ */
+const failedRunCounted = (table: LegacyTable) => (table.attemptsCount === 'runs' ? '' : `, ${table.col.attempts} = ${runOfRunningSql(table, 'j')}`);
 
-/** Where attempts count failed runs or retries, the claim's count of this run is taken back on success. */
-const successAttempts = (table: LegacyTable) => (table.attemptsCount !== 'runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : '');
+const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - j.${table.col.startedAt}))`);
 
 /**
  * `result` is the columns the adapter's onResult made of the job's result. False when the row is no longer ours
@@ -60,8 +68,8 @@ export async function completeLegacyJob(db: Queryable, table: LegacyTable, id: s
   // The job's output, unless the adapter puts something of the result there itself.
   const keepLogs = table.names.logs !== undefined && !(table.names.logs in result);
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
-            "heartbeatAt" = NULL, ${col.updatedAt} = now()${successAttempts(table)}${keepLogs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}${successErrorSql(table)}, ${col.completedAt} = now(),
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${keepLogs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}${assigned.set}
        FROM ${assigned.from}
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
@@ -87,8 +95,8 @@ export async function completeLegacyJobWithoutResult(
   const { col, status } = table;
   const params = new Params();
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = ${params.add(note)}, ${col.completedAt} = now(),
-            "heartbeatAt" = NULL, ${col.updatedAt} = now()${successAttempts(table)}${logs !== null && col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}${successErrorSql(table, params.add(note, 'text'))}, ${col.completedAt} = now(),
+            "heartbeatAt" = NULL, ${col.updatedAt} = now()${logs !== null && col.logs ? setIf(col.logs, params.add(logs)) : ''}${duration(table)}
       WHERE j.${col.id} = ${params.add(id)} AND j."workerId" = ${params.add(workerId)} AND j.${col.status} = ${status.running}`,
     params.values,
   );
@@ -101,7 +109,7 @@ export async function completeLegacyJobWithoutResult(
 export async function lockRunningLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string | null): Promise<TypedRow | undefined> {
   const { col, status } = table;
   const { rows } = await db.query<TypedRow>(
-    `SELECT j.*, ${typeSql(table)} AS cutover_type FROM ${table.ref} j
+    `SELECT j.*, ${typeSql(table)} AS cutover_type, (${runOfRunningSql(table, 'j')})::int AS cutover_run FROM ${table.ref} j
       WHERE j.${col.id} = $1 AND ($2::text IS NULL OR j."workerId" = $2) AND j.${col.status} = ${status.running}
       FOR UPDATE`,
     [id, workerId],
@@ -123,7 +131,7 @@ export async function requeueFailedLegacyJob(db: Queryable, table: LegacyTable, 
   const failedAt = col.failedAt ? `, ${col.failedAt} = ${table.failedAtMeans === 'failed-for-good' ? 'NULL' : 'now()'}` : '';
   const { rowCount } = await db.query(
     `UPDATE ${table.ref} AS j SET ${col.status} = ${status.pending}, ${col.error} = ${params.add(error)}, ${table.due} = now() + make_interval(secs => ${params.add(delaySeconds, 'float8')}),
-            "workerId" = NULL, "heartbeatAt" = NULL, ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()${failedAt}
+            "workerId" = NULL, "heartbeatAt" = NULL, ${col.startedAt} = NULL, ${col.completedAt} = NULL, ${col.updatedAt} = now()${failedAt}${failedRunCounted(table)}
             ${col.logs ? setIf(col.logs, `COALESCE(${params.add(logs, 'text')}, j.${col.logs})`) : ''}${duration(table)}
       WHERE j.${col.id} = ${params.add(id)} AND (${owner} IS NULL OR j."workerId" = ${owner}) AND j.${col.status} = ${status.running}`,
     params.values,
@@ -137,10 +145,10 @@ export async function failLegacyJob(db: Queryable, table: LegacyTable, id: strin
   const params = new Params();
   const owner = params.add(workerId, 'text');
   const { rows } = await db.query<TypedRow>(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.failed}, ${col.error} = ${params.add(error)}${failureTimesSql(table)},
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.failed}, ${col.error} = ${params.add(error)}${failureTimesSql(table)}${failedRunCounted(table)},
             "heartbeatAt" = NULL, ${col.updatedAt} = now()${col.logs ? setIf(col.logs, `COALESCE(${params.add(logs, 'text')}, j.${col.logs})`) : ''}${duration(table)}
       WHERE j.${col.id} = ${params.add(id)} AND (${owner} IS NULL OR j."workerId" = ${owner}) AND j.${col.status} = ${status.running}
-      RETURNING j.*, ${typeSql(table)} AS cutover_type`,
+      RETURNING j.*, ${typeSql(table)} AS cutover_type, j.${col.attempts} AS cutover_run`,
     params.values,
   );
   return rows[0];
@@ -187,11 +195,14 @@ export async function settleFinalFailure(db: Queryable, table: LegacyTable, id: 
   await db.query(`UPDATE ${table.ref} AS j SET ${col.attempts} = ${attemptsOnFinalFailureSql(table, `j.${col.attempts}`)} WHERE j.${col.id} = $1 AND j.${col.status} = ${status.failed}`, [id]);
 }
 
-/** Gives a row cut off by a worker shutdown back to the queue, not counting the interrupted run. */
+/**
+ * Gives a row cut off by a worker shutdown back to the queue, not counting the interrupted run
+ * (where attempts count failed runs or retries, the claim did not count it).
+ */
 export async function releaseLegacyJob(db: Queryable, table: LegacyTable, id: string, workerId: string, reason: string): Promise<void> {
   const { col, status } = table;
   await db.query(
-    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.attempts} = GREATEST(${col.attempts} - 1, 0), ${col.error} = $3,
+    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}${table.attemptsCount === 'runs' ? `, ${col.attempts} = GREATEST(${col.attempts} - 1, 0)` : ''}, ${col.error} = $3,
             "workerId" = NULL, ${col.startedAt} = NULL, "heartbeatAt" = NULL, ${table.due} = now(), ${col.updatedAt} = now()
       WHERE ${col.id} = $1 AND "workerId" = $2 AND ${col.status} = ${status.running}`,
     [id, workerId, reason],

@@ -8,7 +8,7 @@
 import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { Params } from '../table/rows.js';
-import { quoteIdent, type LegacyTable } from '../table/table.js';
+import { quoteIdent, successErrorSql, type LegacyTable } from '../table/table.js';
 import { PGBOSS_SCHEMA } from './schema.js';
 
 /** A success to commit: the attempt fetched (the fence), pg-boss's output, and the row's result columns. */
@@ -47,7 +47,7 @@ export function completeMirroredStatement(table: LegacyTable, name: string, jobs
     const rows = params.add(JSON.stringify(group.map((job) => ({ ...job.columns, pgbossJobId: job.id }))), 'json');
     const groupIds = params.add(group.map((job) => job.id), 'uuid[]');
     return `mirror_${index} AS (
-      UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = NULL, ${col.completedAt} = now(),
+      UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}${successErrorSql(table)}, ${col.completedAt} = now(),
              ${col.updatedAt} = now()${duration}${set}
         FROM json_populate_recordset(NULL::${table.ref}, ${rows}) AS r
        WHERE j."pgbossJobId" = ANY(${groupIds}) AND j."pgbossJobId" = r."pgbossJobId" AND j.engine = 'PGBOSS'

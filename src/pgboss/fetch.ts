@@ -36,8 +36,9 @@ export class StartFailed extends Error {
  * which a job is claimed but its row not yet started. The statement is pg-boss's, whatever its
  * queue's policy asks of it (priority, singleton, groups), so the claim stays exactly pg-boss's.
  * A failure anywhere (a trigger on the team's table, a lock timeout) rolls the claim back too:
- * the jobs are still in their queue, unrun, no attempt spent. Started as markStarted (mirror.ts)
- * starts a batch: attempts from the claim, never a row already COMPLETED, none under a kill switch.
+ * the jobs are still in their queue, unrun, no attempt spent. A row is started as startAssignments
+ * (mirror.ts) writes it: attempts from the claim's run number as the table counts them, never a
+ * row already COMPLETED (startableRow), none under a kill switch.
  */
 export async function fetchStarted(
   boss: PgBoss,

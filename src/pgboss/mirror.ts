@@ -1,9 +1,7 @@
 import type { Queryable } from '../db/pool.js';
-import { prepared } from '../db/prepared.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, Params, setIf } from '../table/rows.js';
-import { killSwitchOnSql } from '../state/kill-switch.js';
-import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, retriedFailureSql, retryClearsSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, failureTimesSql, retriedFailureSql, retryClearsSql, runningAttemptsSql, successErrorSql, type LegacyTable } from '../table/table.js';
 import { archiveSucceeded } from '../table/succeeded.js';
 import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/settle.js';
 
@@ -14,10 +12,14 @@ import { completeMirroredStatement, type CompletedJob } from '../pgboss-schema/s
  * pg-boss's fetch has already made.
  */
 
-/** What starting a run writes to its row: RUNNING, the run's number as attempts, the start, this worker. */
+/**
+ * What starting run number `attempt` (SQL) writes to its row: RUNNING, attempts as the table
+ * counts them while the run is under way (runningAttemptsSql: the run's number where attempts
+ * count runs, the failed runs or retries before it otherwise), the start, this worker.
+ */
 export function startAssignments(table: LegacyTable, attempt: string, workerId: string): string {
   const { col, status } = table;
-  return `${col.status} = ${status.running}, ${col.attempts} = ${attempt}, ${col.startedAt} = now(), ${col.completedAt} = NULL, "workerId" = ${workerId}, ${col.updatedAt} = now()`;
+  return `${col.status} = ${status.running}, ${col.attempts} = ${runningAttemptsSql(table, attempt)}, ${col.startedAt} = now(), ${col.completedAt} = NULL, "workerId" = ${workerId}, ${col.updatedAt} = now()`;
 }
 
 /** A row (alias j) a pg-boss run may start: pg-boss's, and never one already COMPLETED. */
@@ -25,43 +27,13 @@ export function startableRow(table: LegacyTable): string {
   return `j.engine = 'PGBOSS' AND j.${table.col.status} <> ${table.status.completed}`;
 }
 
-/**
- * Marks a fetched batch's rows RUNNING, unless the type's kill switch is on (then nothing is
- * written and the batch is to be handed back), in one statement: the kill switch is read fresh
- * at no extra round trip. Returns each started job's row id (pg-boss id → row id), for
- * handlers' `context.rowId`.
- */
-export async function markStarted(
-  db: Queryable,
-  table: LegacyTable,
-  name: string,
-  jobs: readonly { id: string; attempt: number }[],
-  workerId: string,
-): Promise<{ killed: boolean; rowIds: Map<string, string> }> {
-  const { col } = table;
-  const { rows } = await db.query<{ killed: boolean; started: { pgbossJobId: string; rowId: string }[] }>(prepared(
-    `WITH killed AS (SELECT ${killSwitchOnSql('$4')} AS killed),
-     started AS (
-       UPDATE ${table.ref} AS j SET ${startAssignments(table, 't.attempt', '$3')}
-         FROM unnest($1::uuid[], $2::int[]) AS t(id, attempt)
-        WHERE j."pgbossJobId" = ANY($1::uuid[]) AND j."pgbossJobId" = t.id AND ${startableRow(table)} AND NOT (SELECT killed FROM killed)
-        RETURNING j."pgbossJobId", j.${col.id}::text AS "rowId")
-     SELECT (SELECT killed FROM killed) AS killed, COALESCE((SELECT json_agg(started) FROM started), '[]'::json) AS started`,
-    [jobs.map((job) => job.id), jobs.map((job) => job.attempt), workerId, name],
-  ));
-  const row = rows[0]!;
-  return { killed: row.killed, rowIds: new Map(row.started.map((started) => [started.pgbossJobId, started.rowId])) };
-}
-
 const duration = (table: LegacyTable) => setIf(table.col.durationInSeconds, `EXTRACT(EPOCH FROM (now() - COALESCE(j.${table.col.startedAt}, now())))`);
 
 /**
- * The assignments a success makes besides the status: its duration, and, where attempts count
- * failed runs only, the run that started it taken back out of the count (the start wrote the
- * run's number, as every table that counts runs has it); so too where they count retries.
+ * The assignments a success makes besides the status: its duration. Attempts stay as the start
+ * wrote them, which is already what a success leaves as the table counts (runningAttemptsSql).
  */
-const successSql = (table: LegacyTable) =>
-  `${duration(table)}${table.attemptsCount !== 'runs' ? setIf(table.col.attempts, attemptsOnSuccessSql(table, `j.${table.col.attempts}`)) : ''}`;
+const successSql = (table: LegacyTable) => duration(table);
 
 /**
  * `result` is what the adapter's onResult made of the job's result: columns to set. `note`
@@ -72,7 +44,7 @@ export async function markCompleted(db: Queryable, table: LegacyTable, id: strin
   const params = new Params();
   const assigned = assignColumns(table, result, params);
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}, ${col.error} = ${params.add(note ?? null, 'text')}, ${col.completedAt} = now(),
+    `UPDATE ${table.ref} AS j SET ${col.status} = ${status.completed}${successErrorSql(table, note === undefined ? undefined : params.add(note, 'text'))}, ${col.completedAt} = now(),
             ${col.updatedAt} = now()${successSql(table)}${assigned.set}
        FROM ${assigned.from}
       WHERE j."pgbossJobId" = ${params.add(id, 'uuid')} AND j.engine = 'PGBOSS'`,
@@ -117,11 +89,21 @@ export async function markFailed(db: Queryable, table: LegacyTable, id: string, 
 /**
  * A dead-lettered job sent back to its queue: the row waits again, and a failure time that
  * records only the failure for good (delayed_job's failed_at) no longer says it failed.
+ *
+ * A limit column the row's attempts have reached is raised to allow one run more. That is what
+ * the send-back is in pg-boss's terms (its retry gives a failed job one more run, its attempts
+ * counted on; a re-created job carries its runs and is allowed one more), and what a team's own
+ * "retry this dead job" does to a table whose state is its counters: the attempts made stay as
+ * the history they are, and the row reads as waiting again (`attempts < maxAttempts`) until the
+ * run, not as failed. Resetting attempts to 0 instead would read as a fresh job with its whole
+ * budget, which pg-boss does not give it. `attempts + 1` is one run more whatever the columns
+ * count (runs, failed runs, retries: each is one more after one more failed run).
  */
 export async function markRequeued(db: Queryable, table: LegacyTable, id: string): Promise<number> {
   const { col, status } = table;
+  const limit = col.maxAttempts ? `, ${col.maxAttempts} = GREATEST(${col.maxAttempts}, ${col.attempts} + 1)` : '';
   const { rowCount } = await db.query(
-    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.completedAt} = NULL, ${col.updatedAt} = now()${retryClearsSql(table)}
+    `UPDATE ${table.ref} SET ${col.status} = ${status.pending}, ${col.completedAt} = NULL, ${col.updatedAt} = now()${retryClearsSql(table)}${limit}
       WHERE "pgbossJobId" = $1 AND engine = 'PGBOSS'`,
     [id],
   );

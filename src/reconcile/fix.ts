@@ -5,7 +5,7 @@ import { withTransaction } from '../db/transaction.js';
 import type { JobRegistry } from '../jobs/registry.js';
 import type { LegacyRow } from '../table/adapter.js';
 import { assignColumns, insertRows, Params, setIf } from '../table/rows.js';
-import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, maxAttemptsOf, maxAttemptsValue, newRowIds, quoteLiteral, resultColumns, retriedFailureSql, settledAttempts, tablePriority, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
+import { attemptsOnFinalFailureSql, attemptsOnSuccessSql, failureTimesSql, maxAttemptsOf, maxAttemptsValue, newRowIds, quoteLiteral, resultColumns, retriedFailureSql, settledAttempts, successErrorSql, tablePriority, toJob, toRow, typeSql, type LegacyTable } from '../table/table.js';
 import { archiveSucceeded } from '../table/succeeded.js';
 import { lockFixableDrift } from '../pgboss-schema/findings.js';
 import { jobExists, lockOrphanJob } from '../pgboss-schema/reads.js';
@@ -76,7 +76,9 @@ async function fixLost(context: FixContext): Promise<number> {
     const { rows: present } = await client.query(jobExists, [type, row.pgbossJobId]);
     if (present.length) return 0;
     const before = { id, engine: 'PGBOSS', status: row[table.names.status] };
-    const attempts = Number(row[table.names.attempts] ?? 0);
+    // The runs made: a running row's start left its run out where attempts count failed runs or retries.
+    const running = row[table.names.status] === table.statusValue.running && table.attemptsCount !== 'runs';
+    const attempts = Number(row[table.names.attempts] ?? 0) + (running ? 1 : 0);
     // Read fresh for every job, under its lock: a fix that runs for minutes must see a rollback
     // that set the switch meanwhile, not the switch as it was when the fix started.
     if ((await killedTypes(client, [type])).length > 0) {
@@ -150,7 +152,7 @@ async function fixOrphans(context: FixContext): Promise<number> {
       [names.id]: table.idType === 'uuid' ? job.id : (await newRowIds(clientTx(client), table, 1))[0],
       [names.status]: rowStatusFor(table, job.state),
       // Written as the engines leave a row that ended so: the table's own counting, order and limit.
-      [names.attempts]: settledAttempts(table, runs, succeeded ? 'succeeded' : failed ? 'failed' : 'unsettled'),
+      [names.attempts]: settledAttempts(table, runs, succeeded ? 'succeeded' : failed ? 'failed' : job.state === 'active' ? 'running' : 'unsettled'),
       ...(names.priority ? { [names.priority]: tablePriority(table, legacyPriority(job.priority)) } : {}),
       ...(names.maxAttempts ? { [names.maxAttempts]: maxAttemptsValue(table, job.retryLimit + 1) } : {}),
       engine: 'PGBOSS',
@@ -199,7 +201,7 @@ async function fixDrift(context: Omit<FixContext, 'boss'>): Promise<number> {
     const runs = params.add(row.cutover_attempts, 'int');
     const attempts = succeeded ? attemptsOnSuccessSql(table, runs) : failed ? attemptsOnFinalFailureSql(table, runs) : runs;
     const times = succeeded
-      ? `, ${col.completedAt} = COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')`
+      ? `, ${col.completedAt} = COALESCE(j.${col.completedAt}, now() AT TIME ZONE 'UTC')${successErrorSql(table)}`
       : failed
         ? failureTimesSql(table)
         : state === 'retry'

@@ -121,6 +121,13 @@ export interface LegacyAdapter<Types extends JobTypes = UntypedJobs> {
    * so that reconcile and outcome comparison still see it. @defaultValue 'keep'
    */
   onSuccess?: 'keep' | 'archive';
+  /**
+   * What a success does to `columns.error`: empties it (cutover's generic table: a finished row
+   * holds the error of its outcome), or leaves the last failed run's message there, as a runner
+   * that writes only its success columns does (a team's "last error" column). Both engines and
+   * `reconcile --fix` write it so. @defaultValue 'clear'
+   */
+  errorOnSuccess?: 'clear' | 'keep';
 }
 
 export interface CutoverConfig {

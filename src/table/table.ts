@@ -103,6 +103,8 @@ export interface LegacyTable {
   readonly failedAtMeans: 'failed-run' | 'failed-for-good';
   /** Whether a success stays in the table or moves to cutover's archive (the team's runner deletes it). */
   readonly onSuccess: 'keep' | 'archive';
+  /** Whether a success empties the error column, or leaves the last failure's message in it (adapter `errorOnSuccess`). */
+  readonly clearsErrorOnSuccess: boolean;
 }
 
 /**
@@ -253,6 +255,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     priorityOrder: adapter.priorityOrder ?? 'higher-first',
     failedAtMeans: adapter.failedAtMeans ?? 'failed-run',
     onSuccess: adapter.onSuccess ?? 'keep',
+    clearsErrorOnSuccess: (adapter.errorOnSuccess ?? 'clear') === 'clear',
   };
 }
 
@@ -290,6 +293,18 @@ export function failureTimesSql(table: LegacyTable): string {
 }
 
 /**
+ * The assignment (led by a comma) a success makes to the error column: emptied, or, where the
+ * table keeps the last failure's message through a success (adapter `errorOnSuccess: 'keep'`),
+ * nothing. `note` (SQL) is a message of the success itself (its result could not be stored),
+ * written either way when it is not null.
+ */
+export function successErrorSql(table: Pick<LegacyTable, 'col' | 'clearsErrorOnSuccess'>, note?: string): string {
+  const { col } = table;
+  if (table.clearsErrorOnSuccess) return `, ${col.error} = ${note ?? 'NULL'}`;
+  return note === undefined ? '' : `, ${col.error} = COALESCE(${note}, j.${col.error})`;
+}
+
+/**
  * The assignments (each led by a comma) of a failed run that will be retried where pg-boss
  * decides it at once: a failure time that records every failed run is set, one that records
  * only the failure for good is left empty.
@@ -307,6 +322,22 @@ export function retriedFailureSql(table: LegacyTable): string {
  */
 export function retryClearsSql(table: LegacyTable): string {
   return table.failedAtMeans === 'failed-for-good' && table.col.failedAt ? `, ${table.col.failedAt} = NULL` : '';
+}
+
+/**
+ * The attempts a row holds while its run number `run` (SQL) is under way, as the table counts
+ * them: the run counted, where attempts count runs; else the failed runs or retries before it,
+ * since this run has neither failed nor been retried yet. So a team's query reads a running row
+ * as it would read it between runs (`attempts < maxAttempts` stays true on the last run while it
+ * runs), and a success leaves the count as the start wrote it.
+ */
+export function runningAttemptsSql(table: Pick<LegacyTable, 'attemptsCount'>, run: string): string {
+  return table.attemptsCount === 'runs' ? run : `GREATEST((${run}) - 1, 0)`;
+}
+
+/** The run number of a row under way (alias `alias`) from the attempts its start wrote (runningAttemptsSql), as SQL. */
+export function runOfRunningSql(table: Pick<LegacyTable, 'attemptsCount' | 'col'>, alias: string): string {
+  return table.attemptsCount === 'runs' ? `${alias}.${table.col.attempts}` : `${alias}.${table.col.attempts} + 1`;
 }
 
 /**
@@ -529,10 +560,11 @@ export function assertIdType(table: LegacyTable, id: string): void {
  * The attempts a row keeps for a job that made `runs` runs and ended as `outcome`, as the table
  * counts them: what attemptsOnSuccessSql and attemptsOnFinalFailureSql leave on a row the
  * engines settle, for a row written whole from a pg-boss job (reconcile adopting an orphan).
- * A job not yet settled keeps every run it made, as the engines' start and retry write it.
+ * A job waiting again keeps every run it made, as the engines' retry writes it.
  */
-export function settledAttempts(table: Pick<LegacyTable, 'attemptsCount'>, runs: number, outcome: 'succeeded' | 'failed' | 'unsettled'): number {
-  if (outcome === 'succeeded') return table.attemptsCount === 'runs' ? runs : Math.max(runs - 1, 0);
+export function settledAttempts(table: Pick<LegacyTable, 'attemptsCount'>, runs: number, outcome: 'succeeded' | 'failed' | 'running' | 'unsettled'): number {
+  // A run under way is written as the engines' start writes it (runningAttemptsSql), as is a success.
+  if (outcome === 'succeeded' || outcome === 'running') return table.attemptsCount === 'runs' ? runs : Math.max(runs - 1, 0);
   if (outcome === 'failed') return table.attemptsCount === 'retries' ? Math.max(runs - 1, 0) : runs;
   return runs;
 }

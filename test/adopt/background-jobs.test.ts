@@ -4,13 +4,12 @@
 // runner selects due rows, runs them and writes the outcome, claiming nothing.
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { runnerFilters } from '../../src/adopt/adopt.js';
 import { loadConfigFile } from '../../src/config/file.js';
 import { bindLegacyTable } from '../../src/table/table.js';
-import { setPercent } from '../helpers/engines.js';
 import { stopWorkers as stop, useExample } from '../helpers/example.js';
+import { besideTeamRunner, runShapeFlow, teamClient, type HistoryJobs } from '../helpers/shape.js';
 import { pollUntil } from '../helpers/wait.js';
 
 const TABLE = '"BackgroundJob"';
@@ -21,6 +20,8 @@ const TEAM = {
   succeeded: `"succeededAt" IS NOT NULL`,
   failed: `"succeededAt" IS NULL AND attempts >= "maxAttempts"`,
 };
+/** The jobs with a history the end-to-end flow made, for the tests after it. */
+let history: HistoryJobs | undefined;
 const deliver = (url: string, failTimes?: number) => ({ url, ...(failTimes === undefined ? {} : { failTimes }) });
 
 const example = useExample('background-jobs', async (pool) => {
@@ -73,88 +74,58 @@ describe('adopting a table with no status column (state from timestamps and coun
   });
 
   it('routes at 50 %, moves the backlog with its schedule, runs both engines, reconciles clean, rolls back, and the team’s queries agree throughout', async () => {
-    const { pool, producer } = example;
-    const preflight = await cli('preflight', '--json', '--type', 'webhook.deliver');
-    // Before any worker is started, only the live-worker checks may fail.
-    const failing = (JSON.parse(preflight.stdout) as { checks: { check: string; status: string }[] }).checks.filter((check) => check.status === 'fail');
-    expect(failing.map((check) => check.check).filter((name) => !/runner|worker/.test(name)), preflight.stdout).toEqual([]);
-
-    expect((await cli('rollout', 'set', '50', '--yes')).code).toBe(0);
-    const sent = await producer.manager.enqueueMany('webhook.deliver', Array.from({ length: 20 }, (_, i) => ({ payload: deliver(`https://new.example/${i}`) })));
-    expect(sent.filter((job) => job.engine === 'PGBOSS').length).toBeGreaterThan(3);
-    // A payload is JSON text, as the team's producers write it.
-    const { rows: stored } = await pool.query<{ payload: string }>(`SELECT payload FROM ${TABLE} WHERE id = $1`, [sent[0]!.id]);
-    expect(JSON.parse(stored[0]!.payload)).toEqual({ url: 'https://new.example/0' });
-    // Fails once then succeeds; fails for good (three runs) — one of each on each engine.
-    const onceBoss = await producer.manager.enqueue('webhook.deliver', deliver('https://flaky.example/boss', 1), { key: 'k-boss-1' });
-    const deadBoss = await producer.manager.enqueue('webhook.deliver', deliver('https://down.example/boss', 9), { key: 'k-boss-2' });
-
-    const moved = await cli('migrate', '--json');
-    expect(moved.code, moved.stderr).toBe(0);
-    const { rows: scheduled } = await pool.query<{ at: Date; start_after: Date }>(
-      `SELECT j."scheduledAt" AS at, b.start_after FROM ${TABLE} j JOIN pgboss.job b ON b.name = j.name AND b.id = j."pgbossJobId" WHERE j."scheduledAt" > now()`,
-    );
-    expect(scheduled).toHaveLength(3);
-    for (const row of scheduled) expect(row.start_after).toEqual(row.at);
-    expect(await count(`engine = 'LEGACY' AND "cutoverStatus" = 'PENDING'`)).toBe(0);
-
-    await setPercent(pool, 0);
-    producer.flags.invalidate();
-    const onceLegacy = await producer.manager.enqueue('webhook.deliver', deliver('https://flaky.example/legacy', 1));
-    const deadLegacy = await producer.manager.enqueue('webhook.deliver', deliver('https://down.example/legacy', 9));
-    expect([onceLegacy.engine, deadLegacy.engine]).toEqual(['LEGACY', 'LEGACY']);
-
-    const workers = [example.worker('legacy'), example.worker('pgboss')];
-    await pollUntil('every due job done', async () => (await count(`${TEAM.due} OR "cutoverStatus" IN ('PENDING', 'RUNNING') AND "scheduledAt" <= now()`)) === 0, {
-      timeoutMs: 90_000,
-      intervalMs: 250,
+    const { pool } = example;
+    history = await runShapeFlow(example, {
+      type: 'webhook.deliver',
+      payload: (name, failTimes) => deliver(`https://${name}.example/`, failTimes),
+      dueBacklog: 10,
+      batch: 20,
+      runsPerJob,
+      allDone: async () => (await count(`${TEAM.due} OR "cutoverStatus" IN ('PENDING', 'RUNNING') AND "scheduledAt" <= now()`)) === 0,
+      enqueued: async (sent) => {
+        // A payload is JSON text, as the team's producers write it.
+        const { rows } = await pool.query<{ payload: string }>(`SELECT payload FROM ${TABLE} WHERE id = $1`, [sent[0]!.id]);
+        expect(JSON.parse(rows[0]!.payload)).toEqual({ url: 'https://new-0.example/' });
+      },
+      migrated: async () => {
+        const { rows: scheduled } = await pool.query<{ at: Date; start_after: Date }>(
+          `SELECT j."scheduledAt" AS at, b.start_after FROM ${TABLE} j JOIN pgboss.job b ON b.name = j.name AND b.id = j."pgbossJobId" WHERE j."scheduledAt" > now()`,
+        );
+        expect(scheduled).toHaveLength(3);
+        for (const row of scheduled) expect(row.start_after).toEqual(row.at);
+        expect(await count(`engine = 'LEGACY' AND "cutoverStatus" = 'PENDING'`)).toBe(0);
+      },
+      ran: async ({ onceBoss, onceLegacy, deadBoss, deadLegacy, sent }) => {
+        // The team's columns mean what they meant: succeededAt only on success, attempts = failed
+        // runs, and lastError keeping the last failure's message through a success.
+        const row = async (id: string) =>
+          (await pool.query(`SELECT attempts, "succeededAt" IS NOT NULL AS ok, "lastError" IS NOT NULL AS err, "lastFailedAttemptAt" IS NOT NULL AS failed_at FROM ${TABLE} WHERE id = $1`, [id]))
+            .rows[0];
+        for (const job of [onceBoss, onceLegacy]) expect(await row(job.id), `${job.engine} flaky`).toEqual({ attempts: 1, ok: true, err: true, failed_at: true });
+        for (const job of [deadBoss, deadLegacy]) expect(await row(job.id), `${job.engine} dead`).toEqual({ attempts: 3, ok: false, err: true, failed_at: true });
+        expect(await row(sent[0]!.id)).toMatchObject({ attempts: 0, ok: true, err: false, failed_at: false });
+        // While it ran, every job read as waiting to the team's own query, its last run included.
+        const { rows: during } = await pool.query<{ engine: string; teamWaiting: boolean }>(`SELECT engine, "teamWaiting" FROM "BackgroundJobRun" WHERE NOT "teamWaiting"`);
+        expect(during).toEqual([]);
+        expect(await team()).toEqual({ waiting: 3, succeeded: 2 + 10 + 20 + 2, failed: 1 + 2 });
+        expect(await disagreeing()).toBe(0);
+      },
+      rolledBack: async (report) => {
+        // The scheduled rows come back with their time, waiting for the team's runner.
+        expect(report).toMatchObject({ moved: 3 });
+        expect(await count(`engine = 'LEGACY' AND "cutoverStatus" = 'PENDING' AND "scheduledAt" > now() + interval '20 hours'`)).toBe(3);
+        expect(await team()).toEqual({ waiting: 3, succeeded: 34, failed: 3 });
+        expect(await disagreeing()).toBe(0);
+      },
+      drained: async (report) => expect(report.types).toEqual([expect.objectContaining({ type: 'webhook.deliver', scheduled: 3 })]),
     });
-    await stop(workers);
-
-    // Each job ran once, the flaky ones twice, the dead ones as often as maxAttempts allows.
-    const runs = await runsPerJob();
-    const expected = new Map<string, number>([
-      [onceBoss.id, 2],
-      [onceLegacy.id, 2],
-      [deadBoss.id, 3],
-      [deadLegacy.id, 3],
-    ]);
-    expect(runs.size).toBe(10 + 20 + 4);
-    for (const [id, engines] of runs) expect(engines, `job ${id}`).toHaveLength(expected.get(id) ?? 1);
-
-    // The team's columns mean what they meant: succeededAt only on success, attempts = failed runs.
-    const row = async (id: string) =>
-      (await pool.query(`SELECT attempts, "succeededAt" IS NOT NULL AS ok, "lastError" IS NOT NULL AS err, "lastFailedAttemptAt" IS NOT NULL AS failed_at FROM ${TABLE} WHERE id = $1`, [id]))
-        .rows[0];
-    for (const job of [onceBoss, onceLegacy]) expect(await row(job.id), `${job.engine} flaky`).toMatchObject({ attempts: 1, ok: true, failed_at: true });
-    for (const job of [deadBoss, deadLegacy]) expect(await row(job.id), `${job.engine} dead`).toEqual({ attempts: 3, ok: false, err: true, failed_at: true });
-    expect(await row(sent[0]!.id)).toMatchObject({ attempts: 0, ok: true, failed_at: false });
-    expect(await team()).toEqual({ waiting: 3, succeeded: 2 + 10 + 20 + 2, failed: 1 + 2 });
-    expect(await disagreeing()).toBe(0);
-
-    const reconciled = await cli('reconcile', '--grace', '0', '--json');
-    expect(JSON.parse(reconciled.stdout).total, reconciled.stdout).toBe(0);
-    expect(reconciled.code).toBe(0);
-
-    // Rollback: the scheduled rows come back with their time, waiting for the team's runner.
-    const back = await cli('rollback', '--yes', '--json');
-    expect(back.code, back.stderr).toBe(0);
-    expect(JSON.parse(back.stdout)).toMatchObject({ moved: 3 });
-    expect(await count(`engine = 'LEGACY' AND "cutoverStatus" = 'PENDING' AND "scheduledAt" > now() + interval '20 hours'`)).toBe(3);
-    expect(await team()).toEqual({ waiting: 3, succeeded: 34, failed: 3 });
-    expect(await disagreeing()).toBe(0);
-
-    const drain = await cli('drain-report', '--json');
-    expect(drain.stdout, drain.stderr).not.toBe('');
-    expect(JSON.parse(drain.stdout).types).toEqual([expect.objectContaining({ type: 'webhook.deliver', scheduled: 3 })]);
   }, 180_000);
 });
 
 describe("the team's own select-then-run runner beside cutover", () => {
   /** Selects due rows, runs each, then writes its outcome: its own connection, no cutover mark, no engine filter unless patched. */
   async function teamRunner(patched: boolean) {
-    const client = new pg.Client({ connectionString: example.database.url, options: '-c TimeZone=UTC' });
-    await client.connect();
+    const client = await teamClient(example);
     const filter = patched ? `AND "engine" = 'LEGACY' AND "workerId" IS NULL` : '';
     return {
       due: async () => (await client.query<{ id: number }>(`SELECT id FROM ${TABLE} WHERE ${TEAM.due} ${filter} ORDER BY id LIMIT 50`)).rows.map((r) => String(r.id)),
@@ -169,46 +140,66 @@ describe("the team's own select-then-run runner beside cutover", () => {
 
   it('unpatched, its outcome write on a pg-boss row is refused by the guard; patched, it runs beside pg-boss with nothing lost or doubled', async () => {
     const { pool, producer } = example;
-    expect((await cli('rollout', 'unkill')).code).toBe(0);
-    await pool.query(`DELETE FROM "BackgroundJobRun"`);
-    await setPercent(pool, 100);
-    producer.flags.invalidate();
-    const boss = await producer.manager.enqueueMany('webhook.deliver', Array.from({ length: 4 }, (_, i) => ({ payload: deliver(`https://boss.example/${i}`) })));
-    expect(boss.every((job) => job.engine === 'PGBOSS')).toBe(true);
-    // The team's producers insert rows of their own: the trigger gives them cutover's status.
-    const { rows: own } = await pool.query<{ id: number }>(
-      `INSERT INTO ${TABLE} (name, payload) SELECT 'webhook.deliver', json_build_object('url', 'https://team.example/' || n)::text FROM generate_series(1, 5) n RETURNING id`,
-    );
-    const teamIds = own.map((r) => String(r.id));
-
-    const unpatched = await teamRunner(false);
-    try {
-      const seen = await unpatched.due();
-      expect(seen).toEqual(expect.arrayContaining(boss.map((job) => job.id)));
-      await expect(unpatched.run(boss[0]!.id)).rejects.toThrow(/cutover guard: row \d+ of public\.BackgroundJob belongs to pg-boss/);
-      await expect(unpatched.fail(boss[1]!.id)).rejects.toThrow(/cutover guard/);
-    } finally {
-      await unpatched.close();
-    }
-    await pool.query(`DELETE FROM "BackgroundJobRun"`);
-
-    const patched = await teamRunner(true);
-    const pgboss = example.worker('pgboss');
-    try {
-      const seen = await patched.due();
-      expect(seen.sort()).toEqual(teamIds.sort());
-      await patched.fail(seen[0]!);
-      for (const id of await patched.due()) await patched.run(id);
-      await pollUntil('pg-boss to finish its jobs', async () => (await count(`id = ANY($1::int[]) AND "succeededAt" IS NOT NULL`, [boss.map((job) => job.id)])) === 4, { timeoutMs: 60_000 });
-      expect(await patched.due()).toEqual([]);
-      await stop([pgboss]);
-    } finally {
-      await patched.close();
-    }
+    let teamIds: string[] = [];
+    const { boss } = await besideTeamRunner(example, {
+      clearRuns: async () => void (await pool.query(`DELETE FROM "BackgroundJobRun"`)),
+      boss: () => producer.manager.enqueueMany('webhook.deliver', Array.from({ length: 4 }, (_, i) => ({ payload: deliver(`https://boss.example/${i}`) }))),
+      // The team's producers insert rows of their own: the trigger gives them cutover's status.
+      own: async () => {
+        const { rows } = await pool.query<{ id: number }>(
+          `INSERT INTO ${TABLE} (name, payload) SELECT 'webhook.deliver', json_build_object('url', 'https://team.example/' || n)::text FROM generate_series(1, 5) n RETURNING id`,
+        );
+        return (teamIds = rows.map((r) => String(r.id)));
+      },
+      refused: async (boss) => {
+        const unpatched = await teamRunner(false);
+        try {
+          expect(await unpatched.due()).toEqual(expect.arrayContaining(boss.map((job) => job.id)));
+          await expect(unpatched.run(boss[0]!.id)).rejects.toThrow(/cutover guard: row \d+ of public\.BackgroundJob belongs to pg-boss/);
+          await expect(unpatched.fail(boss[1]!.id)).rejects.toThrow(/cutover guard/);
+        } finally {
+          await unpatched.close();
+        }
+        await pool.query(`DELETE FROM "BackgroundJobRun"`);
+      },
+      patched: async (own) => {
+        const patched = await teamRunner(true);
+        try {
+          expect((await patched.due()).sort()).toEqual([...own].sort());
+          await patched.fail(own.sort()[0]!);
+          for (const id of await patched.due()) await patched.run(id);
+          expect(await patched.due()).toEqual([]);
+        } finally {
+          await patched.close();
+        }
+      },
+      bossDone: async (boss) => (await count(`id = ANY($1::int[]) AND "succeededAt" IS NOT NULL`, [boss.map((job) => job.id)])) === 4,
+    });
     const runs = await runsPerJob();
     for (const job of boss) expect(runs.get(job.id)).toEqual(['PGBOSS']);
     for (const id of teamIds) expect(runs.get(id)).toEqual(['TEAM']);
-    expect(await count(`id = $1 AND attempts = 1 AND "succeededAt" IS NOT NULL AND "cutoverStatus" = 'COMPLETED'`, [teamIds[0]])).toBe(1);
+    expect(await count(`id = $1 AND attempts = 1 AND "succeededAt" IS NOT NULL AND "cutoverStatus" = 'COMPLETED'`, [teamIds.sort()[0]])).toBe(1);
     expect(await disagreeing()).toBe(0);
+  }, 120_000);
+});
+
+describe('a dead letter sent back to its queue', () => {
+  it('reads as waiting to the team’s own queries until it runs (one run more allowed, its attempts kept), then as failed again', async () => {
+    const dead = history!.deadBoss;
+    expect((await cli('rollout', 'unkill')).code).toBe(0);
+    expect(await count(`id = $1 AND ${TEAM.failed}`, [dead.id])).toBe(1);
+    const retried = await cli('dlq', 'retry', '--type', 'webhook.deliver', '--id', dead.pgbossJobId!, '--json');
+    expect(retried.code, retried.stderr).toBe(0);
+    expect(JSON.parse(retried.stdout)).toMatchObject({ retried: 1 });
+    // As a team's own "retry this job" would leave it: its three failed runs kept, one run more allowed.
+    expect(await count(`id = $1 AND ${TEAM.waiting} AND attempts = 3 AND "maxAttempts" = 4`, [dead.id])).toBe(1);
+    expect(await disagreeing()).toBe(0);
+
+    const before = (await runsPerJob()).get(dead.id)?.length ?? 0;
+    const pgboss = example.worker('pgboss');
+    await pollUntil('the job sent back to fail again', async () => (await count(`id = $1 AND ${TEAM.failed}`, [dead.id])) === 1, { timeoutMs: 60_000 });
+    await stop([pgboss]);
+    expect((await runsPerJob()).get(dead.id)).toHaveLength(before + 1);
+    expect(await count(`id = $1 AND attempts = 4 AND "cutoverStatus" = 'FAILED'`, [dead.id])).toBe(1);
   }, 120_000);
 });

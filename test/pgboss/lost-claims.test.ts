@@ -3,7 +3,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
 import { startBoss } from '../../src/pgboss/boss.js';
-import { markStarted } from '../../src/pgboss/mirror.js';
+import { fetchStarted } from '../../src/pgboss/fetch.js';
 import { completeGroup, type SettleContext } from '../../src/pgboss/settle.js';
 import { BossWorker } from '../../src/pgboss/worker.js';
 import { GENERIC_TABLE } from '../../src/table/table.js';
@@ -60,10 +60,10 @@ describe('a pg-boss worker that lost its claim', () => {
 describe('a lost claim in a group that falls back to settling alone', () => {
   it('writes nothing for the member whose claim was lost, when another member\'s result is refused', async () => {
     await producer.manager.enqueueMany('suite.noop', [{ payload: {} }, { payload: {} }]);
-    const jobs = await producer.boss.fetch('suite.noop', { batchSize: 2, includeMetadata: true });
-    expect(jobs).toHaveLength(2);
-    const [refused, lost] = jobs as [JobWithMetadata<unknown>, JobWithMetadata<unknown>];
-    await markStarted(pool, GENERIC_TABLE, 'suite.noop', jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
+    // Claimed and started as a worker's fetch does it, in one statement.
+    const fetched = await fetchStarted(producer.boss, pool, GENERIC_TABLE, { name: 'suite.noop', limit: 2, workerId: 'test-worker' });
+    expect(fetched.jobs.filter((started) => started.rowId !== undefined)).toHaveLength(2);
+    const [refused, lost] = fetched.jobs.map((started) => started.job) as [JobWithMetadata<unknown>, JobWithMetadata<unknown>];
     // `lost` expired and another worker claimed it again; `refused` has a result Postgres refuses
     // (a NUL), so the group cannot commit as one and each member is settled alone.
     await reclaimJob({ pool }, { queue: 'suite.noop', id: lost.id });

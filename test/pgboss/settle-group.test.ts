@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import type { JobWithMetadata } from 'pg-boss';
 import type { Pool } from '../../src/db/pool.js';
 import type { JobRegistry } from '../../src/jobs/registry.js';
-import { markStarted } from '../../src/pgboss/mirror.js';
+import { fetchStarted } from '../../src/pgboss/fetch.js';
 import { completeGroup, type SettleContext } from '../../src/pgboss/settle.js';
 import { GENERIC_TABLE } from '../../src/table/table.js';
 import { useEngineFixture } from '../helpers/fixture.js';
@@ -18,13 +18,13 @@ let registry: JobRegistry;
 let producer: Producer;
 beforeEach(() => ({ pool, registry, producer } = fixture));
 
-/** Three jobs fetched as a worker would, their rows marked started. */
+/** Three jobs fetched as a worker does: claimed and their rows started in one statement. */
 async function fetchThree(type: string): Promise<JobWithMetadata<unknown>[]> {
   await producer.manager.enqueueMany(type, [{ payload: {} }, { payload: {} }, { payload: {} }]);
-  const jobs = await producer.boss.fetch(type, { batchSize: 3, includeMetadata: true });
-  expect(jobs).toHaveLength(3);
-  await markStarted(pool, GENERIC_TABLE, type, jobs.map((job) => ({ id: job.id, attempt: job.retryCount + 1 })), 'test-worker');
-  return jobs;
+  const fetched = await fetchStarted(producer.boss, pool, GENERIC_TABLE, { name: type, limit: 3, workerId: 'test-worker' });
+  expect(fetched.killed).toBe(false);
+  expect(fetched.jobs.filter((started) => started.rowId !== undefined)).toHaveLength(3);
+  return fetched.jobs.map((started) => started.job);
 }
 
 const state = async (type: string, id: string) =>

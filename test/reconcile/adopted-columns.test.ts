@@ -107,4 +107,12 @@ describe('a workflow table: attempts count retries, maxRetries limits retries, f
     expect(row).toMatchObject({ state: 'SUCCEEDED', retried: 0 });
     expect(row?.finishedAt).toBeInstanceOf(Date);
   });
+
+  it('copies a success to a drifted row keeping the last failed run’s error, as the team’s runner does (errorOnSuccess: keep)', async () => {
+    const id = await enqueued(example, 'order.fulfil', { orderId: 3 });
+    await example.pool.query(`UPDATE "WorkflowRun" SET error = 'warehouse unavailable' WHERE id = $1`, [id]);
+    await moveJobTo(db(), { queue: 'order.fulfil', id }, 'completed');
+    expect(await fix(example)).toMatchObject({ drift: 1 });
+    expect(await rowOf(example, '"WorkflowRun"', id)).toMatchObject({ state: 'SUCCEEDED', error: 'warehouse unavailable' });
+  });
 });

@@ -85,14 +85,15 @@ describe('consistency classes', () => {
   it('drift: pg-boss completed while the row says RUNNING; --fix copies the final state', async () => {
     const { id } = await producer.manager.enqueue('test.noop', {});
     const job = await fetchOne('test.noop');
-    await pool.query(`UPDATE "Job" SET status = 'RUNNING' WHERE id = $1`, [id]);
+    // An earlier run's error, which a success empties on this table as both engines' completion does.
+    await pool.query(`UPDATE "Job" SET status = 'RUNNING', error = 'an earlier run failed' WHERE id = $1`, [id]);
     await producer.boss.complete('test.noop', job.id, { done: 'elsewhere' });
     const found = await reconcileCli();
     expect(found.report.findings.drift).toMatchObject({ count: 1, sample: [{ id, detail: 'row RUNNING, pg-boss completed' }] });
     const fixed = await reconcileCli('--fix');
     expect(fixed.report.fixed?.drift).toBe(1);
     expect(fixed.report.total).toBe(0);
-    expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ status: 'COMPLETED', result: { done: 'elsewhere' }, attempts: 1 });
+    expect((await jobRows(pool, 'id = $1', [id]))[0]).toMatchObject({ status: 'COMPLETED', result: { done: 'elsewhere' }, attempts: 1, error: null });
     expect(await auditActions()).toEqual(['reconcile.fix.drift']);
   });
 
