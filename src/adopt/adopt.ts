@@ -180,7 +180,7 @@ export function runnerFilters(table: LegacyTable): string[] {
     ].join(' AND ');
     const free = `"engine" = 'LEGACY' AND "workerId" IS NULL`;
     return [
-      `select-then-run: SELECT ... FROM ${ref} WHERE ${waiting} AND ${table.due} <= now() AND ${free} ... (then run each row and write its outcome as you do now)`,
+      `select-then-run: SELECT ... FROM ${ref} WHERE ${waiting} AND ${table.due} <= now() AND ${free} ... (then run each row and write its outcome as you do now; its UPDATE or DELETE of the row: ... WHERE ${col.id} = $1 AND "engine" = 'LEGACY')`,
       `claim:           UPDATE ${ref} SET ... WHERE ${col.id} IN (SELECT ${col.id} FROM ${ref} WHERE ${waiting} AND ${table.due} <= now() AND ${free} ... FOR UPDATE SKIP LOCKED)`,
       `pending count:   SELECT count(*) FROM ${ref} WHERE ${waiting} AND ${free}`,
     ];
