@@ -324,3 +324,23 @@ export async function inOrder(steps) {
   for (const step of steps) results.push(await step());
   return results;
 }
+
+/**
+ * One batch of a floor row (the writes a cutover path must do, with nothing around them): in
+ * one transaction on one client, pg-boss's insert of `jobs` into queue `name` through `{ db }`
+ * on that transaction (as cutover passes it), then `sql` with `values` for the tracking rows.
+ */
+export async function floorBatch({ pool, boss }, name, jobs, sql, values) {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    await boss.insert(name, jobs, { db: { executeSql: (text, params) => client.query(text, params) } });
+    await client.query(sql, values);
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  } finally {
+    client.release();
+  }
+}

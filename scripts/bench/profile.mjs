@@ -12,7 +12,8 @@ import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { Databases, NOOP, rolloutManager, withDatabase, withServer } from './lib.mjs';
 import { bareRate, engineRate } from './suites/engine.mjs';
-import { batched, rawInsert, sameJobs, seedBacklog } from './suites/migrate.mjs';
+import { floorInput, floorWrite } from './suites/enqueue.mjs';
+import { batched, floorMove, rawInsert, sameJobs, seedBacklog } from './suites/migrate.mjs';
 
 const { values } = parseArgs({ options: { what: { type: 'string', default: 'engine' }, concurrency: { type: 'string', default: '16' }, jobs: { type: 'string', default: '10000' } } });
 const concurrency = Number(values.concurrency);
@@ -63,7 +64,7 @@ async function statements(pool, action) {
     const { rows } = await pool.query(
       `SELECT calls, total_exec_time AS ms, rows, shared_blks_hit + shared_blks_read AS blocks, shared_blks_dirtied AS dirtied, wal_bytes::float8 AS wal, left(regexp_replace(query, '\\s+', ' ', 'g'), 70) AS query
          FROM pg_stat_statements WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
-        ORDER BY total_exec_time DESC LIMIT 8`,
+        ORDER BY total_exec_time DESC LIMIT 12`,
     );
     return rows;
   } catch {
@@ -118,6 +119,7 @@ async function enqueue(services, many) {
     await measure(many ? 'boss.insert, batches of 1000' : 'boss.send', services.pool, () =>
       many ? writeRate((n) => services.boss.insert(NOOP, batch(n).map((data) => ({ data }))), 1000) : writeRate((n) => services.boss.send(NOOP, { n })),
     );
+    if (many) await measure('the floor: boss.insert + plain INSERT of the rows, one transaction, batches of 1000', services.pool, () => writeRate((n) => floorWrite(services, floorInput(batch(n))), 1000));
   } finally {
     await flags.close();
   }
@@ -141,6 +143,16 @@ await withServer(async (adminUrl) => {
           const same = await sameJobs(services.pool, jobs);
           await measure('migrate, batches of 1000, 2 at once', services.pool, async () => ({ rate: await batched(services, jobs) }));
           await measure('raw boss.insert of the same jobs, chunks of 1000, 2 at once', services.pool, async () => ({ rate: await rawInsert(services, same) }));
+        },
+        { registryModule: null },
+      );
+      // The floor moves the same backlog in a database of its own, as in the benchmark.
+      await withDatabase(
+        databases,
+        'profile_migrate_floor',
+        async (services) => {
+          await seedBacklog(services.pool, jobs * 2);
+          await measure('the floor: boss.insert + plain UPDATE of the rows, one transaction a batch, 2 at once', services.pool, async () => ({ rate: await floorMove(services, jobs) }));
         },
         { registryModule: null },
       );

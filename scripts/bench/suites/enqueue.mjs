@@ -3,7 +3,7 @@
 // raw boss.insert, and vs the floor of the writes it must do, in batches of 1,000. Every job
 // routed to pg-boss.
 import { randomUUID } from 'node:crypto';
-import { inOrder, NOOP, rolloutManager, seconds, sideBySide, withDatabase } from '../lib.mjs';
+import { floorBatch, inOrder, NOOP, rolloutManager, seconds, sideBySide, withDatabase } from '../lib.mjs';
 
 /**
  * The tracking rows as one plain multi-row INSERT: only the columns whose values a pg-boss job's
@@ -15,7 +15,7 @@ const TRACKING_ROWS = `INSERT INTO "Job" (id, type, payload, priority, "maxAttem
   SELECT t.id, '${NOOP}', t.payload, 0, 1, 'PGBOSS', t.id, 'bucket', t.bucket FROM unnest($1::uuid[], $2::jsonb[], $3::int[]) AS t(id, payload, bucket)`;
 
 /** A batch for the floor, made before anything is timed: pg-boss's jobs and the rows' columns. */
-function floorBatch(payloads) {
+export function floorInput(payloads) {
   const ids = payloads.map(() => randomUUID());
   return {
     jobs: payloads.map((data, i) => ({ id: ids[i], data })),
@@ -25,22 +25,9 @@ function floorBatch(payloads) {
 
 /**
  * The floor of what enqueueMany must write for a batch: in one transaction, pg-boss's insert of
- * the jobs (through `{ db }` on that transaction, as cutover passes it) and the tracking rows.
+ * the jobs and the tracking rows.
  */
-async function floorWrite({ pool, boss }, batch) {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
-    await boss.insert(NOOP, batch.jobs, { db: { executeSql: (text, values) => client.query(text, values) } });
-    await client.query(TRACKING_ROWS, batch.values);
-    await client.query('COMMIT');
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    throw error;
-  } finally {
-    client.release();
-  }
-}
+export const floorWrite = (services, batch) => floorBatch(services, NOOP, batch.jobs, TRACKING_ROWS, batch.values);
 
 export default {
   name: 'enqueue',
@@ -90,7 +77,7 @@ export default {
             return (params.batches * 1000) / seconds(start);
           },
           async () => {
-            const batches = Array.from({ length: params.batches }, () => floorBatch(batch()));
+            const batches = Array.from({ length: params.batches }, () => floorInput(batch()));
             const start = performance.now();
             for (const floor of batches) await floorWrite(services, floor);
             return (params.batches * 1000) / seconds(start);

@@ -9,7 +9,7 @@
 import { randomUUID } from 'node:crypto';
 import pLimit from 'p-limit';
 import { migrateBacklog } from '../../../dist/moves/migrate.js';
-import { inOrder, log, seconds, withDatabase } from '../lib.mjs';
+import { floorBatch, inOrder, log, seconds, withDatabase } from '../lib.mjs';
 
 const TYPE = 'evaluation.process';
 /** migrate's batches in this benchmark: 1,000 rows, 2 at once. */
@@ -67,8 +67,12 @@ export async function rawInsert({ boss }, jobs) {
   return withIds.length / seconds(start);
 }
 
-/** The rows' side of the floor: engine, pgbossJobId and status (still pending, now on pg-boss), nothing more. */
-const FLIP = `UPDATE "Job" AS j SET engine = 'PGBOSS', "pgbossJobId" = t.id, status = 'PENDING'
+/**
+ * The rows' side of the floor: the columns migrate's flip writes (engine, routeReason,
+ * pgbossJobId, updatedAt), no more and no fewer, so the same tuples, columns and indexes are
+ * written; status stays as it is, as migrate leaves it.
+ */
+const FLIP = `UPDATE "Job" AS j SET engine = 'PGBOSS', "routeReason" = 'migrated', "pgbossJobId" = t.id, "updatedAt" = now()
   FROM unnest($1::uuid[]) AS t(id) WHERE j.id = t.id`;
 
 /**
@@ -88,20 +92,7 @@ export async function floorMove({ pool, boss }, rows) {
     jobs: chunk.map((row) => ({ id: row.id, data: row.payload, priority: row.priority, retryLimit: row.maxAttempts - 1 })),
     ids: chunk.map((row) => row.id),
   }));
-  const move = async ({ jobs, ids }) => {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      await boss.insert(TYPE, jobs, { db: { executeSql: (text, values) => client.query(text, values) } });
-      await client.query(FLIP, [ids]);
-      await client.query('COMMIT');
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  };
+  const move = ({ jobs, ids }) => floorBatch({ pool, boss }, TYPE, jobs, FLIP, [ids]);
   const limit = pLimit(AT_ONCE);
   const start = performance.now();
   await Promise.all(batches.map((batch) => limit(() => move(batch))));
