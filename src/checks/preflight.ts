@@ -110,16 +110,22 @@ async function poolerCheck(options: PreflightOptions): Promise<Check> {
  * guard's own error text in the table's trigger functions.
  */
 async function guardCheck(pool: Pool, table: LegacyTable): Promise<Check> {
-  const { rows } = await pool.query<{ source: string }>(
-    `SELECT p.prosrc AS source FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
+  // tgtype's bit 8 is DELETE (pg_trigger.h TRIGGER_TYPE_DELETE).
+  const { rows } = await pool.query<{ source: string; onDelete: boolean }>(
+    `SELECT p.prosrc AS source, (t.tgtype & 8) <> 0 AS "onDelete" FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid
       WHERE t.tgrelid = to_regclass($1) AND NOT t.tgisinternal AND p.prosrc LIKE '%cutover guard%'`,
     [table.ref],
   );
+  const again = 'run `cutover init` again and apply what it writes with `cutover db migrate`';
   if (!rows.length) return pass('adoption guard', null, 'none on this table');
   if (rows.some((row) => !row.source.includes('application_name'))) {
-    return flag('fail', 'adoption guard', null, `the guard on ${table.label} predates this cutover and refuses its writes to rows pg-boss owns`, 'run `cutover init` again and apply what it writes with `cutover db migrate`');
+    return flag('fail', 'adoption guard', null, `the guard on ${table.label} predates this cutover and refuses its writes to rows pg-boss owns`, again);
   }
-  return pass('adoption guard', null, 'recognises cutover\'s connections by application_name');
+  // An older guard refuses updates only: a runner whose success deletes its row could still take away a row pg-boss runs.
+  if (!rows.some((row) => row.onDelete)) {
+    return flag('warn', 'adoption guard', null, `the guard on ${table.label} refuses the team runner's updates of rows pg-boss owns, not its deletes`, again);
+  }
+  return pass('adoption guard', null, 'recognises cutover\'s connections by application_name; refuses the team runner\'s updates and deletes of rows pg-boss owns');
 }
 
 async function pgbossSchemaCheck(pool: Pool): Promise<Check> {
