@@ -186,7 +186,7 @@ async function runBossWorker({ context, options, registry, webhook, what, ready,
     const boss = await startStep(context, what, 'starting pg-boss', () => openBoss(pool, bossOptions));
     const worker = new BossWorker({ boss, pool, registry, table, log, ...(options.concurrency ? { concurrency: options.concurrency } : {}), ...(options.types ? { types: options.types } : {}) });
     try {
-      await startStep(context, what, 'creating queues', () => worker.start());
+      await startStep(context, what, 'creating queues and listening for jobs', () => worker.start());
     } catch (error) {
       await boss.stop({ graceful: false, close: true }).catch(() => undefined);
       throw await explainFailure(error, { pool, url: db.url, command: what });
