@@ -3,6 +3,7 @@ import type { Pool } from '../db/pool.js';
 import { JobIdTakenError } from '../support/errors.js';
 import { allJobsInserted, composeInsert, takenJobIds } from '../pgboss-schema/insert.js';
 import type { LegacyTable } from '../table/table.js';
+import { Params } from '../table/rows.js';
 import { insertJobRows, jobRowsStatement, type NewJobRow } from '../table/tracking.js';
 import { findCause, sqlState, SQLSTATE } from '../support/pg-errors.js';
 
@@ -50,15 +51,15 @@ export async function insertWithRows(
   let composed = false;
   const composing: StatementRunner = {
     executeSql: async (text, values = []) => {
-      const tracking = jobRowsStatement(table, rows, `$${values.length + 1}`, allJobsInserted(jobs.length));
-      const statement = composeInsert(text, tracking.text);
+      const params = new Params([...values]);
+      const statement = composeInsert(text, jobRowsStatement(table, rows, params, allJobsInserted(jobs.length)));
       if (!statement) {
         if (!options.inTransaction) throw new NotComposable();
         await insertJobRows(queryOf(db), table, rows);
         return db.executeSql(text, values);
       }
       composed = true;
-      return db.executeSql(statement, [...values, tracking.value]);
+      return db.executeSql(statement, params.values);
     },
   };
   try {

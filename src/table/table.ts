@@ -34,7 +34,16 @@ export interface CatalogColumn {
   sequence?: string | null;
   /** GENERATED ALWAYS AS IDENTITY: an insert that sets it needs OVERRIDING SYSTEM VALUE. */
   identityAlways?: boolean;
+  /** How a value of the column is bound (see ColumnEncoding); absent, it follows from `type`. */
+  encoding?: ColumnEncoding;
 }
+
+/**
+ * How cutover binds a value of a column when it writes rows: as text its type reads (`text`),
+ * as JSON text (`json`: json, jsonb and domains over them), or as a field of a JSON record
+ * (`record`: arrays and composites, which an array of them cannot carry through unnest).
+ */
+export type ColumnEncoding = 'text' | 'json' | 'record';
 
 /**
  * Bookkeeping cutover needs that a team's table may lack, with the column `cutover init` adds
@@ -72,6 +81,8 @@ export interface LegacyTable {
   /** Columns a retry row copies from the failed row: the job's own data, not its run's. */
   readonly copyOnRetry: readonly string[];
   readonly columns: ReadonlySet<string>;
+  /** Each column's type as the catalog has it, for the typed arrays new rows are bound in. */
+  readonly columnTypes: ReadonlyMap<string, Pick<CatalogColumn, 'type' | 'encoding'>>;
   /** Columns cutover writes itself on every new row: toRow and onResult may not return them. */
   readonly reserved: ReadonlySet<string>;
   /**
@@ -240,6 +251,7 @@ export function describeTable(adapter: LegacyAdapter, catalog: readonly CatalogC
     statusValue,
     copyOnRetry,
     columns: new Set(byName.keys()),
+    columnTypes: new Map(catalog.map((column) => [column.name, { type: column.type, encoding: column.encoding }])),
     reserved: new Set([names.id, names.status, names.attempts, names.createdAt, names.updatedAt, ...CUTOVER_COLUMNS]),
     managed: managedOnCompletion,
     timestampColumns: new Set([names.createdAt, names.updatedAt, 'runAfter']),
@@ -396,10 +408,14 @@ export async function bindLegacyTable(
             (a.attidentity <> '' OR a.attgenerated <> '' OR COALESCE(pg_get_expr(d.adbin, d.adrelid) LIKE 'nextval(%', false)) AS generated,
             (SELECT format('%I.%I', sn.nspname, s.relname) FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
               WHERE s.oid = pg_get_serial_sequence(format('%I.%I', n.nspname, c.relname), a.attname)::regclass) AS sequence,
-            a.attidentity = 'a' AS "identityAlways"
+            a.attidentity = 'a' AS "identityAlways",
+            CASE WHEN bt.typcategory IN ('A', 'C') THEN 'record' WHEN bt.oid IN ('json'::regtype, 'jsonb'::regtype) THEN 'json' ELSE 'text' END AS encoding
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
        JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+       JOIN pg_type t ON t.oid = a.atttypid
+       -- A domain is bound as the type it is over.
+       JOIN pg_type bt ON bt.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
        LEFT JOIN pg_attrdef d ON d.adrelid = c.oid AND d.adnum = a.attnum
       WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')
       ORDER BY a.attnum`,

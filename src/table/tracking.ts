@@ -2,7 +2,7 @@ import type { Engine } from '../jobs/define.js';
 import type { Tx } from '../db/sql.js';
 import type { LegacyRow } from './adapter.js';
 import { pgbossIdFor } from './ids.js';
-import { insertRows, insertRowsStatement } from './rows.js';
+import { insertRows, insertRowsStatement, type Params } from './rows.js';
 import { maxAttemptsValue, newRowIds, tablePriority, toRow, type LegacyTable } from './table.js';
 
 /** One legacy row to write: a legacy job, or the tracking (mirror) row of a pg-boss job. */
@@ -44,6 +44,6 @@ export async function insertJobRows(tx: Pick<Tx, 'query'>, table: LegacyTable, r
 }
 
 /** insertJobRows' statement for rows whose ids are known, for a caller that runs it inside a larger one (see insertRowsStatement). */
-export function jobRowsStatement(table: LegacyTable, rows: readonly (NewJobRow & { id: string })[], param: string, rest?: string): { text: string; value: string } {
-  return insertRowsStatement(table, rows.map((row) => columnsOf(table, row.id, row)), param, rest);
+export function jobRowsStatement(table: LegacyTable, rows: readonly (NewJobRow & { id: string })[], params: Params, rest?: string): string {
+  return insertRowsStatement(table, rows.map((row) => columnsOf(table, row.id, row)), params, rest);
 }
